@@ -1,0 +1,70 @@
+//! The body of every layerpipe response: a small page held whole, or a blob streamed
+//! from a registry. An enum rather than a boxed trait object keeps the hot path (one
+//! call per frame of a multi-GB layer) free of dynamic dispatch and allocation.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use crate::download::BlobBody;
+
+/// Errors a body can end with; hyper aborts the connection on any of them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body.
+pub enum Body {
+    /// A page or message, sent in one frame (`None` once sent, or for an empty body).
+    Full(Option<Bytes>),
+    /// A blob passing through from the registry.
+    Blob(BlobBody),
+}
+
+impl Body {
+    /// An empty body.
+    pub fn empty() -> Body {
+        Body::Full(None)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::Full(Some(Bytes::from(s)))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::Full(Some(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Blob(blob) => Pin::new(blob).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(bytes) => bytes.is_none(),
+            Body::Blob(blob) => blob.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Blob(blob) => blob.size_hint(),
+        }
+    }
+}

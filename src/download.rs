@@ -1,0 +1,545 @@
+//! The layer download: the file name it is saved under, the response headers, and the
+//! body that carries the blob from the registry to the browser.
+//!
+//! The body is the registry's own frames passed on one by one, as in hyper's gateway
+//! example: no copy, no buffer of our own. hyper only asks for the next frame when the
+//! client has taken the last, so a slow client slows the registry read (backpressure),
+//! and memory per download stays at hyper's read and write buffers whatever the size.
+//!
+//! With verification on, each frame is hashed as it passes and the frame that completes
+//! the blob is held until the digest checks out. On a mismatch, or when the registry's
+//! stream breaks, the body ends in an error, which makes hyper abort the connection: the
+//! client sees a failed download, never a complete-looking file.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::body::{Body, BoxError};
+use crate::digest::{Digest, Hasher};
+use crate::error::Error;
+use crate::reference::ImageReference;
+use crate::registry::content_length;
+
+/// How a layer's bytes are packed, from its media type; decides the file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerFormat {
+    /// `…tar+gzip` (OCI) or `…tar.gzip` (Docker).
+    Gzip,
+    /// `…tar+zstd`.
+    Zstd,
+    /// An uncompressed tar.
+    Tar,
+    /// Anything else (not a layer we know).
+    Other,
+}
+
+impl LayerFormat {
+    /// The format a media type names.
+    pub fn from_media_type(media_type: &str) -> LayerFormat {
+        if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+            LayerFormat::Gzip
+        } else if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
+            LayerFormat::Zstd
+        } else if media_type.ends_with(".tar") {
+            LayerFormat::Tar
+        } else {
+            LayerFormat::Other
+        }
+    }
+
+    /// The file extension, with its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            LayerFormat::Gzip => ".tar.gzip",
+            LayerFormat::Zstd => ".tar.zst",
+            LayerFormat::Tar => ".tar",
+            LayerFormat::Other => ".bin",
+        }
+    }
+}
+
+/// Largest layer number a download URL may carry.
+const MAX_LAYER_NUMBER: u32 = 1_000_000;
+
+/// Longest media type accepted (RFC 6838 allows 127 + 1 + 127).
+const MAX_MEDIA_TYPE_LEN: usize = 255;
+
+/// Everything a download URL carries: which blob, and what to name the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadLink {
+    /// The image as the page showed it; its repository holds the blob, its path and tag
+    /// name the file.
+    pub image: ImageReference,
+    /// The layer's digest.
+    pub digest: Digest,
+    /// The layer's number in the table, from 1.
+    pub layer: u32,
+    /// The layer's media type, which picks the file extension.
+    pub media_type: String,
+}
+
+impl DownloadLink {
+    /// The relative URL of the download, `download?image=…&digest=…&layer=N&mt=…`.
+    pub fn href(&self) -> String {
+        use crate::query::encode;
+        format!(
+            "download?image={}&digest={}&layer={}&mt={}",
+            encode(&self.image.to_string()),
+            encode(self.digest.as_str()),
+            self.layer,
+            encode(&self.media_type)
+        )
+    }
+
+    /// Reads a download URL's decoded query pairs; every value is checked.
+    pub fn from_query(pairs: &[(String, String)]) -> Result<DownloadLink, Error> {
+        use crate::query::get;
+        let required = |name: &str| {
+            get(pairs, name)
+                .ok_or_else(|| Error::bad_request(format!("the download URL has no {name}")))
+        };
+        let image: ImageReference = required("image")?.parse()?;
+        let digest: Digest = required("digest")?.parse()?;
+        let layer = required("layer")?
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LAYER_NUMBER).contains(n))
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "layer must be a number from 1 to {MAX_LAYER_NUMBER}"
+                ))
+            })?;
+        let media_type = get(pairs, "mt").unwrap_or("application/octet-stream");
+        if !is_media_type(media_type) {
+            return Err(Error::bad_request("mt is not a media type"));
+        }
+        Ok(DownloadLink {
+            image,
+            digest,
+            layer,
+            media_type: media_type.to_owned(),
+        })
+    }
+
+    /// The name the file is saved under.
+    pub fn file_name(&self) -> String {
+        file_name(
+            &self.image,
+            self.layer,
+            LayerFormat::from_media_type(&self.media_type),
+        )
+    }
+}
+
+/// `type/subtype` of RFC 6838 restricted-name characters.
+fn is_media_type(s: &str) -> bool {
+    let name_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    s.len() <= MAX_MEDIA_TYPE_LEN
+        && s.split_once('/')
+            .is_some_and(|(t, sub)| name_ok(t) && name_ok(sub))
+}
+
+/// `namespace-repo-tag-N.tar.gzip`: the repository path as typed with `/` as `-`, the tag
+/// (`latest` when none was typed, the first 12 hex digits of the manifest digest for a
+/// digest-only reference), the layer's number and the format's extension.
+///
+/// Every part comes from a parsed reference, so the name holds only `[A-Za-z0-9._-]`.
+pub fn file_name(reference: &ImageReference, layer: u32, format: LayerFormat) -> String {
+    let tag = match (reference.tag(), reference.digest()) {
+        (Some(tag), _) => tag,
+        (None, Some(digest)) => &digest.hex()[..12],
+        (None, None) => crate::reference::DEFAULT_TAG,
+    };
+    let path = reference.path_as_typed().replace('/', "-");
+    format!("{path}-{tag}-{layer}{}", format.extension())
+}
+
+/// `Content-Disposition: attachment` with both `filename` and RFC 5987 `filename*`.
+pub fn content_disposition(name: &str) -> HeaderValue {
+    // Anything outside a conservative set is replaced, so the quoted form needs no escapes.
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let value = format!(
+        "attachment; filename=\"{safe}\"; filename*=UTF-8''{}",
+        crate::query::encode(name)
+    );
+    HeaderValue::try_from(value).expect("only visible ASCII")
+}
+
+/// Response headers taken from the registry's blob response.
+const PASSED_ON_RESPONSE_HEADERS: [header::HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::ACCEPT_RANGES,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+/// Turns the registry's blob response into the browser's download response.
+pub fn respond(
+    upstream: Response<Incoming>,
+    digest: &Digest,
+    file_name: &str,
+    verify: bool,
+) -> Response<Body> {
+    let (parts, incoming) = upstream.into_parts();
+    // Only a whole blob can be checked against its digest; a range is passed on as is.
+    let expected = (verify && parts.status == StatusCode::OK)
+        .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
+    let mut response = Response::new(Body::Blob(BlobBody {
+        incoming,
+        verification: expected,
+    }));
+    *response.status_mut() = parts.status;
+    let headers = response.headers_mut();
+    for name in PASSED_ON_RESPONSE_HEADERS {
+        if let Some(value) = parts.headers.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    headers
+        .entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_DISPOSITION, content_disposition(file_name));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Why a download was cut off.
+#[derive(Debug)]
+pub enum DownloadError {
+    /// The registry's stream failed.
+    Upstream(hyper::Error),
+    /// The bytes do not hash to the digest.
+    DigestMismatch {
+        /// The digest the download URL named.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+    /// More bytes than `Content-Length` said.
+    TooLong {
+        /// The digest being downloaded.
+        digest: Digest,
+    },
+}
+
+impl fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownloadError::Upstream(e) => write!(f, "the registry's stream failed: {e}"),
+            DownloadError::DigestMismatch { expected, actual } => {
+                write!(
+                    f,
+                    "digest mismatch: expected {expected}, the bytes hash to {actual}"
+                )
+            }
+            DownloadError::TooLong { digest } => write!(
+                f,
+                "the registry sent more bytes of {digest} than it announced"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DownloadError {}
+
+/// The running check of a whole blob against its digest.
+struct Verification {
+    expected: Digest,
+    hasher: Option<Hasher>,
+    /// `Content-Length`, when the registry sent one.
+    length: Option<u64>,
+    seen: u64,
+    /// Without a length, the end is only known after the last frame: hold one back.
+    held: Option<Bytes>,
+}
+
+impl Verification {
+    fn new(expected: Digest, length: Option<u64>) -> Verification {
+        Verification {
+            hasher: Some(Hasher::new(expected.algorithm())),
+            expected,
+            length,
+            seen: 0,
+            held: None,
+        }
+    }
+
+    /// Checks the digest once all bytes are in.
+    fn finish(&mut self) -> Result<(), DownloadError> {
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(());
+        };
+        let actual = hasher.finish();
+        if actual == self.expected {
+            Ok(())
+        } else {
+            tracing::warn!(expected = %self.expected, %actual, "digest mismatch: download aborted");
+            Err(DownloadError::DigestMismatch {
+                expected: self.expected.clone(),
+                actual,
+            })
+        }
+    }
+
+    /// Takes in one frame of data; answers what may be sent now.
+    fn data(&mut self, data: Bytes) -> Result<Option<Bytes>, DownloadError> {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&data);
+        }
+        self.seen += data.len() as u64;
+        match self.length {
+            Some(length) if self.seen > length => Err(DownloadError::TooLong {
+                digest: self.expected.clone(),
+            }),
+            Some(length) if self.seen == length => self.finish().map(|()| Some(data)),
+            Some(_) => Ok(Some(data)),
+            None => Ok(self.held.replace(data)),
+        }
+    }
+
+    /// The stream ended: check what has not been checked, release what was held.
+    fn end(&mut self) -> Result<Option<Bytes>, DownloadError> {
+        self.finish()?;
+        Ok(self.held.take())
+    }
+}
+
+/// A blob on its way from the registry to the client; see the module docs.
+pub struct BlobBody {
+    incoming: Incoming,
+    // Boxed: the hash state is large and most of a response's life is spent moving frames.
+    verification: Option<Box<Verification>>,
+}
+
+impl BlobBody {
+    /// Polls the next frame to send.
+    pub fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            let frame = match ready!(Pin::new(&mut this.incoming).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "registry stream failed: download aborted");
+                    return Poll::Ready(Some(Err(Box::new(DownloadError::Upstream(e)))));
+                }
+                None => {
+                    let Some(v) = &mut this.verification else {
+                        return Poll::Ready(None);
+                    };
+                    return Poll::Ready(match v.end() {
+                        Ok(held) => held.map(|data| Ok(Frame::data(data))),
+                        Err(e) => Some(Err(Box::new(e))),
+                    });
+                }
+            };
+            let Some(v) = &mut this.verification else {
+                return Poll::Ready(Some(Ok(frame)));
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            };
+            match v.data(data) {
+                Ok(Some(send)) => return Poll::Ready(Some(Ok(Frame::data(send)))),
+                Ok(None) => continue,
+                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+            }
+        }
+    }
+
+    /// True when the registry's stream is done and nothing is held back.
+    pub fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+            && self
+                .verification
+                .as_ref()
+                .is_none_or(|v| v.held.is_none() && v.hasher.is_none())
+    }
+
+    /// The registry's size hint.
+    pub fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(s: &str) -> ImageReference {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn file_names() {
+        let gz = LayerFormat::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip");
+        assert_eq!(
+            file_name(&reference("smoshysmosh/composer:latest"), 2, gz),
+            "smoshysmosh-composer-latest-2.tar.gzip"
+        );
+        assert_eq!(
+            file_name(&reference("smoshysmosh/composer"), 1, gz),
+            "smoshysmosh-composer-latest-1.tar.gzip"
+        );
+        assert_eq!(
+            file_name(&reference("ubuntu:22.04"), 1, gz),
+            "ubuntu-22.04-1.tar.gzip"
+        );
+        assert_eq!(
+            file_name(
+                &reference("localhost:5000/team/app/web:v1.2"),
+                3,
+                LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd")
+            ),
+            "team-app-web-v1.2-3.tar.zst"
+        );
+        let pinned = reference(
+            "a/b@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2",
+        );
+        assert_eq!(
+            file_name(
+                &pinned,
+                4,
+                LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar")
+            ),
+            "a-b-0b342bf7e74f-4.tar"
+        );
+        let both = reference(
+            "a/b:v1@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2",
+        );
+        assert_eq!(file_name(&both, 1, gz), "a-b-v1-1.tar.gzip");
+        assert_eq!(
+            LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"),
+            LayerFormat::Gzip
+        );
+        assert_eq!(
+            LayerFormat::from_media_type("application/octet-stream"),
+            LayerFormat::Other
+        );
+    }
+
+    #[test]
+    fn download_links_round_trip_and_reject_bad_values() {
+        let link = DownloadLink {
+            image: reference("127.0.0.1:5000/team/app:v1"),
+            digest: digest_of(b"x"),
+            layer: 2,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        let query = link.href();
+        let pairs = crate::query::parse(query.strip_prefix("download?").unwrap()).unwrap();
+        assert_eq!(DownloadLink::from_query(&pairs).unwrap(), link);
+        assert_eq!(link.file_name(), "team-app-v1-2.tar.gzip");
+        for (name, bad) in [
+            ("layer", "0"),
+            ("layer", "x"),
+            ("layer", "99999999999"),
+            ("digest", "sha256:12"),
+            ("image", "A/B"),
+            ("mt", "a/b\r\nX: y"),
+            ("mt", "nope"),
+        ] {
+            let mut pairs = pairs.clone();
+            pairs.iter_mut().find(|(n, _)| n == name).unwrap().1 = bad.into();
+            let e = DownloadLink::from_query(&pairs).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{name}={bad}");
+        }
+    }
+
+    #[test]
+    fn disposition_has_both_forms() {
+        assert_eq!(
+            content_disposition("a-b-latest-2.tar.gzip"),
+            "attachment; filename=\"a-b-latest-2.tar.gzip\"; filename*=UTF-8''a-b-latest-2.tar.gzip"
+        );
+        let v = content_disposition("x\"\r\n; y=é");
+        assert_eq!(
+            v,
+            "attachment; filename=\"x_____y__\"; filename*=UTF-8''x%22%0D%0A%3B%20y%3D%C3%A9"
+        );
+    }
+
+    fn digest_of(data: &[u8]) -> Digest {
+        Digest::of(crate::digest::Algorithm::Sha256, data)
+    }
+
+    #[test]
+    fn verification_with_length_releases_the_last_frame_only_when_it_matches() {
+        let mut v = Verification::new(digest_of(b"hello world"), Some(11));
+        assert_eq!(
+            v.data(Bytes::from_static(b"hello ")).unwrap().as_deref(),
+            Some(&b"hello "[..])
+        );
+        assert_eq!(
+            v.data(Bytes::from_static(b"world")).unwrap().as_deref(),
+            Some(&b"world"[..])
+        );
+        assert!(v.end().unwrap().is_none());
+
+        let mut v = Verification::new(digest_of(b"hello world"), Some(11));
+        v.data(Bytes::from_static(b"hello ")).unwrap();
+        assert!(matches!(
+            v.data(Bytes::from_static(b"WORLD")),
+            Err(DownloadError::DigestMismatch { .. })
+        ));
+
+        let mut v = Verification::new(digest_of(b"hi"), Some(2));
+        assert!(matches!(
+            v.data(Bytes::from_static(b"hi!")),
+            Err(DownloadError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn verification_without_length_holds_one_frame() {
+        let mut v = Verification::new(digest_of(b"abc"), None);
+        assert!(v.data(Bytes::from_static(b"a")).unwrap().is_none());
+        assert_eq!(
+            v.data(Bytes::from_static(b"bc")).unwrap().as_deref(),
+            Some(&b"a"[..])
+        );
+        assert_eq!(v.end().unwrap().as_deref(), Some(&b"bc"[..]));
+
+        let mut v = Verification::new(digest_of(b"abc"), None);
+        v.data(Bytes::from_static(b"ab")).unwrap();
+        v.data(Bytes::from_static(b"X")).unwrap();
+        assert!(v.end().is_err());
+    }
+
+    #[test]
+    fn empty_blob_is_checked_at_the_end() {
+        let mut v = Verification::new(digest_of(b""), Some(0));
+        assert!(v.end().unwrap().is_none());
+        let mut v = Verification::new(digest_of(b"x"), Some(0));
+        assert!(v.end().is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! The one error type of layerpipe: every failure knows the HTTP status it answers with
+//! and the one-line reason a user sees on the error page.
+//!
+//! Messages are written for people and never carry a token, a password or a registry's
+//! response body (which could hold anything).
+
+use std::fmt;
+
+use http::{HeaderValue, StatusCode};
+
+/// A failure to answer a request, as the user will see it.
+#[derive(Clone, Debug)]
+pub struct Error {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<HeaderValue>,
+}
+
+impl Error {
+    fn new(status: StatusCode, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request itself is wrong (a bad reference, digest or parameter).
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: no such page, repository, tag or blob.
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 401: the registry wants credentials that layerpipe does not have or that it refused.
+    pub fn unauthorized(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// 403: the registry refused, or layerpipe refuses to connect where it was asked to.
+    pub fn forbidden(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 405: only GET and HEAD are served.
+    pub fn method_not_allowed() -> Error {
+        Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are allowed",
+        )
+    }
+
+    /// 429: the registry is rate limiting; its `Retry-After` is passed on when it sent one.
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        retry_after: Option<HeaderValue>,
+    ) -> Error {
+        Error {
+            retry_after,
+            ..Error::new(StatusCode::TOO_MANY_REQUESTS, message)
+        }
+    }
+
+    /// 502: the registry failed or answered something layerpipe cannot use.
+    pub fn bad_gateway(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::BAD_GATEWAY, message)
+    }
+
+    /// 504: the registry did not answer in time.
+    pub fn gateway_timeout(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::GATEWAY_TIMEOUT, message)
+    }
+
+    /// The status the error page is served with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The one-line reason shown to the user.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `Retry-After` value to send with a 429, if the registry gave one.
+    pub fn retry_after(&self) -> Option<&HeaderValue> {
+        self.retry_after.as_ref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::reference::ReferenceError> for Error {
+    fn from(e: crate::reference::ReferenceError) -> Error {
+        Error::bad_request(e.0)
+    }
+}
+
+impl From<crate::digest::DigestError> for Error {
+    fn from(e: crate::digest::DigestError) -> Error {
+        Error::bad_request(e.0)
+    }
+}

@@ -1,0 +1,95 @@
+//! The `layerpipe` command: reads the config, listens, serves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use layerpipe::config::Config;
+use layerpipe::routes::App;
+
+const USAGE: &str = "usage: layerpipe [--config FILE] [--listen ADDR]
+
+  --config FILE   JSON config (see config/layerpipe.json); without it, defaults:
+                  listen on 127.0.0.1:8042, Docker Hub as the default registry
+  --listen ADDR   address to listen on, overriding the config's \"listen\"
+
+Logs go to stderr; RUST_LOG sets the level (default info).";
+
+fn main() {
+    let (config_path, listen) = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("layerpipe: {message}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let mut config = match &config_path {
+        Some(path) => Config::load(path).unwrap_or_else(|e| {
+            eprintln!("layerpipe: {e}");
+            std::process::exit(2);
+        }),
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(run(config));
+}
+
+async fn run(config: Config) {
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("layerpipe: cannot listen on {}: {e}", config.listen);
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(listen = %config.listen, registries = config.registries.len(), "layerpipe serving");
+    let app = Arc::new(App::new(Arc::new(config)));
+    layerpipe::server::serve(listener, app, shutdown_signal()).await;
+    tracing::info!("layerpipe stopped");
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn parse_args(
+    mut args: impl Iterator<Item = String>,
+) -> Result<(Option<PathBuf>, Option<SocketAddr>), String> {
+    let (mut config, mut listen) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?)),
+            "--listen" => {
+                let value = args.next().ok_or("--listen needs an address")?;
+                listen = Some(value.parse().map_err(|_| {
+                    format!("--listen: {value:?} is not an address like 127.0.0.1:8042")
+                })?);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--version" => {
+                println!("layerpipe {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok((config, listen))
+}

@@ -1,0 +1,149 @@
+//! The HTTP server: accepts connections, serves each with hyper's HTTP/1 machinery, and
+//! writes one access log line per request when its response has been sent (or cut off).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::body::{Body, BoxError};
+use crate::routes::App;
+
+/// How long a client may take to send a request's headers (against slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&app, request, peer).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Logged> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let response = app.handle(request).await;
+    let status = response.status();
+    response.map(|body| Logged {
+        body,
+        access: Access {
+            method,
+            target,
+            peer,
+            status,
+            started,
+            bytes: 0,
+            failed: false,
+        },
+    })
+}
+
+/// What the access line says about one request.
+struct Access {
+    method: Method,
+    target: String,
+    peer: SocketAddr,
+    status: StatusCode,
+    started: Instant,
+    bytes: u64,
+    failed: bool,
+}
+
+/// A response body that counts what it sends and logs the request when dropped.
+pub struct Logged {
+    body: Body,
+    access: Access,
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.access.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            Poll::Ready(Some(Err(_))) => this.access.failed = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let a = &self.access;
+        let outcome = if a.failed {
+            "aborted"
+        } else if self.body.is_end_stream() {
+            "complete"
+        } else {
+            "client gone"
+        };
+        tracing::info!(
+            target: "access",
+            method = %a.method,
+            path = %a.target,
+            status = a.status.as_u16(),
+            bytes = a.bytes,
+            ms = a.started.elapsed().as_secs_f64() * 1000.0,
+            peer = %a.peer,
+            outcome,
+        );
+    }
+}
