@@ -205,8 +205,12 @@ pub fn respond(
 ) -> Response<Body> {
     let (parts, incoming) = upstream.into_parts();
     // Only a whole blob can be checked against its digest; a range is passed on as is.
-    let expected = (verify && parts.status == StatusCode::OK)
-        .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
+    let expected = (verify && parts.status == StatusCode::OK).then(|| {
+        Box::new(Verification::new(
+            digest.clone(),
+            content_length(&parts.headers),
+        ))
+    });
     let mut response = Response::new(Body::Blob(BlobBody {
         incoming,
         verification: expected,

@@ -1,0 +1,534 @@
+//! In-process fakes on loopback for what a real registry cannot be made to do on demand
+//! (cut a stream, corrupt a blob, redirect to a second host), plus a client and a way to
+//! run layerpipe itself in the test's runtime.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body for fakes: `data` in `chunk`-sized frames, optionally failing after `fail_at` bytes.
+pub struct Chunks {
+    data: Bytes,
+    chunk: usize,
+    fail_at: Option<usize>,
+    /// Yielded once before failing, so hyper flushes what it has (headers included).
+    yielded: bool,
+}
+
+impl Chunks {
+    pub fn new(data: Bytes) -> Chunks {
+        Chunks {
+            data,
+            chunk: 64 * 1024,
+            fail_at: None,
+            yielded: false,
+        }
+    }
+    pub fn failing_at(data: Bytes, fail_at: usize) -> Chunks {
+        Chunks {
+            data,
+            chunk: 64 * 1024,
+            fail_at: Some(fail_at),
+            yielded: false,
+        }
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.fail_at == Some(0) {
+            if !self.yielded {
+                self.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            return Poll::Ready(Some(Err("fake stream cut".into())));
+        }
+        if self.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        let mut n = self.chunk.min(self.data.len());
+        if let Some(fail_at) = self.fail_at {
+            n = n.min(fail_at);
+            self.fail_at = Some(fail_at - n);
+        }
+        let frame = self.data.split_to(n);
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+}
+
+pub type FakeResponse = Response<Chunks>;
+
+pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> FakeResponse {
+    let mut r = Response::new(Chunks::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+/// A fake HTTP server on 127.0.0.1 answering with `handler`; counts TCP connections.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl FakeServer {
+    pub async fn start<F>(handler: F) -> FakeServer
+    where
+        F: Fn(Request<Incoming>) -> FakeResponse + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let handler = Arc::new(handler);
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, Infallible>(handler(req)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeServer { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MiB in a debug build.
+pub fn pseudo_random(len: usize, seed: u64) -> Bytes {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out.into()
+}
+
+/// One blob the fake registry serves, and how.
+#[derive(Clone)]
+pub struct FakeBlob {
+    pub data: Bytes,
+    /// Serve these bytes instead of `data` (a corrupted blob).
+    pub served: Option<Bytes>,
+    /// Cut the stream after this many bytes.
+    pub cut_at: Option<usize>,
+    /// Redirect the blob GET to this base URL (a "CDN").
+    pub redirect_to: Option<String>,
+}
+
+impl FakeBlob {
+    pub fn new(data: impl Into<Bytes>) -> FakeBlob {
+        FakeBlob {
+            data: data.into(),
+            served: None,
+            cut_at: None,
+            redirect_to: None,
+        }
+    }
+}
+
+/// What the fakes saw, for assertions.
+#[derive(Default)]
+pub struct Seen {
+    pub token_requests: AtomicUsize,
+    /// Query strings of the token requests.
+    pub token_queries: Mutex<Vec<String>>,
+    /// (path, authorization header) of every request to the registry.
+    pub registry_requests: Mutex<Vec<(String, Option<String>)>>,
+    /// Authorization headers that reached the CDN.
+    pub cdn_authorizations: Mutex<Vec<Option<String>>>,
+    /// Tokens the registry refuses from now on (to act out expiry).
+    pub revoked: Mutex<Vec<String>>,
+}
+
+/// A fake registry demanding Bearer tokens from a separate token server, with an
+/// optional CDN on a third port for redirected blobs.
+pub struct FakeRegistry {
+    pub registry: FakeServer,
+    pub token_server: FakeServer,
+    pub cdn: FakeServer,
+    pub seen: Arc<Seen>,
+}
+
+pub const REPO: &str = "team/app";
+
+impl FakeRegistry {
+    /// `manifests` maps tag or digest to (media type, JSON); `blobs` maps digest to blob.
+    pub async fn start(
+        manifests: HashMap<String, (String, Bytes)>,
+        blobs: HashMap<String, FakeBlob>,
+    ) -> FakeRegistry {
+        let seen = Arc::new(Seen::default());
+        let token_seen = seen.clone();
+        let token_server = FakeServer::start(move |req| {
+            let n = token_seen.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            token_seen
+                .token_queries
+                .lock()
+                .unwrap()
+                .push(req.uri().query().unwrap_or("").to_owned());
+            respond(
+                StatusCode::OK,
+                format!(r#"{{"token":"token-{n}","expires_in":300}}"#),
+            )
+        })
+        .await;
+        let blobs = Arc::new(blobs);
+        let cdn_blobs = blobs.clone();
+        let cdn_seen = seen.clone();
+        let cdn = FakeServer::start(move |req| {
+            cdn_seen
+                .cdn_authorizations
+                .lock()
+                .unwrap()
+                .push(header(req.headers(), "authorization"));
+            let digest = req.uri().path().trim_start_matches("/cdn/").to_owned();
+            match cdn_blobs.get(&digest) {
+                Some(blob) => serve_blob(blob, req.headers()),
+                None => respond(StatusCode::NOT_FOUND, ""),
+            }
+        })
+        .await;
+        let realm = format!("{}/token", token_server.url());
+        let registry_seen = seen.clone();
+        let registry = FakeServer::start(move |req| {
+            let path = req.uri().path().to_owned();
+            let auth = header(req.headers(), "authorization");
+            registry_seen
+                .registry_requests
+                .lock()
+                .unwrap()
+                .push((path.clone(), auth.clone()));
+            let authorized = auth.as_deref().is_some_and(|a| {
+                a.starts_with("Bearer token-")
+                    && !registry_seen
+                        .revoked
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|r| a.ends_with(r.as_str()))
+            });
+            if !authorized {
+                let mut r = respond(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+                );
+                let challenge = format!(r#"Bearer realm="{realm}",service="fake-registry""#);
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::try_from(challenge).unwrap(),
+                );
+                return r;
+            }
+            if path == "/v2/" {
+                return respond(StatusCode::OK, "{}");
+            }
+            let prefix = format!("/v2/{REPO}/");
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                return respond(StatusCode::NOT_FOUND, "");
+            };
+            if let Some(reference) = rest.strip_prefix("manifests/") {
+                return match manifests.get(reference) {
+                    Some((media_type, json)) => {
+                        let mut r = respond(StatusCode::OK, json.clone());
+                        r.headers_mut().insert(
+                            "content-type",
+                            HeaderValue::try_from(media_type.as_str()).unwrap(),
+                        );
+                        r
+                    }
+                    None => respond(
+                        StatusCode::NOT_FOUND,
+                        r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#,
+                    ),
+                };
+            }
+            if let Some(digest) = rest.strip_prefix("blobs/") {
+                return match blobs.get(digest) {
+                    Some(FakeBlob {
+                        redirect_to: Some(base),
+                        ..
+                    }) => {
+                        let mut r = respond(StatusCode::TEMPORARY_REDIRECT, "");
+                        let location = format!("{base}/cdn/{digest}");
+                        r.headers_mut()
+                            .insert("location", HeaderValue::try_from(location).unwrap());
+                        r
+                    }
+                    Some(blob) => serve_blob(blob, req.headers()),
+                    None => respond(
+                        StatusCode::NOT_FOUND,
+                        r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#,
+                    ),
+                };
+            }
+            respond(StatusCode::NOT_FOUND, "")
+        })
+        .await;
+        FakeRegistry {
+            registry,
+            token_server,
+            cdn,
+            seen,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        self.registry.addr.to_string()
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.seen.token_requests.load(Ordering::SeqCst)
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Serves a blob with Content-Length and `Range: bytes=a-b` support.
+fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
+    let data = blob.served.clone().unwrap_or_else(|| blob.data.clone());
+    let total = data.len();
+    if let Some(range) = header(headers, "range") {
+        let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
+        let a: usize = a.parse().unwrap();
+        let b: usize = if b.is_empty() {
+            total - 1
+        } else {
+            b.parse::<usize>().unwrap().min(total - 1)
+        };
+        if a >= total {
+            let mut r = respond(StatusCode::RANGE_NOT_SATISFIABLE, "");
+            r.headers_mut().insert(
+                "content-range",
+                HeaderValue::try_from(format!("bytes */{total}")).unwrap(),
+            );
+            return r;
+        }
+        let mut r = respond(StatusCode::PARTIAL_CONTENT, data.slice(a..=b));
+        r.headers_mut().insert(
+            "content-range",
+            HeaderValue::try_from(format!("bytes {a}-{b}/{total}")).unwrap(),
+        );
+        r.headers_mut()
+            .insert("content-length", HeaderValue::from(b - a + 1));
+        return r;
+    }
+    let mut r = match blob.cut_at {
+        Some(cut) => Response::new(Chunks::failing_at(data, cut)),
+        None => Response::new(Chunks::new(data)),
+    };
+    r.headers_mut()
+        .insert("content-length", HeaderValue::from(total));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    r.headers_mut()
+        .insert("accept-ranges", HeaderValue::from_static("bytes"));
+    r
+}
+
+/// An OCI image manifest with `layers` (media type, bytes) and a tiny config.
+pub fn oci_manifest(config: &[u8], layers: &[(&str, &[u8])]) -> Bytes {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(mt, data)| {
+            format!(
+                r#"{{"mediaType":"{mt}","digest":"{}","size":{}}}"#,
+                digest(data),
+                data.len()
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]}}"#,
+        digest(config),
+        config.len(),
+        layers.join(",")
+    )
+    .into()
+}
+
+pub const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// layerpipe running in this test's runtime.
+pub struct Layerpipe {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Layerpipe {
+    pub async fn start(config_json: &str) -> Layerpipe {
+        let config = layerpipe::config::Config::parse(config_json).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Arc::new(layerpipe::routes::App::new(Arc::new(config)));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(layerpipe::server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Layerpipe {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    /// layerpipe configured with `fake` as a listed registry.
+    pub async fn for_fake(fake: &FakeRegistry, verify_digests: bool) -> Layerpipe {
+        Layerpipe::start(&format!(
+            r#"{{"verify_digests":{verify_digests},"registries":{{"{host}":{{"endpoint":"http://{host}"}}}}}}"#,
+            host = fake.host()
+        ))
+        .await
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.addr)
+    }
+}
+
+impl Drop for Layerpipe {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A plain HTTP client for tests.
+pub fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// A whole response, or the error that cut its body off.
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Result<Bytes, String>,
+}
+
+impl Fetched {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone().expect("body arrived whole").to_vec()).unwrap()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+pub async fn fetch(url: &str, headers: &[(&str, &str)]) -> Fetched {
+    fetch_method("GET", url, headers).await
+}
+
+pub async fn fetch_method(method: &str, url: &str, headers: &[(&str, &str)]) -> Fetched {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client()
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string());
+    Fetched {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Downloads without keeping the body: (status, headers, sha256 hex, length) or the error.
+pub async fn fetch_hashed(url: &str) -> Result<(StatusCode, HeaderMap, String, u64), String> {
+    let response = client()
+        .request(Request::get(url).body(Empty::new()).unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (parts, mut body) = response.into_parts();
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Some(data) = frame.data_ref() {
+            hasher.update(data);
+            len += data.len() as u64;
+        }
+    }
+    Ok((
+        parts.status,
+        parts.headers,
+        format!("{:x}", hasher.finalize()),
+        len,
+    ))
+}
+
+/// The `href`s of every `<a>` whose text is exactly `[x]`, HTML entities decoded.
+pub fn download_links(html: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for piece in html.split("<a href=\"").skip(1) {
+        let (href, rest) = piece.split_once('"').unwrap();
+        if rest.starts_with(">[x]</a>") {
+            links.push(href.replace("&amp;", "&"));
+        }
+    }
+    links
+}
