@@ -27,9 +27,7 @@ impl Scheme {
     /// (it is what registries mean), else Basic.
     pub fn from_challenges(challenges: &[Challenge]) -> Result<Scheme, String> {
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            let realm = bearer
-                .param("realm")
-                .ok_or("Bearer challenge without a realm")?;
+            let realm = bearer.param("realm").ok_or("Bearer challenge without a realm")?;
             return Ok(Scheme::Bearer {
                 realm: realm.to_owned(),
                 service: bearer.param("service").unwrap_or_default().to_owned(),
@@ -48,14 +46,10 @@ mod tests {
 
     #[test]
     fn bearer_wins_over_basic() {
-        let c = challenge::parse(r#"Basic realm="x", Bearer realm="https://a/t",service="reg""#)
-            .unwrap();
+        let c = challenge::parse(r#"Basic realm="x", Bearer realm="https://a/t",service="reg""#).unwrap();
         assert_eq!(
             Scheme::from_challenges(&c),
-            Ok(Scheme::Bearer {
-                realm: "https://a/t".into(),
-                service: "reg".into()
-            })
+            Ok(Scheme::Bearer { realm: "https://a/t".into(), service: "reg".into() })
         );
         let c = challenge::parse(r#"Basic realm="x""#).unwrap();
         assert_eq!(Scheme::from_challenges(&c), Ok(Scheme::Basic));

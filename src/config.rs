@@ -41,9 +41,29 @@ pub struct Config {
     /// Hash every full blob download and abort it when the bytes do not match the digest.
     #[serde(default = "yes")]
     pub verify_digests: bool,
-    /// Timeouts for talking to registries.
+    /// How long layerpipe waits, for registries and for clients.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Sizes and counts layerpipe will not go beyond.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Retries of registry requests that failed in a way worth retrying.
+    #[serde(default)]
+    pub retries: Retries,
+    /// `"text"` (default) or `"json"`: one JSON object per log line.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// One listed registry.
@@ -58,34 +78,116 @@ pub struct RegistryConfig {
     pub password: Option<Secret>,
 }
 
-/// Limits on how long layerpipe waits for a registry.
+/// How long layerpipe waits, in seconds.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
-    /// Seconds to open a TCP connection (and finish TLS).
+    /// To open a TCP connection to a registry.
     pub connect_secs: f64,
-    /// Seconds from sending a request to having the response's headers.
+    /// For the TLS handshake with a registry, once connected.
+    pub tls_handshake_secs: f64,
+    /// From sending a request to a registry to having its response headers; also for
+    /// reading a whole manifest or token response.
     pub response_headers_secs: f64,
+    /// For the next bytes of a blob mid-download; a registry silent this long aborts
+    /// the client's download.
+    pub idle_read_secs: f64,
+    /// For a client to send a request's headers. hyper applies the same limit to an idle
+    /// keep-alive connection waiting for its next request.
+    pub client_header_read_secs: f64,
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace_secs: f64,
 }
 
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
             connect_secs: 10.0,
+            tls_handshake_secs: 10.0,
             response_headers_secs: 30.0,
+            idle_read_secs: 60.0,
+            client_header_read_secs: 30.0,
+            shutdown_grace_secs: 30.0,
         }
     }
 }
 
-impl Timeouts {
-    /// The connect timeout.
-    pub fn connect(&self) -> Duration {
-        Duration::from_secs_f64(self.connect_secs)
-    }
+fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
+}
 
-    /// The response-headers timeout.
+impl Timeouts {
+    /// TCP connect.
+    pub fn connect(&self) -> Duration {
+        secs(self.connect_secs)
+    }
+    /// TLS handshake.
+    pub fn tls_handshake(&self) -> Duration {
+        secs(self.tls_handshake_secs)
+    }
+    /// Request to response headers.
     pub fn response_headers(&self) -> Duration {
-        Duration::from_secs_f64(self.response_headers_secs)
+        secs(self.response_headers_secs)
+    }
+    /// Silence mid-stream.
+    pub fn idle_read(&self) -> Duration {
+        secs(self.idle_read_secs)
+    }
+    /// Client request headers.
+    pub fn client_header_read(&self) -> Duration {
+        secs(self.client_header_read_secs)
+    }
+    /// Shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        secs(self.shutdown_grace_secs)
+    }
+}
+
+/// Sizes and counts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request line plus headers a client may send (431 beyond).
+    pub max_request_header_bytes: usize,
+    /// Largest manifest read from a registry.
+    pub max_manifest_bytes: usize,
+    /// Largest token response read from a token server.
+    pub max_token_response_bytes: usize,
+    /// Most redirects followed for one registry request.
+    pub max_redirects: usize,
+    /// Most downloads streaming at once; more get 503 with `Retry-After`.
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_request_header_bytes: 16 * 1024,
+            max_manifest_bytes: crate::manifest::MAX_SIZE,
+            max_token_response_bytes: 64 * 1024,
+            max_redirects: 10,
+            max_concurrent_downloads: 512,
+        }
+    }
+}
+
+/// Retries of registry requests (ping, token, manifest, and a blob request before any
+/// byte has gone to the client) on connection errors, 502, 503, 504 and short 429s.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retries {
+    /// Tries in all, the first included; 1 turns retries off.
+    pub attempts: u32,
+    /// The first backoff; each later one doubles, with full jitter.
+    pub initial_backoff_ms: u64,
+    /// A 429 whose `Retry-After` is at most this is waited out and retried; a longer one
+    /// is passed on to the client.
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for Retries {
+    fn default() -> Retries {
+        Retries { attempts: 3, initial_backoff_ms: 100, max_retry_after_secs: 5 }
     }
 }
 
@@ -151,20 +253,14 @@ fn yes() -> bool {
 
 impl Default for Config {
     fn default() -> Config {
-        Config {
-            listen: default_listen(),
-            registries: HashMap::new(),
-            verify_digests: true,
-            timeouts: Timeouts::default(),
-        }
+        Config::parse("{}").expect("the defaults are valid")
     }
 }
 
 impl Config {
     /// Reads and checks a config file; the error names the file and the bad key.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
     }
 
@@ -173,36 +269,51 @@ impl Config {
         let mut config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut registries = HashMap::new();
         for (host, registry) in config.registries.drain() {
-            crate::reference::check_registry_host(&host)
-                .map_err(|e| format!("registries: key {host:?}: {e}"))?;
+            crate::reference::check_registry_host(&host).map_err(|e| format!("registries: key {host:?}: {e}"))?;
             if registry.password.is_some() && registry.username.is_none() {
-                return Err(format!(
-                    "registries.{host}: password is set without username"
-                ));
+                return Err(format!("registries.{host}: password is set without username"));
             }
             // References never say index.docker.io once parsed, so neither does the config.
-            let host = if host == "index.docker.io" {
-                DOCKER_HUB.to_owned()
-            } else {
-                host
-            };
+            let host = if host == "index.docker.io" { DOCKER_HUB.to_owned() } else { host };
             registries.insert(host, registry);
         }
         config.registries = registries;
+        config.check_numbers()?;
+        Ok(config)
+    }
+
+    fn check_numbers(&self) -> Result<(), String> {
+        let t = &self.timeouts;
         for (key, secs) in [
-            ("timeouts.connect_secs", config.timeouts.connect_secs),
-            (
-                "timeouts.response_headers_secs",
-                config.timeouts.response_headers_secs,
-            ),
+            ("timeouts.connect_secs", t.connect_secs),
+            ("timeouts.tls_handshake_secs", t.tls_handshake_secs),
+            ("timeouts.response_headers_secs", t.response_headers_secs),
+            ("timeouts.idle_read_secs", t.idle_read_secs),
+            ("timeouts.client_header_read_secs", t.client_header_read_secs),
+            ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
         ] {
             if !(secs > 0.0 && secs <= 86_400.0) {
-                return Err(format!(
-                    "{key} must be more than 0 and at most 86400, got {secs}"
-                ));
+                return Err(format!("{key} must be more than 0 and at most 86400, got {secs}"));
             }
         }
-        Ok(config)
+        let l = &self.limits;
+        for (key, value, min) in [
+            ("limits.max_request_header_bytes", l.max_request_header_bytes, 1024),
+            ("limits.max_manifest_bytes", l.max_manifest_bytes, 1024),
+            ("limits.max_token_response_bytes", l.max_token_response_bytes, 1024),
+            ("limits.max_concurrent_downloads", l.max_concurrent_downloads, 1),
+        ] {
+            if value < min {
+                return Err(format!("{key} must be at least {min}, got {value}"));
+            }
+        }
+        if l.max_redirects > 100 {
+            return Err(format!("limits.max_redirects must be at most 100, got {}", l.max_redirects));
+        }
+        if !(1..=10).contains(&self.retries.attempts) {
+            return Err(format!("retries.attempts must be from 1 to 10, got {}", self.retries.attempts));
+        }
+        Ok(())
     }
 
     /// The registry a reference's host names: its entry in `registries`, else Docker Hub's
@@ -219,16 +330,10 @@ impl Config {
                 listed: true,
             };
         }
-        let endpoint = if host == DOCKER_HUB {
-            DOCKER_HUB_ENDPOINT.to_owned()
-        } else {
-            format!("https://{host}")
-        };
+        let endpoint = if host == DOCKER_HUB { DOCKER_HUB_ENDPOINT.to_owned() } else { format!("https://{host}") };
         Registry {
             host: host.to_owned(),
-            endpoint: endpoint
-                .parse()
-                .expect("a checked registry host makes a valid URL"),
+            endpoint: endpoint.parse().expect("a checked registry host makes a valid URL"),
             credentials: None,
             listed: false,
         }
@@ -281,14 +386,8 @@ mod tests {
         let r = c.registry("127.0.0.1:5000");
         assert!(r.listed);
         assert_eq!(r.credentials.unwrap().password.expose(), "p");
-        assert_eq!(
-            c.registry("docker.io").endpoint.host(),
-            Some("mirror.example")
-        );
-        assert_eq!(
-            c.registry("ghcr.io").endpoint.to_string(),
-            "https://ghcr.io/"
-        );
+        assert_eq!(c.registry("docker.io").endpoint.host(), Some("mirror.example"));
+        assert_eq!(c.registry("ghcr.io").endpoint.to_string(), "https://ghcr.io/");
     }
 
     #[test]
@@ -297,30 +396,12 @@ mod tests {
             (r#"{"lisen": "1.2.3.4:5"}"#, "lisen"),
             (r#"{"listen": "nope"}"#, "invalid socket address"),
             (r#"{"verify_digests": "yes"}"#, "invalid type"),
-            (
-                r#"{"registries": {"r.io": {"endpoint": "ftp://r.io"}}}"#,
-                "http:// or https://",
-            ),
-            (
-                r#"{"registries": {"r.io": {"endpoint": "https://r.io/v2"}}}"#,
-                "path",
-            ),
-            (
-                r#"{"registries": {"r.io": {"endpoint": "https://u:p@r.io"}}}"#,
-                "credentials",
-            ),
-            (
-                r#"{"registries": {"r.io": {"endpoint": "https://r.io", "token": 1}}}"#,
-                "token",
-            ),
-            (
-                r#"{"registries": {"bad host": {"endpoint": "https://r.io"}}}"#,
-                "bad host",
-            ),
-            (
-                r#"{"timeouts": {"connect_secs": 0}}"#,
-                "timeouts.connect_secs",
-            ),
+            (r#"{"registries": {"r.io": {"endpoint": "ftp://r.io"}}}"#, "http:// or https://"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://r.io/v2"}}}"#, "path"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://u:p@r.io"}}}"#, "credentials"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://r.io", "token": 1}}}"#, "token"),
+            (r#"{"registries": {"bad host": {"endpoint": "https://r.io"}}}"#, "bad host"),
+            (r#"{"timeouts": {"connect_secs": 0}}"#, "timeouts.connect_secs"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");
@@ -329,8 +410,10 @@ mod tests {
 
     #[test]
     fn passwords_are_not_printed() {
-        let c = Config::parse(r#"{"registries": {"r.io": {"endpoint": "https://r.io", "username": "u", "password": "hunter2"}}}"#)
-            .unwrap();
+        let c = Config::parse(
+            r#"{"registries": {"r.io": {"endpoint": "https://r.io", "username": "u", "password": "hunter2"}}}"#,
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

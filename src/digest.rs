@@ -83,34 +83,18 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Digest, DigestError> {
-        let (name, hex) = s.split_once(':').ok_or_else(|| {
-            DigestError(format!(
-                "digest {s:?} has no ':' (expected sha256:<64 hex digits>)"
-            ))
-        })?;
+        let (name, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError(format!("digest {s:?} has no ':' (expected sha256:<64 hex digits>)")))?;
         let algorithm = match name {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => {
-                return Err(DigestError(format!(
-                    "unsupported digest algorithm {name:?}"
-                )))
-            }
+            _ => return Err(DigestError(format!("unsupported digest algorithm {name:?}"))),
         };
-        if hex.len() != algorithm.hex_len()
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(DigestError(format!(
-                "{name} digest must be {} lowercase hex digits",
-                algorithm.hex_len()
-            )));
+        if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(DigestError(format!("{name} digest must be {} lowercase hex digits", algorithm.hex_len())));
         }
-        Ok(Digest {
-            algorithm,
-            text: s.into(),
-        })
+        Ok(Digest { algorithm, text: s.into() })
     }
 }
 
@@ -157,10 +141,7 @@ impl Hasher {
             Hasher::Sha256(h) => (Algorithm::Sha256, to_hex(&h.finalize())),
             Hasher::Sha512(h) => (Algorithm::Sha512, to_hex(&h.finalize())),
         };
-        Digest {
-            algorithm,
-            text: format!("{}:{hex}", algorithm.name()).into(),
-        }
+        Digest { algorithm, text: format!("{}:{hex}", algorithm.name()).into() }
     }
 }
 

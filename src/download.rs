@@ -12,18 +12,24 @@
 //! client sees a failed download, never a complete-looking file.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 use crate::body::{Body, BoxError};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
+use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
 use crate::registry::content_length;
 
@@ -101,54 +107,33 @@ impl DownloadLink {
     /// Reads a download URL's decoded query pairs; every value is checked.
     pub fn from_query(pairs: &[(String, String)]) -> Result<DownloadLink, Error> {
         use crate::query::get;
-        let required = |name: &str| {
-            get(pairs, name)
-                .ok_or_else(|| Error::bad_request(format!("the download URL has no {name}")))
-        };
+        let required =
+            |name: &str| get(pairs, name).ok_or_else(|| Error::bad_request(format!("the download URL has no {name}")));
         let image: ImageReference = required("image")?.parse()?;
         let digest: Digest = required("digest")?.parse()?;
         let layer = required("layer")?
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=MAX_LAYER_NUMBER).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(format!(
-                    "layer must be a number from 1 to {MAX_LAYER_NUMBER}"
-                ))
-            })?;
+            .ok_or_else(|| Error::bad_request(format!("layer must be a number from 1 to {MAX_LAYER_NUMBER}")))?;
         let media_type = get(pairs, "mt").unwrap_or("application/octet-stream");
         if !is_media_type(media_type) {
             return Err(Error::bad_request("mt is not a media type"));
         }
-        Ok(DownloadLink {
-            image,
-            digest,
-            layer,
-            media_type: media_type.to_owned(),
-        })
+        Ok(DownloadLink { image, digest, layer, media_type: media_type.to_owned() })
     }
 
     /// The name the file is saved under.
     pub fn file_name(&self) -> String {
-        file_name(
-            &self.image,
-            self.layer,
-            LayerFormat::from_media_type(&self.media_type),
-        )
+        file_name(&self.image, self.layer, LayerFormat::from_media_type(&self.media_type))
     }
 }
 
 /// `type/subtype` of RFC 6838 restricted-name characters.
 fn is_media_type(s: &str) -> bool {
-    let name_ok = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    s.len() <= MAX_MEDIA_TYPE_LEN
-        && s.split_once('/')
-            .is_some_and(|(t, sub)| name_ok(t) && name_ok(sub))
+    let name_ok =
+        |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
+    s.len() <= MAX_MEDIA_TYPE_LEN && s.split_once('/').is_some_and(|(t, sub)| name_ok(t) && name_ok(sub))
 }
 
 /// `namespace-repo-tag-N.tar.gzip`: the repository path as typed with `/` as `-`, the tag
@@ -169,21 +154,63 @@ pub fn file_name(reference: &ImageReference, layer: u32, format: LayerFormat) ->
 /// `Content-Disposition: attachment` with both `filename` and RFC 5987 `filename*`.
 pub fn content_disposition(name: &str) -> HeaderValue {
     // Anything outside a conservative set is replaced, so the quoted form needs no escapes.
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let value = format!(
-        "attachment; filename=\"{safe}\"; filename*=UTF-8''{}",
-        crate::query::encode(name)
-    );
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let value = format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{}", crate::query::encode(name));
     HeaderValue::try_from(value).expect("only visible ASCII")
+}
+
+/// What a client is told to wait before retrying when all download slots are taken.
+const BUSY_RETRY_AFTER_SECS: u32 = 5;
+
+/// Admission for downloads: at most so many stream at once, so that a burst of clients
+/// cannot exhaust memory or file descriptors. Beyond the limit, 503 with `Retry-After`
+/// at once, rather than a queue that would hold connections open with nothing to show.
+pub struct DownloadSlots {
+    semaphore: Arc<Semaphore>,
+    limit: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl DownloadSlots {
+    /// At most `limit` downloads at once.
+    pub fn new(limit: usize, metrics: Arc<Metrics>) -> DownloadSlots {
+        DownloadSlots { semaphore: Arc::new(Semaphore::new(limit)), limit, metrics }
+    }
+
+    /// A slot for one download, or 503 when all are taken.
+    pub fn take(&self) -> Result<DownloadSlot, Error> {
+        let permit = self.semaphore.clone().try_acquire_owned().map_err(|_| {
+            Error::service_unavailable(
+                format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit),
+                BUSY_RETRY_AFTER_SECS,
+            )
+        })?;
+        self.metrics.download_started();
+        Ok(DownloadSlot { _permit: permit, metrics: self.metrics.clone(), started: Instant::now(), bytes: 0 })
+    }
+}
+
+/// One download's place: released, and its duration and bytes counted, when dropped.
+pub struct DownloadSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        self.metrics.download_ended(self.started.elapsed(), self.bytes);
+    }
+}
+
+/// How a blob is streamed.
+pub struct StreamOptions {
+    /// Check whole blobs against their digest.
+    pub verify: bool,
+    /// Abort when the registry sends nothing for this long.
+    pub idle_timeout: Duration,
 }
 
 /// Response headers taken from the registry's blob response.
@@ -201,20 +228,22 @@ pub fn respond(
     upstream: Response<Incoming>,
     digest: &Digest,
     file_name: &str,
-    verify: bool,
+    options: &StreamOptions,
+    slot: DownloadSlot,
 ) -> Response<Body> {
     let (parts, incoming) = upstream.into_parts();
     // Only a whole blob can be checked against its digest; a range is passed on as is.
-    let expected = (verify && parts.status == StatusCode::OK).then(|| {
-        Box::new(Verification::new(
-            digest.clone(),
-            content_length(&parts.headers),
-        ))
-    });
-    let mut response = Response::new(Body::Blob(BlobBody {
+    let verification = (options.verify && parts.status == StatusCode::OK)
+        .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
+    let body = BlobBody {
         incoming,
-        verification: expected,
-    }));
+        verification,
+        idle: Box::pin(tokio::time::sleep(options.idle_timeout)),
+        idle_timeout: options.idle_timeout,
+        waiting: false,
+        slot,
+    };
+    let mut response = Response::new(Body::Blob(body));
     *response.status_mut() = parts.status;
     let headers = response.headers_mut();
     for name in PASSED_ON_RESPONSE_HEADERS {
@@ -222,14 +251,9 @@ pub fn respond(
             headers.insert(name, value.clone());
         }
     }
-    headers
-        .entry(header::CONTENT_TYPE)
-        .or_insert(HeaderValue::from_static("application/octet-stream"));
+    headers.entry(header::CONTENT_TYPE).or_insert(HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_DISPOSITION, content_disposition(file_name));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
@@ -250,6 +274,8 @@ pub enum DownloadError {
         /// The digest being downloaded.
         digest: Digest,
     },
+    /// The registry sent nothing for too long.
+    Stalled(Duration),
 }
 
 impl fmt::Display for DownloadError {
@@ -257,15 +283,12 @@ impl fmt::Display for DownloadError {
         match self {
             DownloadError::Upstream(e) => write!(f, "the registry's stream failed: {e}"),
             DownloadError::DigestMismatch { expected, actual } => {
-                write!(
-                    f,
-                    "digest mismatch: expected {expected}, the bytes hash to {actual}"
-                )
+                write!(f, "digest mismatch: expected {expected}, the bytes hash to {actual}")
             }
-            DownloadError::TooLong { digest } => write!(
-                f,
-                "the registry sent more bytes of {digest} than it announced"
-            ),
+            DownloadError::TooLong { digest } => {
+                write!(f, "the registry sent more bytes of {digest} than it announced")
+            }
+            DownloadError::Stalled(limit) => write!(f, "the registry sent nothing for {} s", limit.as_secs_f64()),
         }
     }
 }
@@ -285,13 +308,7 @@ struct Verification {
 
 impl Verification {
     fn new(expected: Digest, length: Option<u64>) -> Verification {
-        Verification {
-            hasher: Some(Hasher::new(expected.algorithm())),
-            expected,
-            length,
-            seen: 0,
-            held: None,
-        }
+        Verification { hasher: Some(Hasher::new(expected.algorithm())), expected, length, seen: 0, held: None }
     }
 
     /// Checks the digest once all bytes are in.
@@ -303,11 +320,7 @@ impl Verification {
         if actual == self.expected {
             Ok(())
         } else {
-            tracing::warn!(expected = %self.expected, %actual, "digest mismatch: download aborted");
-            Err(DownloadError::DigestMismatch {
-                expected: self.expected.clone(),
-                actual,
-            })
+            Err(DownloadError::DigestMismatch { expected: self.expected.clone(), actual })
         }
     }
 
@@ -318,9 +331,7 @@ impl Verification {
         }
         self.seen += data.len() as u64;
         match self.length {
-            Some(length) if self.seen > length => Err(DownloadError::TooLong {
-                digest: self.expected.clone(),
-            }),
+            Some(length) if self.seen > length => Err(DownloadError::TooLong { digest: self.expected.clone() }),
             Some(length) if self.seen == length => self.finish().map(|()| Some(data)),
             Some(_) => Ok(Some(data)),
             None => Ok(self.held.replace(data)),
@@ -337,56 +348,80 @@ impl Verification {
 /// A blob on its way from the registry to the client; see the module docs.
 pub struct BlobBody {
     incoming: Incoming,
-    // Boxed: the hash state is large and most of a response's life is spent moving frames.
     verification: Option<Box<Verification>>,
+    /// Fires when the registry has been silent for `idle_timeout` while we wait on it.
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    /// Waiting on the registry, with `idle` armed. Time the client spends not asking for
+    /// frames (backpressure) is not the registry's silence, so the timer is armed only
+    /// when the registry has nothing for us.
+    waiting: bool,
+    slot: DownloadSlot,
 }
 
 impl BlobBody {
     /// Polls the next frame to send.
-    pub fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    pub fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            let frame = match ready!(Pin::new(&mut this.incoming).poll_frame(cx)) {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "registry stream failed: download aborted");
-                    return Poll::Ready(Some(Err(Box::new(DownloadError::Upstream(e)))));
-                }
-                None => {
-                    let Some(v) = &mut this.verification else {
-                        return Poll::Ready(None);
+            let frame = match Pin::new(&mut this.incoming).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(Some(Err(e))) => return this.abort(DownloadError::Upstream(e)),
+                Poll::Ready(None) => {
+                    let Some(v) = &mut this.verification else { return Poll::Ready(None) };
+                    return match v.end() {
+                        Ok(held) => this.send(held),
+                        Err(e) => this.abort(e),
                     };
-                    return Poll::Ready(match v.end() {
-                        Ok(held) => held.map(|data| Ok(Frame::data(data))),
-                        Err(e) => Some(Err(Box::new(e))),
-                    });
+                }
+                Poll::Pending => {
+                    if !this.waiting {
+                        this.waiting = true;
+                        this.idle.as_mut().reset((Instant::now() + this.idle_timeout).into());
+                    }
+                    ready!(this.idle.as_mut().poll(cx));
+                    return this.abort(DownloadError::Stalled(this.idle_timeout));
                 }
             };
+            this.waiting = false;
             let Some(v) = &mut this.verification else {
+                this.slot.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
                 return Poll::Ready(Some(Ok(frame)));
             };
-            let data = match frame.into_data() {
-                Ok(data) => data,
-                Err(_trailers) => continue,
-            };
+            let Ok(data) = frame.into_data() else { continue }; // trailers: nothing to pass on
             match v.data(data) {
-                Ok(Some(send)) => return Poll::Ready(Some(Ok(Frame::data(send)))),
+                Ok(Some(send)) => return this.send(Some(send)),
                 Ok(None) => continue,
-                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Err(e) => return this.abort(e),
             }
         }
+    }
+
+    fn send(&mut self, data: Option<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(data.map(|data| {
+            self.slot.bytes += data.len() as u64;
+            Ok(Frame::data(data))
+        }))
+    }
+
+    /// Ends the body in an error, which makes hyper abort the client's connection.
+    fn abort(&mut self, e: DownloadError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let metrics = &self.slot.metrics;
+        match &e {
+            DownloadError::DigestMismatch { .. } => metrics.digest_mismatch(),
+            DownloadError::Upstream(_) | DownloadError::TooLong { .. } => {
+                metrics.upstream_error(UpstreamError::StreamBroken)
+            }
+            DownloadError::Stalled(_) => metrics.upstream_error(UpstreamError::Timeout),
+        }
+        tracing::warn!(error = %e, "download aborted");
+        Poll::Ready(Some(Err(Box::new(e))))
     }
 
     /// True when the registry's stream is done and nothing is held back.
     pub fn is_end_stream(&self) -> bool {
         self.incoming.is_end_stream()
-            && self
-                .verification
-                .as_ref()
-                .is_none_or(|v| v.held.is_none() && v.hasher.is_none())
+            && self.verification.as_ref().is_none_or(|v| v.held.is_none() && v.hasher.is_none())
     }
 
     /// The registry's size hint.
@@ -410,14 +445,8 @@ mod tests {
             file_name(&reference("smoshysmosh/composer:latest"), 2, gz),
             "smoshysmosh-composer-latest-2.tar.gzip"
         );
-        assert_eq!(
-            file_name(&reference("smoshysmosh/composer"), 1, gz),
-            "smoshysmosh-composer-latest-1.tar.gzip"
-        );
-        assert_eq!(
-            file_name(&reference("ubuntu:22.04"), 1, gz),
-            "ubuntu-22.04-1.tar.gzip"
-        );
+        assert_eq!(file_name(&reference("smoshysmosh/composer"), 1, gz), "smoshysmosh-composer-latest-1.tar.gzip");
+        assert_eq!(file_name(&reference("ubuntu:22.04"), 1, gz), "ubuntu-22.04-1.tar.gzip");
         assert_eq!(
             file_name(
                 &reference("localhost:5000/team/app/web:v1.2"),
@@ -426,29 +455,15 @@ mod tests {
             ),
             "team-app-web-v1.2-3.tar.zst"
         );
-        let pinned = reference(
-            "a/b@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2",
-        );
+        let pinned = reference("a/b@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2");
         assert_eq!(
-            file_name(
-                &pinned,
-                4,
-                LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar")
-            ),
+            file_name(&pinned, 4, LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar")),
             "a-b-0b342bf7e74f-4.tar"
         );
-        let both = reference(
-            "a/b:v1@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2",
-        );
+        let both = reference("a/b:v1@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2");
         assert_eq!(file_name(&both, 1, gz), "a-b-v1-1.tar.gzip");
-        assert_eq!(
-            LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"),
-            LayerFormat::Gzip
-        );
-        assert_eq!(
-            LayerFormat::from_media_type("application/octet-stream"),
-            LayerFormat::Other
-        );
+        assert_eq!(LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"), LayerFormat::Gzip);
+        assert_eq!(LayerFormat::from_media_type("application/octet-stream"), LayerFormat::Other);
     }
 
     #[test]
@@ -486,10 +501,7 @@ mod tests {
             "attachment; filename=\"a-b-latest-2.tar.gzip\"; filename*=UTF-8''a-b-latest-2.tar.gzip"
         );
         let v = content_disposition("x\"\r\n; y=é");
-        assert_eq!(
-            v,
-            "attachment; filename=\"x_____y__\"; filename*=UTF-8''x%22%0D%0A%3B%20y%3D%C3%A9"
-        );
+        assert_eq!(v, "attachment; filename=\"x_____y__\"; filename*=UTF-8''x%22%0D%0A%3B%20y%3D%C3%A9");
     }
 
     fn digest_of(data: &[u8]) -> Digest {
@@ -499,38 +511,23 @@ mod tests {
     #[test]
     fn verification_with_length_releases_the_last_frame_only_when_it_matches() {
         let mut v = Verification::new(digest_of(b"hello world"), Some(11));
-        assert_eq!(
-            v.data(Bytes::from_static(b"hello ")).unwrap().as_deref(),
-            Some(&b"hello "[..])
-        );
-        assert_eq!(
-            v.data(Bytes::from_static(b"world")).unwrap().as_deref(),
-            Some(&b"world"[..])
-        );
+        assert_eq!(v.data(Bytes::from_static(b"hello ")).unwrap().as_deref(), Some(&b"hello "[..]));
+        assert_eq!(v.data(Bytes::from_static(b"world")).unwrap().as_deref(), Some(&b"world"[..]));
         assert!(v.end().unwrap().is_none());
 
         let mut v = Verification::new(digest_of(b"hello world"), Some(11));
         v.data(Bytes::from_static(b"hello ")).unwrap();
-        assert!(matches!(
-            v.data(Bytes::from_static(b"WORLD")),
-            Err(DownloadError::DigestMismatch { .. })
-        ));
+        assert!(matches!(v.data(Bytes::from_static(b"WORLD")), Err(DownloadError::DigestMismatch { .. })));
 
         let mut v = Verification::new(digest_of(b"hi"), Some(2));
-        assert!(matches!(
-            v.data(Bytes::from_static(b"hi!")),
-            Err(DownloadError::TooLong { .. })
-        ));
+        assert!(matches!(v.data(Bytes::from_static(b"hi!")), Err(DownloadError::TooLong { .. })));
     }
 
     #[test]
     fn verification_without_length_holds_one_frame() {
         let mut v = Verification::new(digest_of(b"abc"), None);
         assert!(v.data(Bytes::from_static(b"a")).unwrap().is_none());
-        assert_eq!(
-            v.data(Bytes::from_static(b"bc")).unwrap().as_deref(),
-            Some(&b"a"[..])
-        );
+        assert_eq!(v.data(Bytes::from_static(b"bc")).unwrap().as_deref(), Some(&b"a"[..]));
         assert_eq!(v.end().unwrap().as_deref(), Some(&b"bc"[..]));
 
         let mut v = Verification::new(digest_of(b"abc"), None);

@@ -51,20 +51,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
     // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach an embedded IPv4 address.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
-        return is_public_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
     }
     if s[0] == 0x2002 {
-        return is_public_v4(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ));
+        return is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
     }
     !(s[0..6] == [0; 6]                       // ::, ::1 and IPv4-compatible ::/96
         || (s[0] & 0xfe00) == 0xfc00          // unique-local fc00::/7
@@ -122,8 +112,7 @@ impl Service<Name> for PublicResolver {
     fn call(&mut self, name: Name) -> Self::Future {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addrs.is_empty() || !addrs.iter().all(|a| is_public(a.ip())) {
                 return Err(Box::new(Refused { host }) as BoxError);
             }
@@ -152,16 +141,10 @@ where
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
             if !is_public(ip) {
-                let refused = Refused {
-                    host: host.to_owned(),
-                };
+                let refused = Refused { host: host.to_owned() };
                 return Box::pin(async move { Err(Box::new(refused) as BoxError) });
             }
         }
@@ -208,25 +191,16 @@ mod tests {
 
     #[test]
     fn public_addresses_are_public() {
-        for ip in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2606:4700::1111",
-            "::ffff:1.1.1.1",
-            "64:ff9b::101:101",
-        ] {
+        for ip in
+            ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::101:101"]
+        {
             assert!(is_public(ip.parse().unwrap()), "{ip} counted as private");
         }
     }
 
     #[tokio::test]
     async fn resolver_refuses_names_of_loopback() {
-        let e = PublicResolver
-            .call("localhost".parse::<Name>().unwrap())
-            .await
-            .unwrap_err();
+        let e = PublicResolver.call("localhost".parse::<Name>().unwrap()).await.unwrap_err();
         assert!(find_refused(e.as_ref()).is_some(), "{e}");
     }
 }

@@ -18,11 +18,7 @@ pub struct Error {
 
 impl Error {
     fn new(status: StatusCode, message: impl Into<String>) -> Error {
-        Error {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
+        Error { status, message: message.into(), retry_after: None }
     }
 
     /// 400: the request itself is wrong (a bad reference, digest or parameter).
@@ -47,20 +43,19 @@ impl Error {
 
     /// 405: only GET and HEAD are served.
     pub fn method_not_allowed() -> Error {
-        Error::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are allowed",
-        )
+        Error::new(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed")
     }
 
     /// 429: the registry is rate limiting; its `Retry-After` is passed on when it sent one.
-    pub fn too_many_requests(
-        message: impl Into<String>,
-        retry_after: Option<HeaderValue>,
-    ) -> Error {
+    pub fn too_many_requests(message: impl Into<String>, retry_after: Option<HeaderValue>) -> Error {
+        Error { retry_after, ..Error::new(StatusCode::TOO_MANY_REQUESTS, message) }
+    }
+
+    /// 503: layerpipe is at its limit of concurrent downloads, or shutting down.
+    pub fn service_unavailable(message: impl Into<String>, retry_after_secs: u32) -> Error {
         Error {
-            retry_after,
-            ..Error::new(StatusCode::TOO_MANY_REQUESTS, message)
+            retry_after: Some(HeaderValue::from(retry_after_secs)),
+            ..Error::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 
@@ -84,7 +79,7 @@ impl Error {
         &self.message
     }
 
-    /// The `Retry-After` value to send with a 429, if the registry gave one.
+    /// The `Retry-After` value to send with a 429 (if the registry gave one) or a 503.
     pub fn retry_after(&self) -> Option<&HeaderValue> {
         self.retry_after.as_ref()
     }

@@ -2,7 +2,8 @@
 //!
 //! A request flows one way: [`server`] accepts it, [`routes`] picks the handler, the
 //! [`registry`] client fetches from the registry (authenticating with [`auth`], reaching
-//! only what [`egress`] allows), and the answer is a [`page`] or a [`download`].
+//! only what [`egress`] allows, through [`upstream`]), and the answer is a [`page`] or a
+//! [`download`]. [`metrics`] counts what happens.
 
 pub mod auth;
 pub mod body;
@@ -12,9 +13,11 @@ pub mod download;
 pub mod egress;
 pub mod error;
 pub mod manifest;
+pub mod metrics;
 pub mod page;
 pub mod query;
 pub mod reference;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod upstream;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use layerpipe::config::Config;
+use layerpipe::config::{Config, LogFormat};
 use layerpipe::routes::App;
 
 const USAGE: &str = "usage: layerpipe [--config FILE] [--listen ADDR]
@@ -33,15 +33,20 @@ fn main() {
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(config.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(run(config));
+}
+
+/// Logs to stderr, as text or one JSON object per line; `RUST_LOG` sets the level.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 async fn run(config: Config) {
@@ -52,33 +57,31 @@ async fn run(config: Config) {
             std::process::exit(1);
         }
     };
-    tracing::info!(listen = %config.listen, registries = config.registries.len(), "layerpipe serving");
+    let bound = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    tracing::info!(listen = %bound, registries = config.registries.len(), "layerpipe serving");
     let app = Arc::new(App::new(Arc::new(config)));
     layerpipe::server::serve(listener, app, shutdown_signal()).await;
     tracing::info!("layerpipe stopped");
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
 }
 
-fn parse_args(
-    mut args: impl Iterator<Item = String>,
-) -> Result<(Option<PathBuf>, Option<SocketAddr>), String> {
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Option<PathBuf>, Option<SocketAddr>), String> {
     let (mut config, mut listen) = (None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?)),
             "--listen" => {
                 let value = args.next().ok_or("--listen needs an address")?;
-                listen = Some(value.parse().map_err(|_| {
-                    format!("--listen: {value:?} is not an address like 127.0.0.1:8042")
-                })?);
+                listen = Some(
+                    value.parse().map_err(|_| format!("--listen: {value:?} is not an address like 127.0.0.1:8042"))?,
+                );
             }
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -111,24 +111,16 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(String, Manife
         layers: Option<Vec<Descriptor>>,
         manifests: Option<Vec<Descriptor>>,
     }
-    let raw: Raw = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the registry sent an invalid manifest: {e}"))?;
+    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("the registry sent an invalid manifest: {e}"))?;
     if raw.schema_version == Some(1) {
         return Err("schema 1 manifests are not supported".into());
     }
     let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
-    let media_type = raw
-        .media_type
-        .or(content_type.map(str::to_owned))
-        .unwrap_or_default();
+    let media_type = raw.media_type.or(content_type.map(str::to_owned)).unwrap_or_default();
     let manifest = match (raw.manifests, raw.config, raw.layers) {
         (Some(manifests), None, None) => Manifest::Index(ImageIndex { manifests }),
         (None, Some(config), Some(layers)) => Manifest::Image(ImageManifest { config, layers }),
-        _ => {
-            return Err(format!(
-                "the registry sent a manifest of unsupported type {media_type:?}"
-            ))
-        }
+        _ => return Err(format!("the registry sent a manifest of unsupported type {media_type:?}")),
     };
     Ok((media_type, manifest))
 }
@@ -149,9 +141,7 @@ mod tests {
         );
         let (mt, m) = parse(None, json.as_bytes()).unwrap();
         assert_eq!(mt, OCI_MANIFEST);
-        let Manifest::Image(m) = m else {
-            panic!("not an image")
-        };
+        let Manifest::Image(m) = m else { panic!("not an image") };
         assert_eq!(m.config.digest.as_str(), D1);
         assert_eq!(m.layers[0].size, 26470178);
     }
@@ -163,31 +153,20 @@ mod tests {
             {{"mediaType":"{DOCKER_MANIFEST}","digest":"{D1}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
             {{"mediaType":"{DOCKER_MANIFEST}","digest":"{D2}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
         );
-        let (mt, m) = parse(
-            Some("application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8"),
-            json.as_bytes(),
-        )
-        .unwrap();
+        let (mt, m) =
+            parse(Some("application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8"), json.as_bytes())
+                .unwrap();
         assert_eq!(mt, DOCKER_MANIFEST_LIST);
-        let Manifest::Index(i) = m else {
-            panic!("not an index")
-        };
-        let platforms: Vec<_> = i
-            .manifests
-            .iter()
-            .map(|d| d.platform.as_ref().unwrap().to_string())
-            .collect();
+        let Manifest::Index(i) = m else { panic!("not an index") };
+        let platforms: Vec<_> = i.manifests.iter().map(|d| d.platform.as_ref().unwrap().to_string()).collect();
         assert_eq!(platforms, ["linux/arm64/v8", "linux/amd64"]);
     }
 
     #[test]
     fn bad_manifests() {
         assert!(parse(None, b"not json").is_err());
-        assert!(parse(None, br#"{"schemaVersion":1,"fsLayers":[]}"#)
-            .unwrap_err()
-            .contains("schema 1"));
-        let bad_digest =
-            r#"{"config":{"mediaType":"x","digest":"sha256:zz","size":1},"layers":[]}"#;
+        assert!(parse(None, br#"{"schemaVersion":1,"fsLayers":[]}"#).unwrap_err().contains("schema 1"));
+        let bad_digest = r#"{"config":{"mediaType":"x","digest":"sha256:zz","size":1},"layers":[]}"#;
         assert!(parse(None, bad_digest.as_bytes()).is_err());
         assert!(parse(None, br#"{"schemaVersion":2}"#).is_err());
     }

@@ -84,15 +84,7 @@ pub fn error(e: &Error, image: &str) -> String {
         escape(status.canonical_reason().unwrap_or("")),
         escape(e.message())
     );
-    layout(
-        &format!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("error")
-        ),
-        image,
-        &content,
-    )
+    layout(&format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("error")), image, &content)
 }
 
 /// The page for a fetched manifest: its layers, or for an index its platforms.
@@ -153,14 +145,9 @@ fn platforms(out: &mut String, reference: &ImageReference, index: &ImageIndex) {
         index.manifests.len()
     );
     for (i, entry) in index.manifests.iter().enumerate() {
-        let platform = entry
-            .platform
-            .as_ref()
-            .map_or_else(|| "unknown platform".to_owned(), ToString::to_string);
-        let href = format!(
-            "./?image={}",
-            crate::query::encode(&reference.with_digest(entry.digest.clone()).to_string())
-        );
+        let platform = entry.platform.as_ref().map_or_else(|| "unknown platform".to_owned(), ToString::to_string);
+        let href =
+            format!("./?image={}", crate::query::encode(&reference.with_digest(entry.digest.clone()).to_string()));
         let _ = writeln!(
             out,
             "<tr><td class=\"n\">{n}</td><td><a href=\"{href}\">{platform}</a></td><td>{mt}</td>\
@@ -194,10 +181,7 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(escape("plain"), "plain");
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 
     #[test]

@@ -15,10 +15,7 @@ pub fn parse(query: &str) -> Result<Vec<(String, String)>, String> {
 
 /// The value of the first `name` in decoded `pairs`.
 pub fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 fn decode(s: &str) -> Result<String, String> {
@@ -29,12 +26,9 @@ fn decode(s: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or("bad %-escape in the query string")?;
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let byte =
+                    hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("bad %-escape in the query string")?;
                 out.push(byte);
                 i += 2;
             }
@@ -83,9 +77,7 @@ mod tests {
     fn encoding_round_trips() {
         let s = "repo:tag@sha256:ab/<\"&'> é";
         let encoded = encode(s);
-        assert!(encoded
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+        assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
         assert_eq!(parse(&format!("v={encoded}")).unwrap()[0].1, s);
     }
 }

@@ -93,10 +93,7 @@ impl ImageReference {
 
     /// The same repository and tag pinned to another manifest, as a platform of an index.
     pub fn with_digest(&self, digest: Digest) -> ImageReference {
-        ImageReference {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        ImageReference { digest: Some(digest), ..self.clone() }
     }
 }
 
@@ -109,9 +106,8 @@ impl FromStr for ImageReference {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
-                let digest = digest
-                    .parse::<Digest>()
-                    .map_err(|e| ReferenceError(format!("invalid digest in {s:?}: {e}")))?;
+                let digest =
+                    digest.parse::<Digest>().map_err(|e| ReferenceError(format!("invalid digest in {s:?}: {e}")))?;
                 (rest, Some(digest))
             }
             None => (s, None),
@@ -130,9 +126,7 @@ impl FromStr for ImageReference {
             return err(format!("{s:?} has no repository name"));
         }
         if name.len() > NAME_TOTAL_LENGTH_MAX {
-            return err(format!(
-                "repository name must not be longer than {NAME_TOTAL_LENGTH_MAX} characters"
-            ));
+            return err(format!("repository name must not be longer than {NAME_TOTAL_LENGTH_MAX} characters"));
         }
         let (domain, path) = split_domain(name);
         if let Some(domain) = domain {
@@ -146,13 +140,7 @@ impl FromStr for ImageReference {
             }
             _ => path.to_owned(),
         };
-        Ok(ImageReference {
-            domain,
-            path: path.to_owned(),
-            repository,
-            tag,
-            digest,
-        })
+        Ok(ImageReference { domain, path: path.to_owned(), repository, tag, digest })
     }
 }
 
@@ -182,9 +170,7 @@ pub fn check_registry_host(host: &str) -> Result<(), ReferenceError> {
 fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
         {
             (Some(first), rest)
         }
@@ -244,10 +230,7 @@ fn check_domain(domain: &str) -> Result<(), ReferenceError> {
         }
     }
     if let Some(port) = port {
-        if port.is_empty()
-            || !port.bytes().all(|b| b.is_ascii_digit())
-            || port.parse::<u16>().is_err()
-        {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
             return bad();
         }
     }
@@ -318,98 +301,34 @@ mod tests {
         let cases: &[(&str, &str, &str, Option<&str>)] = &[
             ("test_com", DOCKER_HUB, "library/test_com", None),
             ("test.com:tag", DOCKER_HUB, "library/test.com", Some("tag")),
-            (
-                "test.com:5000",
-                DOCKER_HUB,
-                "library/test.com",
-                Some("5000"),
-            ),
+            ("test.com:5000", DOCKER_HUB, "library/test.com", Some("5000")),
             ("test.com/repo:tag", "test.com", "repo", Some("tag")),
             ("test:5000/repo", "test:5000", "repo", None),
             ("test:5000/repo:tag", "test:5000", "repo", Some("tag")),
-            (
-                "lowercase:Uppercase",
-                DOCKER_HUB,
-                "library/lowercase",
-                Some("Uppercase"),
-            ),
-            (
-                "sub-dom1.foo.com/bar/baz/quux",
-                "sub-dom1.foo.com",
-                "bar/baz/quux",
-                None,
-            ),
-            (
-                "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
-                "sub-dom1.foo.com",
-                "bar/baz/quux",
-                Some("some-long-tag"),
-            ),
+            ("lowercase:Uppercase", DOCKER_HUB, "library/lowercase", Some("Uppercase")),
+            ("sub-dom1.foo.com/bar/baz/quux", "sub-dom1.foo.com", "bar/baz/quux", None),
+            ("sub-dom1.foo.com/bar/baz/quux:some-long-tag", "sub-dom1.foo.com", "bar/baz/quux", Some("some-long-tag")),
             (
                 "b.gcr.io/test.example.com/my-app:test.example.com",
                 "b.gcr.io",
                 "test.example.com/my-app",
                 Some("test.example.com"),
             ),
-            (
-                "xn--n3h.com/myimage:xn--n3h.com",
-                "xn--n3h.com",
-                "myimage",
-                Some("xn--n3h.com"),
-            ),
-            (
-                "foo_bar.com:8080",
-                DOCKER_HUB,
-                "library/foo_bar.com",
-                Some("8080"),
-            ),
-            (
-                "foo/foo_bar.com:8080",
-                DOCKER_HUB,
-                "foo/foo_bar.com",
-                Some("8080"),
-            ),
-            (
-                "[2001:db8::1]:5000/repo",
-                "[2001:db8::1]:5000",
-                "repo",
-                None,
-            ),
+            ("xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com", "myimage", Some("xn--n3h.com")),
+            ("foo_bar.com:8080", DOCKER_HUB, "library/foo_bar.com", Some("8080")),
+            ("foo/foo_bar.com:8080", DOCKER_HUB, "foo/foo_bar.com", Some("8080")),
+            ("[2001:db8::1]:5000/repo", "[2001:db8::1]:5000", "repo", None),
             ("[2001:db8::1]/repo", "[2001:db8::1]", "repo", None),
             ("localhost/repo", "localhost", "repo", None),
-            (
-                "localhost:5000/a__b/c---d:v1.0",
-                "localhost:5000",
-                "a__b/c---d",
-                Some("v1.0"),
-            ),
-            (
-                "docker.io/library/ubuntu",
-                DOCKER_HUB,
-                "library/ubuntu",
-                None,
-            ),
+            ("localhost:5000/a__b/c---d:v1.0", "localhost:5000", "a__b/c---d", Some("v1.0")),
+            ("docker.io/library/ubuntu", DOCKER_HUB, "library/ubuntu", None),
             ("docker.io/ubuntu", DOCKER_HUB, "library/ubuntu", None),
-            (
-                "index.docker.io/smoshysmosh/composer",
-                DOCKER_HUB,
-                "smoshysmosh/composer",
-                None,
-            ),
-            (
-                "smoshysmosh/composer:latest",
-                DOCKER_HUB,
-                "smoshysmosh/composer",
-                Some("latest"),
-            ),
+            ("index.docker.io/smoshysmosh/composer", DOCKER_HUB, "smoshysmosh/composer", None),
+            ("smoshysmosh/composer:latest", DOCKER_HUB, "smoshysmosh/composer", Some("latest")),
         ];
         for &(input, registry, repository, tag) in cases {
             let r = parse(input);
-            assert_eq!(
-                (r.registry(), r.repository(), r.tag()),
-                (registry, repository, tag),
-                "{input}"
-            );
+            assert_eq!((r.registry(), r.repository(), r.tag()), (registry, repository, tag), "{input}");
             assert_eq!(r.to_string(), input, "round trip");
         }
     }

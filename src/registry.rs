@@ -1,5 +1,6 @@
 //! The registry client: pings a registry, authenticates, fetches manifests and blobs,
-//! and follows redirects. It is the only place that talks to registries.
+//! and follows redirects. It speaks the distribution protocol; [`crate::upstream`]
+//! carries its requests.
 //!
 //! Credentials (Basic or Bearer) go only to the registry's own origin; a redirect to a
 //! CDN on another host is followed without them. Unlisted registries are reached only
@@ -10,44 +11,30 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{Method, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
 use crate::auth::{challenge, Scheme};
 use crate::config::{Config, Registry};
 use crate::digest::{Digest, Hasher};
-use crate::egress::{find_refused, PublicOnly, PublicResolver};
 use crate::error::Error;
 use crate::manifest::{self, FetchedManifest};
+use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
-
-/// Most redirects followed for one request.
-pub const MAX_REDIRECTS: usize = 10;
-
-/// Largest token response read.
-const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+use crate::upstream::{Trust, Upstream};
 
 /// How long a registry's auth scheme (its `/v2/` answer) is remembered.
 const SCHEME_TTL: Duration = Duration::from_secs(600);
 
-const USER_AGENT: &str = concat!("layerpipe/", env!("CARGO_PKG_VERSION"));
+/// Request headers a client may send that are passed on to a blob request.
+pub const PASSED_ON_REQUEST_HEADERS: [HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 
-type TrustedClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-type PublicClient = Client<HttpsConnector<PublicOnly<HttpConnector<PublicResolver>>>, Empty<Bytes>>;
-
-/// Talks to registries on behalf of requests; cheap to share, one per process.
+/// Talks to registries on behalf of requests; one per process.
 pub struct RegistryClient {
     config: Arc<Config>,
-    /// For listed registries: any address, http or https.
-    trusted: TrustedClient,
-    /// For everything else: public addresses only.
-    public: PublicClient,
+    upstream: Upstream,
     schemes: moka::future::Cache<String, Scheme>,
     tokens: TokenCache,
 }
@@ -59,25 +46,11 @@ struct Authorization {
 }
 
 impl RegistryClient {
-    /// A client for the registries `config` describes.
-    pub fn new(config: Arc<Config>) -> RegistryClient {
-        let mut trusted = HttpConnector::new();
-        let mut public = HttpConnector::new_with_resolver(PublicResolver);
-        configure(&mut trusted, config.timeouts.connect());
-        configure(&mut public, config.timeouts.connect());
-        let builder = || {
-            let mut b = Client::builder(TokioExecutor::new());
-            b.pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(32);
-            b
-        };
+    /// A client for the registries `config` describes, counting into `metrics`.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> RegistryClient {
         RegistryClient {
-            trusted: builder().build(https(trusted)),
-            public: builder().build(https(PublicOnly(public))),
-            schemes: moka::future::Cache::builder()
-                .max_capacity(1024)
-                .time_to_live(SCHEME_TTL)
-                .build(),
+            upstream: Upstream::new(&config, metrics),
+            schemes: moka::future::Cache::builder().max_capacity(1024).time_to_live(SCHEME_TTL).build(),
             tokens: TokenCache::new(10_000),
             config,
         }
@@ -88,59 +61,37 @@ impl RegistryClient {
         &self.config
     }
 
+    /// The metrics registry failures are counted in.
+    pub fn metrics(&self) -> &Metrics {
+        self.upstream.metrics()
+    }
+
     /// Fetches and parses the manifest (or index) `reference` names.
     pub async fn manifest(&self, reference: &ImageReference) -> Result<FetchedManifest, Error> {
         let registry = self.config.registry(reference.registry());
-        let path = format!(
-            "/v2/{}/manifests/{}",
-            reference.repository(),
-            reference.manifest_reference()
-        );
+        let path = format!("/v2/{}/manifests/{}", reference.repository(), reference.manifest_reference());
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-        let response = self
-            .get(
-                &registry,
-                reference.repository(),
-                Method::GET,
-                &path,
-                headers,
-            )
-            .await?;
+        let response = self.get(&registry, reference.repository(), &Method::GET, &path, headers).await?;
         if response.status() != StatusCode::OK {
-            return Err(status_error(
-                &response,
-                &format!("manifest {reference} not found"),
-            ));
+            return Err(status_error(&response, &format!("manifest {reference} not found")));
         }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = self
-            .read_limited(response, manifest::MAX_SIZE, "manifest")
-            .await?;
-        let algorithm = reference
-            .digest()
-            .map_or(crate::digest::Algorithm::Sha256, Digest::algorithm);
+        let content_type =
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = self.read_limited(response, self.config.limits.max_manifest_bytes, "manifest").await?;
+        let algorithm = reference.digest().map_or(crate::digest::Algorithm::Sha256, Digest::algorithm);
         let mut hasher = Hasher::new(algorithm);
         hasher.update(&bytes);
         let digest = hasher.finish();
         if let Some(expected) = reference.digest() {
             if self.config.verify_digests && *expected != digest {
-                return Err(Error::bad_gateway(format!(
-                    "the registry sent a manifest whose digest is {digest}, not {expected}"
-                )));
+                return Err(
+                    self.invalid(format!("the registry sent a manifest whose digest is {digest}, not {expected}"))
+                );
             }
         }
-        let (media_type, manifest) =
-            manifest::parse(content_type.as_deref(), &bytes).map_err(Error::bad_gateway)?;
-        Ok(FetchedManifest {
-            media_type,
-            digest,
-            manifest,
-        })
+        let (media_type, manifest) = manifest::parse(content_type.as_deref(), &bytes).map_err(|e| self.invalid(e))?;
+        Ok(FetchedManifest { media_type, digest, manifest })
     }
 
     /// Starts a blob download: GET or HEAD, with the client's `Range`/`If-Range` passed on.
@@ -149,22 +100,15 @@ impl RegistryClient {
         &self,
         reference: &ImageReference,
         digest: &Digest,
-        method: Method,
+        method: &Method,
         pass_on: HeaderMap,
     ) -> Result<Response<Incoming>, Error> {
         let registry = self.config.registry(reference.registry());
         let path = format!("/v2/{}/blobs/{}", reference.repository(), digest);
-        let response = self
-            .get(&registry, reference.repository(), method, &path, pass_on)
-            .await?;
+        let response = self.get(&registry, reference.repository(), method, &path, pass_on).await?;
         match response.status() {
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {
-                Ok(response)
-            }
-            _ => Err(status_error(
-                &response,
-                &format!("blob {digest} not found in {}", reference.repository()),
-            )),
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => Ok(response),
+            _ => Err(status_error(&response, &format!("blob {digest} not found in {}", reference.repository()))),
         }
     }
 
@@ -175,29 +119,17 @@ impl RegistryClient {
         &self,
         registry: &Registry,
         repository: &str,
-        method: Method,
+        method: &Method,
         path: &str,
         headers: HeaderMap,
     ) -> Result<Response<Incoming>, Error> {
-        let url: Uri = format!(
-            "{}{}",
-            registry.endpoint.to_string().trim_end_matches('/'),
-            path
-        )
-        .parse()
-        .map_err(|_| Error::bad_request("the reference does not make a valid registry URL"))?;
+        let url: Uri = format!("{}{}", registry.endpoint.to_string().trim_end_matches('/'), path)
+            .parse()
+            .map_err(|_| Error::bad_request("the reference does not make a valid registry URL"))?;
         let mut retried = false;
         loop {
             let auth = self.authorization(registry, repository).await?;
-            let response = self
-                .follow(
-                    registry,
-                    &method,
-                    url.clone(),
-                    &headers,
-                    auth.header.as_ref(),
-                )
-                .await?;
+            let response = self.follow(registry, method, url.clone(), &headers, auth.header.as_ref()).await?;
             if response.status() != StatusCode::UNAUTHORIZED || retried {
                 return Ok(response);
             }
@@ -219,19 +151,13 @@ impl RegistryClient {
         headers: &HeaderMap,
         authorization: Option<&HeaderValue>,
     ) -> Result<Response<Incoming>, Error> {
-        for _ in 0..=MAX_REDIRECTS {
-            let mut request = Request::builder()
-                .method(method.clone())
-                .uri(url.clone())
-                .body(Empty::new())
-                .expect("a parsed URL");
-            *request.headers_mut() = headers.clone();
+        let max = self.config.limits.max_redirects;
+        for _ in 0..=max {
+            let mut request_headers = headers.clone();
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
-                request
-                    .headers_mut()
-                    .insert(header::AUTHORIZATION, auth.clone());
+                request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response = self.send(registry, request).await?;
+            let response = self.upstream.send(trust(registry), method, &url, &request_headers).await?;
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND
@@ -240,71 +166,25 @@ impl RegistryClient {
                 | StatusCode::PERMANENT_REDIRECT => response.headers().get(header::LOCATION),
                 _ => return Ok(response),
             };
-            let location = location.and_then(|l| l.to_str().ok()).ok_or_else(|| {
-                Error::bad_gateway("the registry sent a redirect without a usable Location")
-            })?;
+            let location = location
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| self.invalid("the registry sent a redirect without a usable Location"))?;
             url = resolve_location(&url, location)
-                .ok_or_else(|| Error::bad_gateway("the registry redirected to an invalid URL"))?;
+                .ok_or_else(|| self.invalid("the registry redirected to an invalid URL"))?;
         }
-        Err(Error::bad_gateway(format!(
-            "the registry redirected more than {MAX_REDIRECTS} times"
-        )))
-    }
-
-    /// Sends one request with the client `registry`'s trust allows, within the
-    /// response-headers timeout.
-    async fn send(
-        &self,
-        registry: &Registry,
-        mut request: Request<Empty<Bytes>>,
-    ) -> Result<Response<Incoming>, Error> {
-        let host = request.uri().host().unwrap_or_default().to_owned();
-        if !registry.listed && request.uri().scheme_str() != Some("https") {
-            return Err(Error::forbidden(format!(
-                "layerpipe reaches {host} only over https: only registries listed in its config may use http"
-            )));
-        }
-        request
-            .headers_mut()
-            .insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        let sending = async {
-            if registry.listed {
-                self.trusted.request(request).await
-            } else {
-                self.public.request(request).await
-            }
-        };
-        let timeout = self.config.timeouts.response_headers();
-        match tokio::time::timeout(timeout, sending).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(client_error(&host, &e)),
-            Err(_) => Err(Error::gateway_timeout(format!(
-                "{host} did not answer within {} s",
-                timeout.as_secs_f64()
-            ))),
-        }
+        Err(self.invalid(format!("the registry redirected more than {max} times")))
     }
 
     /// The `Authorization` for pulling `repository`, by the registry's auth scheme.
-    async fn authorization(
-        &self,
-        registry: &Registry,
-        repository: &str,
-    ) -> Result<Authorization, Error> {
+    async fn authorization(&self, registry: &Registry, repository: &str) -> Result<Authorization, Error> {
         let scheme = self
             .schemes
             .try_get_with(registry.host.clone(), self.ping(registry))
             .await
             .map_err(|e| Error::clone(&e))?;
         match scheme {
-            Scheme::Anonymous => Ok(Authorization {
-                header: None,
-                token_key: None,
-            }),
-            Scheme::Basic => Ok(Authorization {
-                header: basic(registry),
-                token_key: None,
-            }),
+            Scheme::Anonymous => Ok(Authorization { header: None, token_key: None }),
+            Scheme::Basic => Ok(Authorization { header: basic(registry), token_key: None }),
             Scheme::Bearer { realm, service } => {
                 let key = TokenKey {
                     registry: registry.host.clone(),
@@ -313,45 +193,39 @@ impl RegistryClient {
                     scope: format!("repository:{repository}:pull"),
                     username: registry.credentials.as_ref().map(|c| c.username.clone()),
                 };
-                let token = self
-                    .tokens
-                    .get_or_fetch(key.clone(), self.fetch_token(registry, &key))
-                    .await?;
-                Ok(Authorization {
-                    header: Some(token.authorization().clone()),
-                    token_key: Some(key),
-                })
+                let token = match self.tokens.get(&key).await {
+                    Some(token) => {
+                        self.metrics().token_cache_hit();
+                        token
+                    }
+                    None => {
+                        self.metrics().token_cache_miss();
+                        self.tokens.get_or_fetch(key.clone(), self.fetch_token(registry, &key)).await?
+                    }
+                };
+                Ok(Authorization { header: Some(token.authorization().clone()), token_key: Some(key) })
             }
         }
     }
 
     /// `GET /v2/`: 200 means anonymous, 401 carries the challenge.
     async fn ping(&self, registry: &Registry) -> Result<Scheme, Error> {
-        let url: Uri = format!("{}v2/", ensure_slash(&registry.endpoint))
-            .parse()
-            .expect("endpoint URL");
-        let request = Request::get(url).body(Empty::new()).expect("a parsed URL");
-        let response = self.send(registry, request).await?;
+        let url: Uri =
+            format!("{}/v2/", registry.endpoint.to_string().trim_end_matches('/')).parse().expect("endpoint URL");
+        let response = self.upstream.send(trust(registry), &Method::GET, &url, &HeaderMap::new()).await?;
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
             StatusCode::UNAUTHORIZED => {
                 let mut challenges = Vec::new();
                 for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
-                    let text = value.to_str().map_err(|_| {
-                        Error::bad_gateway("the registry sent a non-ASCII WWW-Authenticate")
-                    })?;
-                    challenges.extend(
-                        challenge::parse(text)
-                            .map_err(|e| Error::bad_gateway(format!("{}: {e}", registry.host)))?,
-                    );
+                    let text =
+                        value.to_str().map_err(|_| self.invalid("the registry sent a non-ASCII WWW-Authenticate"))?;
+                    challenges
+                        .extend(challenge::parse(text).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))?);
                 }
-                Scheme::from_challenges(&challenges)
-                    .map_err(|e| Error::bad_gateway(format!("{}: {e}", registry.host)))
+                Scheme::from_challenges(&challenges).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
             }
-            _ => Err(status_error(
-                &response,
-                &format!("{} is not a registry (no /v2/)", registry.host),
-            )),
+            _ => Err(status_error(&response, &format!("{} is not a registry (no /v2/)", registry.host))),
         }
     }
 
@@ -365,87 +239,66 @@ impl RegistryClient {
             crate::query::encode(&key.scope)
         )
         .parse()
-        .map_err(|_| {
-            Error::bad_gateway(format!("{} names an invalid token realm", registry.host))
-        })?;
-        if !matches!(url.scheme_str(), Some("http" | "https")) {
-            return Err(Error::bad_gateway(format!(
-                "{} names a token realm that is not http(s)",
-                registry.host
-            )));
+        .map_err(|_| self.invalid(format!("{} names an invalid token realm", registry.host)))?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+            return Err(self.invalid(format!("{} names a token realm that is not an http(s) URL", registry.host)));
         }
-        let mut request = Request::get(url).body(Empty::new()).expect("a parsed URL");
+        let mut headers = HeaderMap::new();
         if let Some(auth) = basic(registry) {
-            request.headers_mut().insert(header::AUTHORIZATION, auth);
+            headers.insert(header::AUTHORIZATION, auth);
         }
-        let response = self.send(registry, request).await?;
+        self.metrics().token_fetch();
+        let response = self.upstream.send(trust(registry), &Method::GET, &url, &headers).await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let repository = key.scope.trim_start_matches("repository:").trim_end_matches(":pull");
                 return Err(Error::unauthorized(format!(
-                    "the token server of {} refused to grant pull access to {}",
-                    registry.host,
-                    key.scope
-                        .trim_start_matches("repository:")
-                        .trim_end_matches(":pull")
-                )))
+                    "the token server of {} refused to grant pull access to {repository}",
+                    registry.host
+                )));
             }
             _ => return Err(status_error(&response, "the token server was not found")),
         }
-        let body = self
-            .read_limited(response, MAX_TOKEN_RESPONSE, "token response")
-            .await?;
-        Token::from_response(&body, SystemTime::now())
-            .map_err(|e| Error::bad_gateway(format!("{}: {e}", registry.host)))
+        let body = self.read_limited(response, self.config.limits.max_token_response_bytes, "token response").await?;
+        Token::from_response(&body, SystemTime::now()).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
     }
 
     /// Reads a small body whole, failing past `limit` bytes or the response timeout.
-    async fn read_limited(
-        &self,
-        response: Response<Incoming>,
-        limit: usize,
-        what: &str,
-    ) -> Result<Bytes, Error> {
-        if let Some(length) = content_length(response.headers()) {
-            if length > limit as u64 {
-                return Err(Error::bad_gateway(format!(
-                    "the {what} is larger than {limit} bytes"
-                )));
-            }
+    async fn read_limited(&self, response: Response<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+        let too_large = || self.invalid(format!("the {what} is larger than {limit} bytes"));
+        if content_length(response.headers()).is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
         }
         let timeout = self.config.timeouts.response_headers();
-        match tokio::time::timeout(timeout, Limited::new(response.into_body(), limit).collect())
-            .await
-        {
+        match tokio::time::timeout(timeout, Limited::new(response.into_body(), limit).collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::bad_gateway(
-                format!("the {what} is larger than {limit} bytes"),
-            )),
-            Ok(Err(_)) => Err(Error::bad_gateway(format!(
-                "the connection broke while reading the {what}"
-            ))),
-            Err(_) => Err(Error::gateway_timeout(format!(
-                "the {what} did not arrive within {} s",
-                timeout.as_secs_f64()
-            ))),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) => {
+                self.metrics().upstream_error(UpstreamError::StreamBroken);
+                Err(Error::bad_gateway(format!("the connection broke while reading the {what}")))
+            }
+            Err(_) => {
+                self.metrics().upstream_error(UpstreamError::Timeout);
+                Err(Error::gateway_timeout(format!("the {what} did not arrive within {} s", timeout.as_secs_f64())))
+            }
         }
+    }
+
+    /// Counts an unusable registry answer and makes it the user's 502.
+    fn invalid(&self, message: impl Into<String>) -> Error {
+        self.metrics().upstream_error(UpstreamError::InvalidResponse);
+        Error::bad_gateway(message)
     }
 }
 
-/// Connector settings shared by both clients.
-fn configure<R>(http: &mut HttpConnector<R>, connect_timeout: Duration) {
-    // https is allowed too: the TLS layer above decides.
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-}
-
-fn https<C>(inner: C) -> HttpsConnector<C> {
-    HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(inner)
+/// Which client a registry's requests (and its realm's and redirects') go through.
+fn trust(registry: &Registry) -> Trust {
+    if registry.listed {
+        Trust::Listed
+    } else {
+        Trust::PublicOnly
+    }
 }
 
 /// The configured Basic credentials as a sensitive header value.
@@ -462,10 +315,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -482,9 +332,7 @@ fn status_error<B>(response: &Response<B>, not_found: &str) -> Error {
     let status = response.status();
     match status {
         StatusCode::NOT_FOUND => Error::not_found(not_found),
-        StatusCode::UNAUTHORIZED => {
-            Error::unauthorized("the registry refused the request: authentication required")
-        }
+        StatusCode::UNAUTHORIZED => Error::unauthorized("the registry refused the request: authentication required"),
         StatusCode::FORBIDDEN => Error::forbidden("the registry denied access"),
         StatusCode::TOO_MANY_REQUESTS => Error::too_many_requests(
             "the registry is rate limiting requests; try again later",
@@ -494,58 +342,14 @@ fn status_error<B>(response: &Response<B>, not_found: &str) -> Error {
     }
 }
 
-/// The error for a request that got no response at all.
-fn client_error(host: &str, e: &hyper_util::client::legacy::Error) -> Error {
-    if let Some(refused) = find_refused(e) {
-        return Error::forbidden(format!(
-            "layerpipe does not connect to {}: it is not a public address, and only registries listed in the config may be private",
-            refused.host
-        ));
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return Error::gateway_timeout(format!("connecting to {host} timed out"));
-        }
-        source = s.source();
-    }
-    if e.is_connect() {
-        Error::bad_gateway(format!("cannot connect to {host}"))
-    } else {
-        Error::bad_gateway(format!("the connection to {host} failed"))
-    }
-}
-
 /// The `Content-Length` header as a number.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn ensure_slash(endpoint: &Uri) -> String {
-    let s = endpoint.to_string();
-    if s.ends_with('/') {
-        s
-    } else {
-        s + "/"
-    }
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Scheme, host and port (with the scheme's default filled in) are equal.
 fn same_origin(a: &Uri, b: &Uri) -> bool {
-    let port = |u: &Uri| {
-        u.port_u16().unwrap_or(if u.scheme_str() == Some("http") {
-            80
-        } else {
-            443
-        })
-    };
+    let port = |u: &Uri| u.port_u16().unwrap_or(if u.scheme_str() == Some("http") { 80 } else { 443 });
     a.scheme() == b.scheme()
         && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
         && port(a) == port(b)
@@ -561,19 +365,12 @@ fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
         format!("{}://{}{location}", base.scheme_str()?, base.authority()?)
     } else {
         let dir = base.path().rsplit_once('/').map_or("", |(dir, _)| dir);
-        format!(
-            "{}://{}{dir}/{location}",
-            base.scheme_str()?,
-            base.authority()?
-        )
+        format!("{}://{}{dir}/{location}", base.scheme_str()?, base.authority()?)
     };
     let uri: Uri = absolute.parse().ok()?;
     uri.host()?;
     Some(uri)
 }
-
-/// Request headers a client may send that are passed on to a blob request.
-pub const PASSED_ON_REQUEST_HEADERS: [HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 
 #[cfg(test)]
 mod tests {
@@ -583,14 +380,8 @@ mod tests {
     fn origins() {
         let u = |s: &str| s.parse::<Uri>().unwrap();
         assert!(same_origin(&u("https://r.io/v2/x"), &u("https://R.io:443")));
-        assert!(same_origin(
-            &u("http://127.0.0.1:5000/a"),
-            &u("http://127.0.0.1:5000")
-        ));
-        assert!(!same_origin(
-            &u("http://127.0.0.1:5001/a"),
-            &u("http://127.0.0.1:5000")
-        ));
+        assert!(same_origin(&u("http://127.0.0.1:5000/a"), &u("http://127.0.0.1:5000")));
+        assert!(!same_origin(&u("http://127.0.0.1:5001/a"), &u("http://127.0.0.1:5000")));
         assert!(!same_origin(&u("http://r.io/a"), &u("https://r.io")));
         assert!(!same_origin(&u("https://cdn.r.io/a"), &u("https://r.io")));
     }
@@ -607,19 +398,10 @@ mod tests {
     fn locations() {
         let base: Uri = "http://127.0.0.1:5000/v2/a/blobs/sha256:x".parse().unwrap();
         let r = |l: &str| resolve_location(&base, l).map(|u| u.to_string());
-        assert_eq!(
-            r("https://cdn.example/b?sig=1").as_deref(),
-            Some("https://cdn.example/b?sig=1")
-        );
-        assert_eq!(
-            r("//cdn.example/b").as_deref(),
-            Some("http://cdn.example/b")
-        );
+        assert_eq!(r("https://cdn.example/b?sig=1").as_deref(), Some("https://cdn.example/b?sig=1"));
+        assert_eq!(r("//cdn.example/b").as_deref(), Some("http://cdn.example/b"));
         assert_eq!(r("/other").as_deref(), Some("http://127.0.0.1:5000/other"));
-        assert_eq!(
-            r("y").as_deref(),
-            Some("http://127.0.0.1:5000/v2/a/blobs/y")
-        );
+        assert_eq!(r("y").as_deref(), Some("http://127.0.0.1:5000/v2/a/blobs/y"));
         assert_eq!(r("http://"), None);
     }
 }

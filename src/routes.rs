@@ -6,6 +6,7 @@
 //! | `GET /?image=REF` | the image's layers (or, for an index, its platforms) |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
 //! | `GET /healthz` | `ok` |
+//! | `GET /metrics` | Prometheus metrics |
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
@@ -16,8 +17,9 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::config::Config;
-use crate::download::{self, DownloadLink};
+use crate::download::{self, DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::page;
 use crate::query;
 use crate::reference::ImageReference;
@@ -26,18 +28,34 @@ use crate::registry::{RegistryClient, PASSED_ON_REQUEST_HEADERS};
 /// The application: shared by every connection.
 pub struct App {
     registry: RegistryClient,
+    downloads: DownloadSlots,
+    stream: StreamOptions,
+    metrics: Arc<Metrics>,
 }
 
 /// Pages may load nothing from anywhere and submit forms only to layerpipe.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
 
 impl App {
     /// An application serving with `config`.
     pub fn new(config: Arc<Config>) -> App {
+        let metrics = Arc::new(Metrics::default());
         App {
-            registry: RegistryClient::new(config),
+            downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
+            stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
+            registry: RegistryClient::new(config, metrics.clone()),
+            metrics,
         }
+    }
+
+    /// The metrics this application counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        self.registry.config()
     }
 
     /// Answers one request. Never fails: errors become error pages.
@@ -52,11 +70,9 @@ impl App {
         } else {
             match request.uri().path() {
                 "/" => self.image_page(&pairs).await,
-                "/download" => {
-                    self.download(request.method().clone(), request.headers(), &pairs)
-                        .await
-                }
-                "/healthz" => Ok(text_response("ok\n")),
+                "/download" => self.download(request.method().clone(), request.headers(), &pairs).await,
+                "/healthz" => Ok(text_response("ok\n".into())),
+                "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
             }
         };
@@ -64,18 +80,12 @@ impl App {
     }
 
     async fn image_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
-        let Some(image) = query::get(pairs, "image")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
+        let Some(image) = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(html_response(StatusCode::OK, page::home()));
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
-        Ok(html_response(
-            StatusCode::OK,
-            page::image(&reference, &fetched),
-        ))
+        Ok(html_response(StatusCode::OK, page::image(&reference, &fetched)))
     }
 
     async fn download(
@@ -85,32 +95,21 @@ impl App {
         pairs: &[(String, String)],
     ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
+        let slot = self.downloads.take()?;
         let mut pass_on = HeaderMap::new();
         for name in PASSED_ON_REQUEST_HEADERS {
             if let Some(value) = headers.get(&name) {
                 pass_on.insert(name, value.clone());
             }
         }
-        let upstream = self
-            .registry
-            .blob(&link.image, &link.digest, method, pass_on)
-            .await?;
-        let verify = self.registry.config().verify_digests;
-        Ok(download::respond(
-            upstream,
-            &link.digest,
-            &link.file_name(),
-            verify,
-        ))
+        let upstream = self.registry.blob(&link.image, &link.digest, &method, pass_on).await?;
+        Ok(download::respond(upstream, &link.digest, &link.file_name(), &self.stream, slot))
     }
 }
 
-fn text_response(text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(text));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+fn text_response(text: Body) -> Response<Body> {
+    let mut response = Response::new(text);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -118,23 +117,11 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
     let mut response = Response::new(Body::from(html));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 
@@ -142,14 +129,22 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
 pub fn error_response(e: &Error, image_input: &str) -> Response<Body> {
     let mut response = html_response(e.status(), page::error(e, image_input));
     if let Some(retry_after) = e.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, retry_after.clone());
+        // 429 and 503: tell the client when to come back.
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after.clone());
     }
     if e.status() == StatusCode::METHOD_NOT_ALLOWED {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     }
     response
+}
+
+/// The route label of a path, for metrics.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "page",
+        "/download" => "download",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
 }

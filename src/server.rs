@@ -14,16 +14,23 @@ use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::body::{Body, BoxError};
-use crate::routes::App;
+use crate::routes::{route_label, App};
 
-/// How long a client may take to send a request's headers (against slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting.
+/// Serves `app` on `listener` until `shutdown` completes. Then it stops accepting (new
+/// connections are refused), lets in-flight requests finish within the configured grace
+/// period, and returns.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let config = app.config();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.timeouts.client_header_read())
+        .max_header_size(config.limits.max_request_header_bytes);
+    let grace = config.timeouts.shutdown_grace();
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -36,47 +43,39 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     continue;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&app, request, peer).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&app, request, peer).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: no new connections, finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections finished"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over: cutting off the requests still in flight"),
     }
 }
 
 async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Logged> {
     let started = Instant::now();
     let method = request.method().clone();
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let route = route_label(request.uri().path());
+    let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), ToString::to_string);
     let response = app.handle(request).await;
+    app.metrics().request(route, response.status().as_u16());
     let status = response.status();
-    response.map(|body| Logged {
-        body,
-        access: Access {
-            method,
-            target,
-            peer,
-            status,
-            started,
-            bytes: 0,
-            failed: false,
-        },
-    })
+    response
+        .map(|body| Logged { body, access: Access { method, target, peer, status, started, bytes: 0, failed: false } })
 }
 
 /// What the access line says about one request.
@@ -100,10 +99,7 @@ impl http_body::Body for Logged {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {

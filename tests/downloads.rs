@@ -20,9 +20,7 @@ struct Image {
 
 /// A fake registry holding `team/app:v1` with three layers; `tweak` adjusts each blob.
 async fn image(tweak: impl Fn(usize, &mut FakeBlob)) -> Image {
-    let layers: Vec<Bytes> = (0..3)
-        .map(|i| pseudo_random(100_000 + i * 7_777, i as u64 + 1))
-        .collect();
+    let layers: Vec<Bytes> = (0..3).map(|i| pseudo_random(100_000 + i * 7_777, i as u64 + 1)).collect();
     let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
     let refs: Vec<(&str, &[u8])> = layers.iter().map(|l| (GZIP_LAYER, &l[..])).collect();
     let manifest = oci_manifest(&config, &refs);
@@ -36,16 +34,8 @@ async fn image(tweak: impl Fn(usize, &mut FakeBlob)) -> Image {
     }
     let mut manifests = HashMap::new();
     manifests.insert("v1".to_owned(), (OCI_MANIFEST.to_owned(), manifest.clone()));
-    manifests.insert(
-        manifest_digest.clone(),
-        (OCI_MANIFEST.to_owned(), manifest.clone()),
-    );
-    Image {
-        fake: FakeRegistry::start(manifests, blobs).await,
-        layers,
-        manifest,
-        manifest_digest,
-    }
+    manifests.insert(manifest_digest.clone(), (OCI_MANIFEST.to_owned(), manifest.clone()));
+    Image { fake: FakeRegistry::start(manifests, blobs).await, layers, manifest, manifest_digest }
 }
 
 fn page_url(lp: &Layerpipe, image: &str) -> String {
@@ -56,11 +46,7 @@ fn page_url(lp: &Layerpipe, image: &str) -> String {
 async fn page_lists_every_layer_and_each_x_downloads_its_exact_bytes_under_its_name() {
     let img = image(|_, _| {}).await;
     let lp = Layerpipe::for_fake(&img.fake, true).await;
-    let page = fetch(
-        &page_url(&lp, &format!("{}/{REPO}:v1", img.fake.host())),
-        &[],
-    )
-    .await;
+    let page = fetch(&page_url(&lp, &format!("{}/{REPO}:v1", img.fake.host())), &[]).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     let html = page.text();
     assert!(html.contains(&img.manifest_digest), "manifest digest shown");
@@ -71,10 +57,7 @@ async fn page_lists_every_layer_and_each_x_downloads_its_exact_bytes_under_its_n
         let got = fetch(&lp.url(&format!("/{link}")), &[]).await;
         assert_eq!(got.status, StatusCode::OK);
         assert_eq!(got.body.as_ref().unwrap(), layer, "layer {}", i + 1);
-        assert_eq!(
-            got.header("content-length"),
-            Some(layer.len().to_string().as_str())
-        );
+        assert_eq!(got.header("content-length"), Some(layer.len().to_string().as_str()));
         let name = format!("team-app-v1-{}.tar.gzip", i + 1);
         assert_eq!(
             got.header("content-disposition"),
@@ -85,31 +68,18 @@ async fn page_lists_every_layer_and_each_x_downloads_its_exact_bytes_under_its_n
     // service and a pull scope for the repository.
     assert_eq!(img.fake.token_requests(), 1);
     let queries = img.fake.seen.token_queries.lock().unwrap().clone();
-    assert_eq!(
-        queries,
-        ["service=fake-registry&scope=repository%3Ateam%2Fapp%3Apull"]
-    );
+    assert_eq!(queries, ["service=fake-registry&scope=repository%3Ateam%2Fapp%3Apull"]);
 }
 
 #[tokio::test]
 async fn digest_only_reference_names_files_by_the_manifest_digest() {
     let img = image(|_, _| {}).await;
     let lp = Layerpipe::for_fake(&img.fake, true).await;
-    let page = fetch(
-        &page_url(
-            &lp,
-            &format!("{}/{REPO}@{}", img.fake.host(), img.manifest_digest),
-        ),
-        &[],
-    )
-    .await;
+    let page = fetch(&page_url(&lp, &format!("{}/{REPO}@{}", img.fake.host(), img.manifest_digest)), &[]).await;
     let link = &download_links(&page.text())[1];
     let got = fetch(&lp.url(&format!("/{link}")), &[]).await;
     let name = format!("team-app-{}-2.tar.gzip", &img.manifest_digest[7..19]);
-    assert!(got
-        .header("content-disposition")
-        .unwrap()
-        .contains(&format!("filename=\"{name}\"")));
+    assert!(got.header("content-disposition").unwrap().contains(&format!("filename=\"{name}\"")));
 }
 
 #[tokio::test]
@@ -120,12 +90,7 @@ async fn cdn_never_sees_the_token() {
     let cdn_url = first.fake.cdn.url();
     let second = image(move |_, blob| blob.redirect_to = Some(cdn_url.clone())).await;
     let lp = Layerpipe::for_fake(&second.fake, true).await;
-    let html = fetch(
-        &page_url(&lp, &format!("{}/{REPO}:v1", second.fake.host())),
-        &[],
-    )
-    .await
-    .text();
+    let html = fetch(&page_url(&lp, &format!("{}/{REPO}:v1", second.fake.host())), &[]).await.text();
     for (link, layer) in download_links(&html).iter().zip(&second.layers) {
         let got = fetch(&lp.url(&format!("/{link}")), &[]).await;
         assert_eq!(got.status, StatusCode::OK);
@@ -133,16 +98,10 @@ async fn cdn_never_sees_the_token() {
     }
     let at_cdn = first.fake.seen.cdn_authorizations.lock().unwrap().clone();
     assert_eq!(at_cdn.len(), 3, "every download went through the CDN");
-    assert!(
-        at_cdn.iter().all(Option::is_none),
-        "Authorization reached the CDN: {at_cdn:?}"
-    );
+    assert!(at_cdn.iter().all(Option::is_none), "Authorization reached the CDN: {at_cdn:?}");
     // The registry itself did get the token for the blob requests.
     let at_registry = second.fake.seen.registry_requests.lock().unwrap().clone();
-    assert!(at_registry
-        .iter()
-        .filter(|(p, _)| p.contains("/blobs/"))
-        .all(|(_, a)| a.is_some()));
+    assert!(at_registry.iter().filter(|(p, _)| p.contains("/blobs/")).all(|(_, a)| a.is_some()));
 }
 
 #[tokio::test]
@@ -156,9 +115,7 @@ async fn twenty_concurrent_downloads_make_one_token_request() {
         layerpipe::query::encode(GZIP_LAYER)
     );
     let url = lp.url(&link);
-    let downloads: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(fetch_hashed_owned(url.clone())))
-        .collect();
+    let downloads: Vec<_> = (0..20).map(|_| tokio::spawn(fetch_hashed_owned(url.clone()))).collect();
     for d in downloads {
         let (status, _, sha, _) = d.await.unwrap().unwrap();
         assert_eq!(status, StatusCode::OK);
@@ -167,9 +124,7 @@ async fn twenty_concurrent_downloads_make_one_token_request() {
     assert_eq!(img.fake.token_requests(), 1);
 }
 
-async fn fetch_hashed_owned(
-    url: String,
-) -> Result<(StatusCode, http::HeaderMap, String, u64), String> {
+async fn fetch_hashed_owned(url: String) -> Result<(StatusCode, http::HeaderMap, String, u64), String> {
     fetch_hashed(&url).await
 }
 
@@ -195,10 +150,7 @@ async fn a_stream_cut_halfway_leaves_the_client_with_an_error_not_a_clean_end() 
         let lp = Layerpipe::for_fake(&img.fake, verify).await;
         let got = fetch(&lp.url(&link_for(&img, 0)), &[]).await;
         assert_eq!(got.status, StatusCode::OK, "headers were already sent");
-        assert!(
-            got.body.is_err(),
-            "verify={verify}: the client saw a clean end"
-        );
+        assert!(got.body.is_err(), "verify={verify}: the client saw a clean end");
     }
 }
 
@@ -234,14 +186,9 @@ async fn a_100_mib_blob_arrives_with_the_right_sha256() {
     manifests.insert("big".to_owned(), (OCI_MANIFEST.to_owned(), manifest));
     let fake = FakeRegistry::start(manifests, blobs).await;
     let lp = Layerpipe::for_fake(&fake, true).await;
-    let html = fetch(&page_url(&lp, &format!("{}/{REPO}:big", fake.host())), &[])
-        .await
-        .text();
+    let html = fetch(&page_url(&lp, &format!("{}/{REPO}:big", fake.host())), &[]).await.text();
     drop(big);
-    let (status, headers, sha, len) =
-        fetch_hashed(&lp.url(&format!("/{}", download_links(&html)[0])))
-            .await
-            .unwrap();
+    let (status, headers, sha, len) = fetch_hashed(&lp.url(&format!("/{}", download_links(&html)[0]))).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(len, 100 * 1024 * 1024);
     assert_eq!(sha, expected);
@@ -257,10 +204,7 @@ async fn range_gives_the_right_slice_and_416_past_the_end() {
     assert_eq!(got.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(got.body.as_ref().unwrap(), &img.layers[1].slice(1000..2000));
     let total = img.layers[1].len();
-    assert_eq!(
-        got.header("content-range"),
-        Some(format!("bytes 1000-1999/{total}").as_str())
-    );
+    assert_eq!(got.header("content-range"), Some(format!("bytes 1000-1999/{total}").as_str()));
     // Resuming from the middle to the end, as `curl -C -` does.
     let got = fetch(&url, &[("range", "bytes=5000-")]).await;
     assert_eq!(got.body.as_ref().unwrap(), &img.layers[1].slice(5000..));
@@ -274,14 +218,8 @@ async fn head_answers_the_headers_without_the_body() {
     let lp = Layerpipe::for_fake(&img.fake, true).await;
     let got = fetch_method("HEAD", &lp.url(&link_for(&img, 2)), &[]).await;
     assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(
-        got.header("content-length"),
-        Some(img.layers[2].len().to_string().as_str())
-    );
-    assert!(got
-        .header("content-disposition")
-        .unwrap()
-        .contains("team-app-v1-3.tar.gzip"));
+    assert_eq!(got.header("content-length"), Some(img.layers[2].len().to_string().as_str()));
+    assert!(got.header("content-disposition").unwrap().contains("team-app-v1-3.tar.gzip"));
     assert!(got.body.unwrap().is_empty());
 }
 
@@ -293,10 +231,7 @@ async fn bad_references_and_parameters_give_400_with_a_reason() {
         (page_url(&lp, "Upper/Case"), "invalid repository name"),
         (page_url(&lp, "repo:bad tag"), "invalid tag"),
         (page_url(&lp, "repo@sha256:123"), "invalid digest"),
-        (
-            lp.url("/download?image=a/b&digest=sha256:zz&layer=1"),
-            "digest",
-        ),
+        (lp.url("/download?image=a/b&digest=sha256:zz&layer=1"), "digest"),
         (lp.url("/download?image=a/b&layer=1"), "no digest"),
         (lp.url("/?image=%ff"), "UTF-8"),
     ] {
@@ -305,28 +240,18 @@ async fn bad_references_and_parameters_give_400_with_a_reason() {
         assert!(got.text().contains(reason), "{url}: {}", got.text());
         assert_eq!(got.header("content-type"), Some("text/html; charset=utf-8"));
     }
-    assert_eq!(
-        img.fake.registry.connections(),
-        0,
-        "bad input reached the registry"
-    );
+    assert_eq!(img.fake.registry.connections(), 0, "bad input reached the registry");
 }
 
 #[tokio::test]
 async fn an_unlisted_loopback_registry_is_refused_before_any_connection() {
     let img = image(|_, _| {}).await;
     let lp = Layerpipe::start("{}").await; // nothing listed
-    for reference in [
-        format!("{}/{REPO}:v1", img.fake.host()),
-        format!("localhost:{}/{REPO}:v1", img.fake.registry.addr.port()),
-    ] {
+    for reference in
+        [format!("{}/{REPO}:v1", img.fake.host()), format!("localhost:{}/{REPO}:v1", img.fake.registry.addr.port())]
+    {
         let got = fetch(&page_url(&lp, &reference), &[]).await;
-        assert_eq!(
-            got.status,
-            StatusCode::FORBIDDEN,
-            "{reference}: {}",
-            got.text()
-        );
+        assert_eq!(got.status, StatusCode::FORBIDDEN, "{reference}: {}", got.text());
     }
     let got = fetch(&lp.url(&link_for(&img, 0)), &[]).await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
@@ -337,28 +262,17 @@ async fn an_unlisted_loopback_registry_is_refused_before_any_connection() {
 async fn registry_errors_map_to_statuses() {
     let img = image(|_, _| {}).await;
     let lp = Layerpipe::for_fake(&img.fake, true).await;
-    let got = fetch(
-        &page_url(&lp, &format!("{}/{REPO}:nope", img.fake.host())),
-        &[],
-    )
-    .await;
+    let got = fetch(&page_url(&lp, &format!("{}/{REPO}:nope", img.fake.host())), &[]).await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     assert!(got.text().contains("not found"));
-    let got = fetch(
-        &page_url(&lp, &format!("{}/other/repo:v1", img.fake.host())),
-        &[],
-    )
-    .await;
+    let got = fetch(&page_url(&lp, &format!("{}/other/repo:v1", img.fake.host())), &[]).await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     let missing = format!(
         "/download?image={}&digest=sha256:{}&layer=1",
         layerpipe::query::encode(&format!("{}/{REPO}:v1", img.fake.host())),
         "0".repeat(64)
     );
-    assert_eq!(
-        fetch(&lp.url(&missing), &[]).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(fetch(&lp.url(&missing), &[]).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -368,16 +282,11 @@ async fn a_rate_limited_registry_passes_its_retry_after_on() {
             return respond(StatusCode::OK, "{}");
         }
         let mut r = respond(StatusCode::TOO_MANY_REQUESTS, "slow down");
-        r.headers_mut()
-            .insert("retry-after", http::HeaderValue::from_static("17"));
+        r.headers_mut().insert("retry-after", http::HeaderValue::from_static("17"));
         r
     })
     .await;
-    let lp = Layerpipe::start(&format!(
-        r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#,
-        server.addr
-    ))
-    .await;
+    let lp = Layerpipe::start(&format!(r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#, server.addr)).await;
     let got = fetch(&page_url(&lp, &format!("{}/a/b:c", server.addr)), &[]).await;
     assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(got.header("retry-after"), Some("17"));
@@ -386,27 +295,13 @@ async fn a_rate_limited_registry_passes_its_retry_after_on() {
 #[tokio::test]
 async fn a_failing_registry_is_a_502_and_an_absent_one_too() {
     let server = FakeServer::start(|_| respond(StatusCode::INTERNAL_SERVER_ERROR, "boom")).await;
-    let lp = Layerpipe::start(&format!(
-        r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#,
-        server.addr
-    ))
-    .await;
+    let lp = Layerpipe::start(&format!(r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#, server.addr)).await;
     let got = fetch(&page_url(&lp, &format!("{}/a/b:c", server.addr)), &[]).await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
-    assert!(
-        !got.text().contains("boom"),
-        "the registry's body is not shown"
-    );
+    assert!(!got.text().contains("boom"), "the registry's body is not shown");
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let lp = Layerpipe::start(&format!(
-        r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#,
-        closed
-    ))
-    .await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let lp = Layerpipe::start(&format!(r#"{{"registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#, closed)).await;
     let got = fetch(&page_url(&lp, &format!("{closed}/a/b:c")), &[]).await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
 }
@@ -454,57 +349,22 @@ async fn index_pages_link_each_platform() {
         d = img.manifest_digest
     );
     let mut manifests = HashMap::new();
-    manifests.insert(
-        "multi".to_owned(),
-        (
-            "application/vnd.oci.image.index.v1+json".to_owned(),
-            Bytes::from(index),
-        ),
-    );
-    manifests.insert(
-        img.manifest_digest.clone(),
-        (OCI_MANIFEST.to_owned(), img.manifest.clone()),
-    );
-    let blobs = img
-        .layers
-        .iter()
-        .map(|l| (digest(l), FakeBlob::new(l.clone())))
-        .collect();
+    manifests.insert("multi".to_owned(), ("application/vnd.oci.image.index.v1+json".to_owned(), Bytes::from(index)));
+    manifests.insert(img.manifest_digest.clone(), (OCI_MANIFEST.to_owned(), img.manifest.clone()));
+    let blobs = img.layers.iter().map(|l| (digest(l), FakeBlob::new(l.clone()))).collect();
     let fake = FakeRegistry::start(manifests, blobs).await;
     let lp = Layerpipe::for_fake(&fake, true).await;
-    let html = fetch(
-        &page_url(&lp, &format!("{}/{REPO}:multi", fake.host())),
-        &[],
-    )
-    .await
-    .text();
-    assert!(
-        html.contains("linux/amd64") && html.contains("linux/arm64/v8"),
-        "{html}"
-    );
-    let href = html
-        .split("<a href=\"./?image=")
-        .nth(2)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let html = fetch(&page_url(&lp, &format!("{}/{REPO}:multi", fake.host())), &[]).await.text();
+    assert!(html.contains("linux/amd64") && html.contains("linux/arm64/v8"), "{html}");
+    let href = html.split("<a href=\"./?image=").nth(2).unwrap().split('"').next().unwrap().to_owned();
     let platform_page = fetch(&lp.url(&format!("/?image={href}")), &[]).await;
     assert_eq!(platform_page.status, StatusCode::OK);
     let links = download_links(&platform_page.text());
     assert_eq!(links.len(), 3);
-    assert!(
-        links[0].contains("%3Amulti%40sha256"),
-        "the tag is kept for naming: {}",
-        links[0]
-    );
+    assert!(links[0].contains("%3Amulti%40sha256"), "the tag is kept for naming: {}", links[0]);
     let got = fetch(&lp.url(&format!("/{}", links[2])), &[]).await;
     assert_eq!(got.body.as_ref().unwrap(), &img.layers[2]);
-    assert!(got
-        .header("content-disposition")
-        .unwrap()
-        .contains("filename=\"team-app-multi-3.tar.gzip\""));
+    assert!(got.header("content-disposition").unwrap().contains("filename=\"team-app-multi-3.tar.gzip\""));
     assert_eq!(fake.seen.token_requests.load(Ordering::SeqCst), 1);
 }
 
@@ -513,10 +373,7 @@ async fn health_unknown_paths_and_methods() {
     let lp = Layerpipe::start("{}").await;
     let got = fetch(&lp.url("/healthz"), &[]).await;
     assert_eq!((got.status, got.text().as_str()), (StatusCode::OK, "ok\n"));
-    assert_eq!(
-        fetch(&lp.url("/nope"), &[]).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(fetch(&lp.url("/nope"), &[]).await.status, StatusCode::NOT_FOUND);
     let got = fetch_method("POST", &lp.url("/"), &[]).await;
     assert_eq!(got.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(got.header("allow"), Some("GET, HEAD"));

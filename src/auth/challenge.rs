@@ -20,10 +20,7 @@ pub struct Challenge {
 impl Challenge {
     /// The value of parameter `name` (lowercase).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -41,42 +38,29 @@ impl std::error::Error for ChallengeError {}
 
 /// Parses every challenge in one `WWW-Authenticate` header value.
 pub fn parse(header: &str) -> Result<Vec<Challenge>, ChallengeError> {
-    let mut p = Parser {
-        s: header.as_bytes(),
-        i: 0,
-    };
+    let mut p = Parser { s: header.as_bytes(), i: 0 };
     let mut challenges = Vec::new();
     loop {
         p.skip_list_separators();
         if p.at_end() {
             break;
         }
-        let scheme = p
-            .token()
-            .ok_or_else(|| p.error("expected an auth scheme"))?;
-        let mut challenge = Challenge {
-            scheme: scheme.to_ascii_lowercase(),
-            params: Vec::new(),
-        };
+        let scheme = p.token().ok_or_else(|| p.error("expected an auth scheme"))?;
+        let mut challenge = Challenge { scheme: scheme.to_ascii_lowercase(), params: Vec::new() };
         p.skip_spaces();
         if !p.at_end() && !p.peek_is(b',') && !p.param_ahead() {
             // token68 (`Negotiate abc==`): registries don't use it; read past it.
             p.token68().ok_or_else(|| p.error("expected parameters"))?;
         }
         while p.param_ahead() {
-            let name = p
-                .token()
-                .expect("param_ahead saw a token")
-                .to_ascii_lowercase();
+            let name = p.token().expect("param_ahead saw a token").to_ascii_lowercase();
             p.skip_spaces();
             p.i += 1; // '='
             p.skip_spaces();
             let value = if p.peek_is(b'"') {
                 p.quoted()?
             } else {
-                p.token()
-                    .ok_or_else(|| p.error("expected a value"))?
-                    .to_owned()
+                p.token().ok_or_else(|| p.error("expected a value"))?.to_owned()
             };
             challenge.params.push((name, value));
             p.skip_spaces();
@@ -146,11 +130,7 @@ impl<'a> Parser<'a> {
 
     fn token68(&mut self) -> Option<()> {
         let start = self.i;
-        while self
-            .s
-            .get(self.i)
-            .is_some_and(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-        {
+        while self.s.get(self.i).is_some_and(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)) {
             self.i += 1;
         }
         while self.peek_is(b'=') {
@@ -182,14 +162,10 @@ impl<'a> Parser<'a> {
                 None => return Err(self.error("unterminated quoted string")),
                 Some(b'"') => {
                     self.i += 1;
-                    return String::from_utf8(out)
-                        .map_err(|_| self.error("quoted string is not UTF-8"));
+                    return String::from_utf8(out).map_err(|_| self.error("quoted string is not UTF-8"));
                 }
                 Some(b'\\') => {
-                    let escaped = *self
-                        .s
-                        .get(self.i + 1)
-                        .ok_or_else(|| self.error("unterminated escape"))?;
+                    let escaped = *self.s.get(self.i + 1).ok_or_else(|| self.error("unterminated escape"))?;
                     out.push(escaped);
                     self.i += 2;
                 }
@@ -235,9 +211,7 @@ mod tests {
 
     #[test]
     fn several_challenges() {
-        let all =
-            parse(r#"Basic realm="r", Bearer realm="https://a/t",service="s", Negotiate abc=="#)
-                .unwrap();
+        let all = parse(r#"Basic realm="r", Bearer realm="https://a/t",service="s", Negotiate abc=="#).unwrap();
         let schemes: Vec<_> = all.iter().map(|c| c.scheme.as_str()).collect();
         assert_eq!(schemes, ["basic", "bearer", "negotiate"]);
         assert_eq!(all[1].param("service"), Some("s"));
@@ -245,14 +219,8 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_errors() {
-        for bad in [
-            "",
-            ",,",
-            "Bearer realm=\"unterminated",
-            "Bearer realm=",
-            "Bearer realm=\"a\" service=\"b\"",
-            "=x",
-        ] {
+        for bad in ["", ",,", "Bearer realm=\"unterminated", "Bearer realm=", "Bearer realm=\"a\" service=\"b\"", "=x"]
+        {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
     }

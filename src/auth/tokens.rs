@@ -60,8 +60,7 @@ impl Token {
             expires_in: Option<u64>,
             issued_at: Option<String>,
         }
-        let r: Response = serde_json::from_slice(body)
-            .map_err(|e| format!("token response is not valid JSON: {e}"))?;
+        let r: Response = serde_json::from_slice(body).map_err(|e| format!("token response is not valid JSON: {e}"))?;
         let value = r
             .token
             .filter(|t| !t.is_empty())
@@ -71,19 +70,11 @@ impl Token {
             .map_err(|_| "token holds characters not allowed in a header")?;
         header.set_sensitive(true);
         let lifetime = r.expires_in.map_or(DEFAULT_EXPIRES_IN, Duration::from_secs);
-        let issued_at = r
-            .issued_at
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .filter(|t| *t <= now)
-            .unwrap_or(now);
+        let issued_at = r.issued_at.as_deref().and_then(parse_rfc3339).filter(|t| *t <= now).unwrap_or(now);
         let expires_at = issued_at + lifetime;
         let left = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
         let margin = (lifetime / 10).min(MAX_MARGIN);
-        Ok(Token {
-            header,
-            keep_for: left.saturating_sub(margin),
-        })
+        Ok(Token { header, keep_for: left.saturating_sub(margin) })
     }
 }
 
@@ -105,12 +96,7 @@ pub struct TokenKey {
 struct KeepFor;
 
 impl Expiry<TokenKey, Token> for KeepFor {
-    fn expire_after_create(
-        &self,
-        _key: &TokenKey,
-        token: &Token,
-        _created_at: Instant,
-    ) -> Option<Duration> {
+    fn expire_after_create(&self, _key: &TokenKey, token: &Token, _created_at: Instant) -> Option<Duration> {
         Some(token.keep_for)
     }
 }
@@ -124,12 +110,7 @@ pub struct TokenCache {
 impl TokenCache {
     /// A cache holding at most `capacity` tokens.
     pub fn new(capacity: u64) -> TokenCache {
-        TokenCache {
-            tokens: moka::future::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(KeepFor)
-                .build(),
-        }
+        TokenCache { tokens: moka::future::Cache::builder().max_capacity(capacity).expire_after(KeepFor).build() }
     }
 
     /// The cached token for `key`, or the result of `fetch`. Concurrent callers missing
@@ -138,10 +119,12 @@ impl TokenCache {
     where
         F: Future<Output = Result<Token, Error>>,
     {
-        self.tokens
-            .try_get_with(key, fetch)
-            .await
-            .map_err(|e: Arc<Error>| Error::clone(&e))
+        self.tokens.try_get_with(key, fetch).await.map_err(|e: Arc<Error>| Error::clone(&e))
+    }
+
+    /// The cached token for `key`, if there is a live one.
+    pub async fn get(&self, key: &TokenKey) -> Option<Token> {
+        self.tokens.get(key).await
     }
 
     /// Forgets the token for `key`, after the registry refused it.
@@ -155,9 +138,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
     if b.len() < 20
         || b[4] != b'-'
@@ -170,12 +151,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut i = 19;
@@ -204,8 +180,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         }
         _ => return None,
     };
-    let secs =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     let secs = u64::try_from(secs).ok()?;
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
@@ -235,8 +210,7 @@ mod tests {
         assert_eq!(t.authorization(), "Bearer abc");
         assert!(t.authorization().is_sensitive());
         assert_eq!(t.keep_for(), Duration::from_secs(54));
-        let t =
-            Token::from_response(br#"{"access_token":"xyz","expires_in":300}"#, at(1000)).unwrap();
+        let t = Token::from_response(br#"{"access_token":"xyz","expires_in":300}"#, at(1000)).unwrap();
         assert_eq!(t.authorization(), "Bearer xyz");
         assert_eq!(t.keep_for(), Duration::from_secs(270));
         assert_eq!(
@@ -254,36 +228,17 @@ mod tests {
         let t = Token::from_response(body, at(1_704_067_200 + 100)).unwrap();
         assert_eq!(t.keep_for(), Duration::from_secs(170));
         // Already dead: kept for no time at all.
-        assert_eq!(
-            Token::from_response(body, at(1_704_067_200 + 1000))
-                .unwrap()
-                .keep_for(),
-            Duration::ZERO
-        );
+        assert_eq!(Token::from_response(body, at(1_704_067_200 + 1000)).unwrap().keep_for(), Duration::ZERO);
         // An issued_at in the future (clock skew) is ignored.
-        assert_eq!(
-            Token::from_response(body, at(1_704_067_200 - 50))
-                .unwrap()
-                .keep_for(),
-            Duration::from_secs(270)
-        );
+        assert_eq!(Token::from_response(body, at(1_704_067_200 - 50)).unwrap().keep_for(), Duration::from_secs(270));
     }
 
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(at(0)));
-        assert_eq!(
-            parse_rfc3339("2024-01-01T00:00:00Z"),
-            Some(at(1_704_067_200))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-01-01T02:00:00+02:00"),
-            Some(at(1_704_067_200))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-01-01T00:00:00.25Z"),
-            Some(at(1_704_067_200) + Duration::from_millis(250))
-        );
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00Z"), Some(at(1_704_067_200)));
+        assert_eq!(parse_rfc3339("2024-01-01T02:00:00+02:00"), Some(at(1_704_067_200)));
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00.25Z"), Some(at(1_704_067_200) + Duration::from_millis(250)));
         assert_eq!(
             parse_rfc3339("2024-01-01T00:00:00.123456789123Z"),
             Some(at(1_704_067_200) + Duration::from_nanos(123_456_789))
@@ -320,8 +275,7 @@ mod tests {
                         .get_or_fetch(key, async {
                             fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok(Token::from_response(br#"{"token":"t"}"#, SystemTime::now())
-                                .unwrap())
+                            Ok(Token::from_response(br#"{"token":"t"}"#, SystemTime::now()).unwrap())
                         })
                         .await
                 })
@@ -332,9 +286,6 @@ mod tests {
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
         cache.invalidate(&key).await;
-        cache
-            .get_or_fetch(key, async { Err(Error::bad_gateway("down")) })
-            .await
-            .unwrap_err();
+        cache.get_or_fetch(key, async { Err(Error::bad_gateway("down")) }).await.unwrap_err();
     }
 }

@@ -35,30 +35,17 @@ pub struct Chunks {
 
 impl Chunks {
     pub fn new(data: Bytes) -> Chunks {
-        Chunks {
-            data,
-            chunk: 64 * 1024,
-            fail_at: None,
-            yielded: false,
-        }
+        Chunks { data, chunk: 64 * 1024, fail_at: None, yielded: false }
     }
     pub fn failing_at(data: Bytes, fail_at: usize) -> Chunks {
-        Chunks {
-            data,
-            chunk: 64 * 1024,
-            fail_at: Some(fail_at),
-            yielded: false,
-        }
+        Chunks { data, chunk: 64 * 1024, fail_at: Some(fail_at), yielded: false }
     }
 }
 
 impl Body for Chunks {
     type Data = Bytes;
     type Error = BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.fail_at == Some(0) {
             if !self.yielded {
                 self.yielded = true;
@@ -170,12 +157,7 @@ pub struct FakeBlob {
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob {
-            data: data.into(),
-            served: None,
-            cut_at: None,
-            redirect_to: None,
-        }
+        FakeBlob { data: data.into(), served: None, cut_at: None, redirect_to: None }
     }
 }
 
@@ -206,34 +188,20 @@ pub const REPO: &str = "team/app";
 
 impl FakeRegistry {
     /// `manifests` maps tag or digest to (media type, JSON); `blobs` maps digest to blob.
-    pub async fn start(
-        manifests: HashMap<String, (String, Bytes)>,
-        blobs: HashMap<String, FakeBlob>,
-    ) -> FakeRegistry {
+    pub async fn start(manifests: HashMap<String, (String, Bytes)>, blobs: HashMap<String, FakeBlob>) -> FakeRegistry {
         let seen = Arc::new(Seen::default());
         let token_seen = seen.clone();
         let token_server = FakeServer::start(move |req| {
             let n = token_seen.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
-            token_seen
-                .token_queries
-                .lock()
-                .unwrap()
-                .push(req.uri().query().unwrap_or("").to_owned());
-            respond(
-                StatusCode::OK,
-                format!(r#"{{"token":"token-{n}","expires_in":300}}"#),
-            )
+            token_seen.token_queries.lock().unwrap().push(req.uri().query().unwrap_or("").to_owned());
+            respond(StatusCode::OK, format!(r#"{{"token":"token-{n}","expires_in":300}}"#))
         })
         .await;
         let blobs = Arc::new(blobs);
         let cdn_blobs = blobs.clone();
         let cdn_seen = seen.clone();
         let cdn = FakeServer::start(move |req| {
-            cdn_seen
-                .cdn_authorizations
-                .lock()
-                .unwrap()
-                .push(header(req.headers(), "authorization"));
+            cdn_seen.cdn_authorizations.lock().unwrap().push(header(req.headers(), "authorization"));
             let digest = req.uri().path().trim_start_matches("/cdn/").to_owned();
             match cdn_blobs.get(&digest) {
                 Some(blob) => serve_blob(blob, req.headers()),
@@ -246,30 +214,15 @@ impl FakeRegistry {
         let registry = FakeServer::start(move |req| {
             let path = req.uri().path().to_owned();
             let auth = header(req.headers(), "authorization");
-            registry_seen
-                .registry_requests
-                .lock()
-                .unwrap()
-                .push((path.clone(), auth.clone()));
+            registry_seen.registry_requests.lock().unwrap().push((path.clone(), auth.clone()));
             let authorized = auth.as_deref().is_some_and(|a| {
                 a.starts_with("Bearer token-")
-                    && !registry_seen
-                        .revoked
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .any(|r| a.ends_with(r.as_str()))
+                    && !registry_seen.revoked.lock().unwrap().iter().any(|r| a.ends_with(r.as_str()))
             });
             if !authorized {
-                let mut r = respond(
-                    StatusCode::UNAUTHORIZED,
-                    r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
-                );
+                let mut r = respond(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
                 let challenge = format!(r#"Bearer realm="{realm}",service="fake-registry""#);
-                r.headers_mut().insert(
-                    "www-authenticate",
-                    HeaderValue::try_from(challenge).unwrap(),
-                );
+                r.headers_mut().insert("www-authenticate", HeaderValue::try_from(challenge).unwrap());
                 return r;
             }
             if path == "/v2/" {
@@ -283,46 +236,28 @@ impl FakeRegistry {
                 return match manifests.get(reference) {
                     Some((media_type, json)) => {
                         let mut r = respond(StatusCode::OK, json.clone());
-                        r.headers_mut().insert(
-                            "content-type",
-                            HeaderValue::try_from(media_type.as_str()).unwrap(),
-                        );
+                        r.headers_mut().insert("content-type", HeaderValue::try_from(media_type.as_str()).unwrap());
                         r
                     }
-                    None => respond(
-                        StatusCode::NOT_FOUND,
-                        r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#,
-                    ),
+                    None => respond(StatusCode::NOT_FOUND, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
                 };
             }
             if let Some(digest) = rest.strip_prefix("blobs/") {
                 return match blobs.get(digest) {
-                    Some(FakeBlob {
-                        redirect_to: Some(base),
-                        ..
-                    }) => {
+                    Some(FakeBlob { redirect_to: Some(base), .. }) => {
                         let mut r = respond(StatusCode::TEMPORARY_REDIRECT, "");
                         let location = format!("{base}/cdn/{digest}");
-                        r.headers_mut()
-                            .insert("location", HeaderValue::try_from(location).unwrap());
+                        r.headers_mut().insert("location", HeaderValue::try_from(location).unwrap());
                         r
                     }
                     Some(blob) => serve_blob(blob, req.headers()),
-                    None => respond(
-                        StatusCode::NOT_FOUND,
-                        r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#,
-                    ),
+                    None => respond(StatusCode::NOT_FOUND, r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#),
                 };
             }
             respond(StatusCode::NOT_FOUND, "")
         })
         .await;
-        FakeRegistry {
-            registry,
-            token_server,
-            cdn,
-            seen,
-        }
+        FakeRegistry { registry, token_server, cdn, seen }
     }
 
     pub fn host(&self) -> String {
@@ -345,40 +280,24 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
     if let Some(range) = header(headers, "range") {
         let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
         let a: usize = a.parse().unwrap();
-        let b: usize = if b.is_empty() {
-            total - 1
-        } else {
-            b.parse::<usize>().unwrap().min(total - 1)
-        };
+        let b: usize = if b.is_empty() { total - 1 } else { b.parse::<usize>().unwrap().min(total - 1) };
         if a >= total {
             let mut r = respond(StatusCode::RANGE_NOT_SATISFIABLE, "");
-            r.headers_mut().insert(
-                "content-range",
-                HeaderValue::try_from(format!("bytes */{total}")).unwrap(),
-            );
+            r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes */{total}")).unwrap());
             return r;
         }
         let mut r = respond(StatusCode::PARTIAL_CONTENT, data.slice(a..=b));
-        r.headers_mut().insert(
-            "content-range",
-            HeaderValue::try_from(format!("bytes {a}-{b}/{total}")).unwrap(),
-        );
-        r.headers_mut()
-            .insert("content-length", HeaderValue::from(b - a + 1));
+        r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes {a}-{b}/{total}")).unwrap());
+        r.headers_mut().insert("content-length", HeaderValue::from(b - a + 1));
         return r;
     }
     let mut r = match blob.cut_at {
         Some(cut) => Response::new(Chunks::failing_at(data, cut)),
         None => Response::new(Chunks::new(data)),
     };
-    r.headers_mut()
-        .insert("content-length", HeaderValue::from(total));
-    r.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    r.headers_mut()
-        .insert("accept-ranges", HeaderValue::from_static("bytes"));
+    r.headers_mut().insert("content-length", HeaderValue::from(total));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/octet-stream"));
+    r.headers_mut().insert("accept-ranges", HeaderValue::from_static("bytes"));
     r
 }
 
@@ -386,13 +305,7 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
 pub fn oci_manifest(config: &[u8], layers: &[(&str, &[u8])]) -> Bytes {
     let layers: Vec<String> = layers
         .iter()
-        .map(|(mt, data)| {
-            format!(
-                r#"{{"mediaType":"{mt}","digest":"{}","size":{}}}"#,
-                digest(data),
-                data.len()
-            )
-        })
+        .map(|(mt, data)| format!(r#"{{"mediaType":"{mt}","digest":"{}","size":{}}}"#, digest(data), data.len()))
         .collect();
     format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]}}"#,
@@ -422,10 +335,7 @@ impl Layerpipe {
         tokio::spawn(layerpipe::server::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Layerpipe {
-            addr,
-            stop: Some(stop),
-        }
+        Layerpipe { addr, stop: Some(stop) }
     }
 
     /// layerpipe configured with `fake` as a listed registry.
@@ -480,29 +390,15 @@ pub async fn fetch_method(method: &str, url: &str, headers: &[(&str, &str)]) -> 
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = client()
-        .request(request.body(Empty::new()).unwrap())
-        .await
-        .unwrap();
+    let response = client().request(request.body(Empty::new()).unwrap()).await.unwrap();
     let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| e.to_string());
-    Fetched {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string());
+    Fetched { status: parts.status, headers: parts.headers, body }
 }
 
 /// Downloads without keeping the body: (status, headers, sha256 hex, length) or the error.
 pub async fn fetch_hashed(url: &str) -> Result<(StatusCode, HeaderMap, String, u64), String> {
-    let response = client()
-        .request(Request::get(url).body(Empty::new()).unwrap())
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = client().request(Request::get(url).body(Empty::new()).unwrap()).await.map_err(|e| e.to_string())?;
     let (parts, mut body) = response.into_parts();
     let mut hasher = Sha256::new();
     let mut len = 0u64;
@@ -513,12 +409,7 @@ pub async fn fetch_hashed(url: &str) -> Result<(StatusCode, HeaderMap, String, u
             len += data.len() as u64;
         }
     }
-    Ok((
-        parts.status,
-        parts.headers,
-        format!("{:x}", hasher.finalize()),
-        len,
-    ))
+    Ok((parts.status, parts.headers, format!("{:x}", hasher.finalize()), len))
 }
 
 /// The `href`s of every `<a>` whose text is exactly `[x]`, HTML entities decoded.
