@@ -232,6 +232,16 @@ pub fn respond(
     slot: DownloadSlot,
 ) -> Response<Body> {
     let (parts, incoming) = upstream.into_parts();
+    if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // The registry's 416 body is its own error text, and distribution 2.8 sends it
+        // under the blob's Content-Length: pass on only the status and Content-Range.
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = parts.status;
+        if let Some(range) = parts.headers.get(header::CONTENT_RANGE) {
+            response.headers_mut().insert(header::CONTENT_RANGE, range.clone());
+        }
+        return response;
+    }
     // Only a whole blob can be checked against its digest; a range is passed on as is.
     let verification = (options.verify && parts.status == StatusCode::OK)
         .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));

@@ -24,21 +24,29 @@ use tokio::net::TcpListener;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A body for fakes: `data` in `chunk`-sized frames, optionally failing after `fail_at` bytes.
+/// How a fake stream ends early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The stream fails (the connection is aborted).
+    Fail,
+    /// The stream goes silent and never ends.
+    Stall,
+}
+
+/// A body for fakes: `data` in 64 KiB frames, optionally cut after so many bytes.
 pub struct Chunks {
     data: Bytes,
-    chunk: usize,
-    fail_at: Option<usize>,
-    /// Yielded once before failing, so hyper flushes what it has (headers included).
+    cut: Option<(usize, Cut)>,
+    /// Yielded once before the cut, so hyper flushes what it has (headers included).
     yielded: bool,
 }
 
 impl Chunks {
     pub fn new(data: Bytes) -> Chunks {
-        Chunks { data, chunk: 64 * 1024, fail_at: None, yielded: false }
+        Chunks { data, cut: None, yielded: false }
     }
-    pub fn failing_at(data: Bytes, fail_at: usize) -> Chunks {
-        Chunks { data, chunk: 64 * 1024, fail_at: Some(fail_at), yielded: false }
+    pub fn cut(data: Bytes, at: usize, how: Cut) -> Chunks {
+        Chunks { data, cut: Some((at, how)), yielded: false }
     }
 }
 
@@ -46,21 +54,24 @@ impl Body for Chunks {
     type Data = Bytes;
     type Error = BoxError;
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.fail_at == Some(0) {
+        if let Some((0, how)) = self.cut {
             if !self.yielded {
                 self.yielded = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            return Poll::Ready(Some(Err("fake stream cut".into())));
+            return match how {
+                Cut::Fail => Poll::Ready(Some(Err("fake stream cut".into()))),
+                Cut::Stall => Poll::Pending,
+            };
         }
         if self.data.is_empty() {
             return Poll::Ready(None);
         }
-        let mut n = self.chunk.min(self.data.len());
-        if let Some(fail_at) = self.fail_at {
-            n = n.min(fail_at);
-            self.fail_at = Some(fail_at - n);
+        let mut n = (64 * 1024).min(self.data.len());
+        if let Some((at, how)) = self.cut {
+            n = n.min(at);
+            self.cut = Some((at - n, how));
         }
         let frame = self.data.split_to(n);
         Poll::Ready(Some(Ok(Frame::data(frame))))
@@ -75,10 +86,12 @@ pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> FakeResponse {
     r
 }
 
-/// A fake HTTP server on 127.0.0.1 answering with `handler`; counts TCP connections.
+/// A fake HTTP server on 127.0.0.1 answering with `handler`; counts TCP connections
+/// opened and closed.
 pub struct FakeServer {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    pub closed: Arc<AtomicUsize>,
 }
 
 impl FakeServer {
@@ -90,7 +103,9 @@ impl FakeServer {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let handler = Arc::new(handler);
+        let closed = Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
+        let closed_counter = closed.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -98,6 +113,7 @@ impl FakeServer {
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
+                let closed = closed_counter.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let handler = handler.clone();
@@ -106,10 +122,11 @@ impl FakeServer {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
+                    closed.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
-        FakeServer { addr, connections }
+        FakeServer { addr, connections, closed }
     }
 
     pub fn url(&self) -> String {
@@ -118,6 +135,10 @@ impl FakeServer {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -150,14 +171,14 @@ pub struct FakeBlob {
     /// Serve these bytes instead of `data` (a corrupted blob).
     pub served: Option<Bytes>,
     /// Cut the stream after this many bytes.
-    pub cut_at: Option<usize>,
+    pub cut_at: Option<(usize, Cut)>,
     /// Redirect the blob GET to this base URL (a "CDN").
-    pub redirect_to: Option<String>,
+    pub via_cdn: bool,
 }
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob { data: data.into(), served: None, cut_at: None, redirect_to: None }
+        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false }
     }
 }
 
@@ -210,6 +231,7 @@ impl FakeRegistry {
         })
         .await;
         let realm = format!("{}/token", token_server.url());
+        let cdn_url = cdn.url();
         let registry_seen = seen.clone();
         let registry = FakeServer::start(move |req| {
             let path = req.uri().path().to_owned();
@@ -244,9 +266,9 @@ impl FakeRegistry {
             }
             if let Some(digest) = rest.strip_prefix("blobs/") {
                 return match blobs.get(digest) {
-                    Some(FakeBlob { redirect_to: Some(base), .. }) => {
+                    Some(FakeBlob { via_cdn: true, .. }) => {
                         let mut r = respond(StatusCode::TEMPORARY_REDIRECT, "");
-                        let location = format!("{base}/cdn/{digest}");
+                        let location = format!("{cdn_url}/cdn/{digest}");
                         r.headers_mut().insert("location", HeaderValue::try_from(location).unwrap());
                         r
                     }
@@ -292,7 +314,7 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
         return r;
     }
     let mut r = match blob.cut_at {
-        Some(cut) => Response::new(Chunks::failing_at(data, cut)),
+        Some((at, how)) => Response::new(Chunks::cut(data, at, how)),
         None => Response::new(Chunks::new(data)),
     };
     r.headers_mut().insert("content-length", HeaderValue::from(total));

@@ -1,0 +1,504 @@
+//! Faults, bad input, abuse and operations, against in-process fakes (and, for signals
+//! and logs, the real binary). Each test names the promise it checks.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use support::*;
+
+/// layerpipe with `fake` listed, plus `extra` top-level config keys (`"k": v,` each).
+async fn layerpipe_with(fake_host: &str, extra: &str) -> Layerpipe {
+    Layerpipe::start(&format!(r#"{{{extra} "registries":{{"{fake_host}":{{"endpoint":"http://{fake_host}"}}}}}}"#))
+        .await
+}
+
+/// A fake registry holding one blob (and a manifest for it, tag `v1`).
+async fn one_blob(blob: FakeBlob) -> (FakeRegistry, Bytes) {
+    let data = blob.data.clone();
+    let manifest = oci_manifest(b"{}", &[(GZIP_LAYER, &data)]);
+    let mut blobs = HashMap::new();
+    blobs.insert(digest(&data), blob);
+    let mut manifests = HashMap::new();
+    manifests.insert("v1".to_owned(), (OCI_MANIFEST.to_owned(), manifest));
+    (FakeRegistry::start(manifests, blobs).await, data)
+}
+
+fn download_path(host: &str, data: &[u8]) -> String {
+    format!(
+        "/download?image={}&digest={}&layer=1&mt={}",
+        layerpipe::query::encode(&format!("{host}/{REPO}:v1")),
+        digest(data),
+        layerpipe::query::encode(GZIP_LAYER)
+    )
+}
+
+fn page_path(reference: &str) -> String {
+    format!("/?image={}", layerpipe::query::encode(reference))
+}
+
+/// A registry without auth whose manifest answers come from `answer(n)` for the n-th
+/// manifest request (from 1).
+async fn scripted_registry(
+    answer: impl Fn(usize) -> FakeResponse + Send + Sync + 'static,
+) -> (FakeServer, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let server = FakeServer::start(move |req| {
+        if req.uri().path() == "/v2/" {
+            return respond(StatusCode::OK, "{}");
+        }
+        answer(seen.fetch_add(1, Ordering::SeqCst) + 1)
+    })
+    .await;
+    (server, count)
+}
+
+fn manifest_response() -> FakeResponse {
+    let mut r = respond(StatusCode::OK, oci_manifest(b"{}", &[(GZIP_LAYER, b"layer")]));
+    r.headers_mut().insert("content-type", HeaderValue::from_static(OCI_MANIFEST));
+    r
+}
+
+#[tokio::test]
+async fn a_registry_that_stalls_mid_stream_aborts_the_download() {
+    let mut blob = FakeBlob::new(pseudo_random(1 << 20, 7));
+    blob.cut_at = Some((300_000, Cut::Stall));
+    let (fake, data) = one_blob(blob).await;
+    let lp = layerpipe_with(&fake.host(), r#""timeouts":{"idle_read_secs":0.5},"#).await;
+    let got = tokio::time::timeout(Duration::from_secs(20), fetch(&lp.url(&download_path(&fake.host(), &data)), &[]))
+        .await
+        .expect("the stalled download was not cut off");
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(got.body.is_err(), "a stalled download ended cleanly");
+    let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_busy_registry_is_retried_with_backoff_then_served() {
+    let (server, count) = scripted_registry(|n| match n {
+        1 => respond(StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        2 => respond(StatusCode::BAD_GATEWAY, "busy"),
+        _ => manifest_response(),
+    })
+    .await;
+    let lp = layerpipe_with(&server.addr.to_string(), "").await;
+    let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    // With retries off the first 503 is the answer.
+    let (server, count) = scripted_registry(|_| respond(StatusCode::SERVICE_UNAVAILABLE, "busy")).await;
+    let lp = layerpipe_with(&server.addr.to_string(), r#""retries":{"attempts":1},"#).await;
+    let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out_and_a_long_one_passed_on() {
+    let (server, count) = scripted_registry(|n| {
+        if n == 1 {
+            let mut r = respond(StatusCode::TOO_MANY_REQUESTS, "");
+            r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            r
+        } else {
+            manifest_response()
+        }
+    })
+    .await;
+    let lp = layerpipe_with(&server.addr.to_string(), "").await;
+    let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+
+    let (server, count) = scripted_registry(|_| {
+        let mut r = respond(StatusCode::TOO_MANY_REQUESTS, "");
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("3600"));
+        r
+    })
+    .await;
+    let lp = layerpipe_with(&server.addr.to_string(), "").await;
+    let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(got.header("retry-after"), Some("3600"));
+    assert_eq!(count.load(Ordering::SeqCst), 1, "a long Retry-After is not waited out");
+}
+
+/// A registry whose challenge sends clients to `realm`.
+async fn registry_with_realm(realm: String) -> FakeServer {
+    FakeServer::start(move |_| {
+        let mut r = respond(StatusCode::UNAUTHORIZED, "");
+        let challenge = format!(r#"Bearer realm="{realm}",service="s""#);
+        r.headers_mut().insert("www-authenticate", HeaderValue::try_from(challenge).unwrap());
+        r
+    })
+    .await
+}
+
+#[tokio::test]
+async fn token_server_faults_become_clear_errors() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let garbage = FakeServer::start(|_| respond(StatusCode::OK, "<html>not json</html>")).await;
+    let no_token = FakeServer::start(|_| respond(StatusCode::OK, r#"{"expires_in":300}"#)).await;
+    let refusing = FakeServer::start(|_| respond(StatusCode::FORBIDDEN, "")).await;
+    for (realm, status, reason) in [
+        (format!("http://{closed}/token"), StatusCode::BAD_GATEWAY, "cannot connect"),
+        (format!("http://{silent_addr}/token"), StatusCode::GATEWAY_TIMEOUT, "did not answer"),
+        (format!("{}/token", garbage.url()), StatusCode::BAD_GATEWAY, "not valid JSON"),
+        (format!("{}/token", no_token.url()), StatusCode::BAD_GATEWAY, "neither token nor access_token"),
+        (format!("{}/token", refusing.url()), StatusCode::UNAUTHORIZED, "refused to grant pull access"),
+    ] {
+        let registry = registry_with_realm(realm.clone()).await;
+        let lp = layerpipe_with(&registry.addr.to_string(), r#""timeouts":{"response_headers_secs":0.5},"#).await;
+        let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", registry.addr))), &[]).await;
+        assert_eq!(got.status, status, "{realm}: {}", got.text());
+        assert!(got.text().contains(reason), "{realm}: {}", got.text());
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_loop_is_a_502() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let server = FakeServer::start(move |req| {
+        if req.uri().path() == "/v2/" {
+            return respond(StatusCode::OK, "{}");
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+        let mut r = respond(StatusCode::FOUND, "");
+        r.headers_mut().insert("location", HeaderValue::try_from(req.uri().path()).unwrap());
+        r
+    })
+    .await;
+    let lp = layerpipe_with(&server.addr.to_string(), "").await;
+    let got = fetch(&lp.url(&download_path(&server.addr.to_string(), b"x")), &[]).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(got.text().contains("redirected more than 10 times"));
+    // The first request and ten redirects, then layerpipe gives up.
+    assert_eq!(requests.load(Ordering::SeqCst), 11);
+}
+
+#[tokio::test]
+async fn a_corrupted_blob_behind_a_redirect_never_arrives_complete() {
+    let data = pseudo_random(500_000, 3);
+    let mut blob = FakeBlob::new(data.clone());
+    let mut bad = data.to_vec();
+    bad[1234] ^= 0x40;
+    blob.served = Some(bad.into());
+    blob.via_cdn = true;
+    let (fake, _) = one_blob(blob).await;
+    let lp = Layerpipe::for_fake(&fake, true).await;
+    let got = fetch(&lp.url(&download_path(&fake.host(), &data)), &[]).await;
+    assert!(got.body.is_err(), "a corrupted blob arrived complete");
+    assert_eq!(fake.seen.cdn_authorizations.lock().unwrap().len(), 1, "it came from the CDN");
+    let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("layerpipe_digest_mismatches_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn when_the_client_goes_away_the_registry_connection_is_closed_at_once() {
+    let (fake, data) = one_blob(FakeBlob::new(pseudo_random(64 << 20, 9))).await;
+    let lp = Layerpipe::for_fake(&fake, false).await;
+    let url = lp.url(&download_path(&fake.host(), &data));
+    let response = client().request(Request::get(&url).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    let closed_before = fake.registry.closed();
+    drop(body); // the client goes away mid-download
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.registry.closed() == closed_before {
+        assert!(Instant::now() < deadline, "the registry connection stayed open after the client left");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The download's slot is given back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+        if metrics.contains("layerpipe_active_downloads 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the download still counts as active:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_slow_readers_keep_memory_bounded() {
+    let (fake, data) = one_blob(FakeBlob::new(pseudo_random(4 << 20, 11))).await;
+    let lp = Layerpipe::for_fake(&fake, true).await;
+    let url = lp.url(&download_path(&fake.host(), &data));
+    // Warm up (token, pools), then take the baseline.
+    fetch_hashed(&url).await.unwrap();
+    let baseline = rss_kib();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let sampling = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let expected = sha256_hex(&data);
+    let readers: Vec<_> = (0..200)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = client().request(Request::get(&url).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+                let mut body = response.into_body();
+                let mut hasher = sha2::Sha256::default();
+                while let Some(frame) = body.frame().await {
+                    if let Some(d) = frame.unwrap().data_ref() {
+                        sha2::Digest::update(&mut hasher, d);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await; // a slow reader
+                }
+                format!("{:x}", sha2::Digest::finalize(hasher))
+            })
+        })
+        .collect();
+    for r in readers {
+        assert_eq!(r.await.unwrap(), expected);
+    }
+    sampling.abort();
+    let grown_mib = (peak.load(Ordering::SeqCst) - baseline) / 1024;
+    eprintln!("memory grew by {grown_mib} MiB during 200 slow downloads");
+    // 200 downloads of 4 MiB each (800 MiB in all) went through layerpipe, the fake registry
+    // and the test's own clients in this one process; a layerpipe that buffered whole blobs
+    // would grow by 800 MiB. The precise per-download figure is in BENCHMARKS.md.
+    assert!(grown_mib < 400, "memory grew by {grown_mib} MiB during 200 slow downloads");
+}
+
+#[tokio::test]
+async fn downloads_beyond_the_limit_get_503_with_retry_after() {
+    let mut blob = FakeBlob::new(pseudo_random(1 << 20, 5));
+    blob.cut_at = Some((100_000, Cut::Stall));
+    let (fake, data) = one_blob(blob).await;
+    let lp = layerpipe_with(&fake.host(), r#""limits":{"max_concurrent_downloads":1},"#).await;
+    let url = lp.url(&download_path(&fake.host(), &data));
+    let held = client().request(Request::get(&url).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let got = fetch(&url, &[]).await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(got.header("retry-after"), Some("5"));
+    assert!(got.text().contains("limit of 1 downloads"));
+    // Pages are not downloads: they are still served.
+    assert_eq!(fetch(&lp.url("/healthz"), &[]).await.status, StatusCode::OK);
+    drop(held);
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    let lp = Layerpipe::start(r#"{"limits":{"max_request_header_bytes":4096}}"#).await;
+    let big = "x".repeat(8192);
+    let got = fetch(&lp.url("/healthz"), &[("x-big", &big)]).await;
+    assert_eq!(got.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn unlisted_registries_at_local_addresses_are_refused_in_any_spelling() {
+    let (fake, data) = one_blob(FakeBlob::new(Bytes::from_static(b"layer"))).await;
+    let lp = Layerpipe::start("{}").await; // nothing listed
+    let port = fake.registry.addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("127.0.0.2:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+        format!("[::ffff:7f00:1]:{port}"),
+        format!("0.0.0.0:{port}"),
+        format!("[::]:{port}"),
+    ] {
+        let got = fetch(&lp.url(&page_path(&format!("{host}/{REPO}:v1"))), &[]).await;
+        assert_eq!(got.status, StatusCode::FORBIDDEN, "{host}: {}", got.text());
+        let got = fetch(&lp.url(&download_path(&host, &data)), &[]).await;
+        assert_eq!(got.status, StatusCode::FORBIDDEN, "{host}");
+    }
+    assert_eq!(fake.registry.connections(), 0, "a refused registry was connected to");
+    let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"refused\"} 16"), "{metrics}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_and_tokens() {
+    let (fake, data) = one_blob(FakeBlob::new(pseudo_random(200_000, 13))).await;
+    let lp = Layerpipe::for_fake(&fake, true).await;
+    assert_eq!(fetch(&lp.url(&page_path(&format!("{}/{REPO}:v1", fake.host()))), &[]).await.status, StatusCode::OK);
+    for _ in 0..2 {
+        fetch_hashed(&lp.url(&download_path(&fake.host(), &data))).await.unwrap();
+    }
+    let got = fetch(&lp.url("/metrics"), &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let text = got.text();
+    for line in [
+        "layerpipe_requests_total{route=\"page\",status=\"200\"} 1".to_owned(),
+        "layerpipe_requests_total{route=\"download\",status=\"200\"} 2".to_owned(),
+        format!("layerpipe_download_bytes_total {}", 2 * data.len()),
+        "layerpipe_active_downloads 0".to_owned(),
+        "layerpipe_download_duration_seconds_count 2".to_owned(),
+        "layerpipe_token_cache_misses_total 1".to_owned(),
+        "layerpipe_token_cache_hits_total 2".to_owned(),
+        "layerpipe_token_fetches_total 1".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn registry_strings_are_escaped_and_tokens_never_reach_a_page() {
+    let evil = r#"<script>alert('x')</script>"#;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{evil}","digest":"{d}","size":2}},
+        "layers":[{{"mediaType":"{evil}","digest":"{d}","size":2,"annotations":{{"x":"{evil}"}}}}]}}"#,
+        d = digest(b"{}")
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{evil}","digest":"{d}","size":2,"platform":{{"os":"{evil}","architecture":"a\"b","variant":"<v>"}}}}]}}"#,
+        d = digest(b"{}")
+    );
+    let mut manifests = HashMap::new();
+    manifests.insert("v1".to_owned(), (OCI_MANIFEST.to_owned(), Bytes::from(manifest)));
+    manifests.insert("idx".to_owned(), ("application/vnd.oci.image.index.v1+json".to_owned(), Bytes::from(index)));
+    let fake = FakeRegistry::start(manifests, HashMap::new()).await;
+    let lp = Layerpipe::for_fake(&fake, true).await;
+    for tag in ["v1", "idx", "missing"] {
+        let html = fetch(&lp.url(&page_path(&format!("{}/{REPO}:{tag}", fake.host()))), &[]).await.text();
+        assert!(!html.contains("<script>"), "{tag}: {html}");
+        assert!(!html.contains("<v>"), "{tag}: {html}");
+        assert!(!html.contains("token-1"), "{tag}: a token reached the page");
+    }
+}
+
+/// layerpipe as its own process, for signals and logs.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn spawn_layerpipe(config: &str) -> Process {
+    let dir = std::env::temp_dir().join(format!("layerpipe-test-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.json");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_layerpipe"))
+        .args(["--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            // Text logs say `listen=ADDR`, JSON logs `"listen":"ADDR"`.
+            if let Some(rest) = line.split("listen=").nth(1).or_else(|| line.split("\"listen\":\"").nth(1)) {
+                let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("");
+                let _ = tx.send(addr.to_owned());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("layerpipe did not say where it listens");
+    Process { child, addr: addr.parse().unwrap(), log }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_download_in_flight_finish_refuses_new_ones_and_exits_zero() {
+    let (fake, data) = one_blob(FakeBlob::new(pseudo_random(24 << 20, 17))).await;
+    let password = "s3cret-Passw0rd";
+    let mut lp = spawn_layerpipe(&format!(
+        r#"{{"timeouts":{{"shutdown_grace_secs":30}},"registries":{{"{h}":{{"endpoint":"http://{h}","username":"puller","password":"{password}"}}}}}}"#,
+        h = fake.host()
+    ));
+    let url = format!("http://{}{}", lp.addr, download_path(&fake.host(), &data));
+    let response = client().request(Request::get(&url).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut hasher = sha2::Sha256::default();
+    let mut got = 0usize;
+    // Read a little, then ask layerpipe to stop.
+    while got < 1 << 20 {
+        let frame = body.frame().await.unwrap().unwrap();
+        if let Some(d) = frame.data_ref() {
+            sha2::Digest::update(&mut hasher, d);
+            got += d.len();
+        }
+    }
+    let status = std::process::Command::new("kill").args(["-TERM", &lp.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(lp.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "layerpipe still accepts connections after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The download in flight completes, whole.
+    while let Some(frame) = body.frame().await {
+        if let Some(d) = frame.expect("the download in flight was cut off").data_ref() {
+            sha2::Digest::update(&mut hasher, d);
+            got += d.len();
+        }
+    }
+    assert_eq!(got, data.len());
+    assert_eq!(format!("{:x}", sha2::Digest::finalize(hasher)), sha256_hex(&data));
+    let exit = tokio::task::spawn_blocking(move || lp.child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "layerpipe exited with {exit}");
+    // The logs (at debug level) never hold the password or a token.
+    let log = lp.log.lock().unwrap().join("\n");
+    assert!(log.contains("status=200"), "no access line:\n{log}");
+    assert!(!log.contains(password), "the password reached the log");
+    assert!(!log.contains("token-1"), "a token reached the log");
+    assert!(!log.contains("cHVsbGVy"), "Basic credentials reached the log");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut lp = spawn_layerpipe(r#"{"log_format":"json"}"#);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let got = runtime.block_on(fetch(&format!("http://{}/healthz", lp.addr), &[]));
+    assert_eq!(got.status, StatusCode::OK);
+    lp.child.kill().unwrap();
+    lp.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let log = lp.log.lock().unwrap().clone();
+    assert!(log.len() >= 2, "{log:?}");
+    for line in &log {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(value.get("level").is_some(), "{line}");
+    }
+    assert!(log.iter().any(|l| l.contains("\"path\":\"/healthz\"") && l.contains("\"status\":200")), "{log:?}");
+}
