@@ -171,3 +171,38 @@ mod tests {
         assert!(parse(None, br#"{"schemaVersion":2}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid() -> Vec<u8> {
+        let d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{d}","size":7}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1,
+            "platform":{{"os":"linux","architecture":"amd64"}}}}],"manifests":null}}"#
+        )
+        .into_bytes()
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let _ = parse(None, &bytes);
+        }
+
+        #[test]
+        fn damaged_manifests_parse_or_fail_without_panicking(
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..8)
+        ) {
+            let mut bytes = valid();
+            for (at, byte) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let _ = parse(Some("application/json"), &bytes);
+        }
+    }
+}

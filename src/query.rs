@@ -81,3 +81,22 @@ mod tests {
         assert_eq!(parse(&format!("v={encoded}")).unwrap()[0].1, s);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_query_parses_or_fails_without_panicking(s in "\\PC{0,200}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn encoded_values_decode_to_themselves(s in "\\PC{0,100}") {
+            let pairs = parse(&format!("v={}", encode(&s))).unwrap();
+            prop_assert_eq!(&pairs[0].1, &s);
+        }
+    }
+}

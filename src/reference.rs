@@ -383,3 +383,54 @@ mod tests {
         assert!(e.0.contains("invalid tag"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const COMPONENT: &str = "[a-z0-9]{1,6}((\\.|_|__|-{1,3})[a-z0-9]{1,6}){0,2}";
+
+    proptest! {
+        #[test]
+        fn any_input_parses_or_fails_without_panicking(s in "\\PC{0,300}") {
+            let _ = s.parse::<ImageReference>();
+        }
+
+        #[test]
+        fn whatever_parses_prints_back_to_itself(s in "[a-zA-Z0-9./:_@\\[\\]-]{1,80}") {
+            if let Ok(r) = s.parse::<ImageReference>() {
+                let printed = r.to_string();
+                prop_assert_eq!(&printed, &s);
+                prop_assert_eq!(printed.parse::<ImageReference>().unwrap(), r);
+            }
+        }
+
+        #[test]
+        fn grammatical_references_parse_into_their_parts(
+            domain in proptest::option::of("[a-z]{1,8}\\.[a-z]{2,4}(:[1-9][0-9]{0,3})?"),
+            path in proptest::collection::vec(COMPONENT, 1..4),
+            tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}"),
+            digest in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            // Without a registry, a first component that looks like a host would be one.
+            prop_assume!(domain.is_some() || path.len() == 1 || !(path[0].contains('.') || path[0] == "localhost"));
+            let path = path.join("/");
+            let mut s = domain.as_ref().map_or(String::new(), |d| format!("{d}/"));
+            s.push_str(&path);
+            if let Some(tag) = &tag {
+                s.push(':');
+                s.push_str(tag);
+            }
+            if let Some(hex) = &digest {
+                s.push_str("@sha256:");
+                s.push_str(hex);
+            }
+            let r: ImageReference = s.parse().map_err(|e| TestCaseError::fail(format!("{s}: {e}")))?;
+            prop_assert_eq!(r.registry(), domain.as_deref().unwrap_or(DOCKER_HUB));
+            prop_assert_eq!(r.path_as_typed(), path.as_str());
+            prop_assert_eq!(r.tag(), tag.as_deref());
+            prop_assert_eq!(r.digest().map(|d| d.hex().to_owned()), digest);
+        }
+    }
+}

@@ -225,3 +225,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Prints a challenge the way a server would, quoting every value.
+    fn print(c: &Challenge) -> String {
+        let params: Vec<String> = c
+            .params
+            .iter()
+            .map(|(n, v)| format!("{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        format!("{} {}", c.scheme, params.join(", "))
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_parses_or_fails_without_panicking(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn printed_challenges_parse_back(
+            challenges in proptest::collection::vec(
+                ("[a-z][a-z0-9]{0,8}", proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", "[ -~]{0,40}"), 1..5)),
+                1..4,
+            )
+        ) {
+            let challenges: Vec<Challenge> = challenges
+                .into_iter()
+                .map(|(scheme, params)| Challenge { scheme, params })
+                .collect();
+            let header = challenges.iter().map(print).collect::<Vec<_>>().join(", ");
+            prop_assert_eq!(parse(&header).map_err(|e| TestCaseError::fail(format!("{header}: {e}")))?, challenges);
+        }
+    }
+}
