@@ -1,6 +1,7 @@
-//! The body of every layerpipe response: a small page held whole, or a blob streamed
-//! from a registry. An enum rather than a boxed trait object keeps the hot path (one
-//! call per frame of a multi-GB layer) free of dynamic dispatch and allocation.
+//! The body of every layerpipe response: a small page held whole, a blob streamed
+//! from a registry, or one file of a layer as it is decompressed. An enum rather than
+//! a boxed trait object keeps the hot path (one call per frame of a multi-GB layer)
+//! free of dynamic dispatch and allocation.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use crate::download::BlobBody;
+use crate::layer::save::EntryBody;
 
 /// Errors a body can end with; hyper aborts the connection on any of them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -19,6 +21,8 @@ pub enum Body {
     Full(Option<Bytes>),
     /// A blob passing through from the registry.
     Blob(BlobBody),
+    /// One file of a layer, as it is decompressed.
+    Entry(EntryBody),
 }
 
 impl Body {
@@ -48,6 +52,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::Blob(blob) => Pin::new(blob).poll_frame(cx),
+            Body::Entry(entry) => Pin::new(entry).poll_frame(cx),
         }
     }
 
@@ -55,6 +60,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(bytes) => bytes.is_none(),
             Body::Blob(blob) => blob.is_end_stream(),
+            Body::Entry(entry) => entry.is_end_stream(),
         }
     }
 
@@ -62,6 +68,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Blob(blob) => blob.size_hint(),
+            Body::Entry(entry) => entry.size_hint(),
         }
     }
 }

@@ -1,0 +1,189 @@
+//! Reading a blob from the registry through a tar [`Visitor`], frame by frame.
+//!
+//! Two halves joined by a bounded channel: an async reader takes the registry's frames
+//! (with the idle timeout) and a blocking thread decompresses them into the tar scanner.
+//! Decompression is CPU work, tens of milliseconds per MiB on a small machine: on the
+//! blocking thread it cannot hold up the runtime's workers, which keep serving pages and
+//! downloads. The channel carries the registry's own `Bytes` (no copy) and holds at most
+//! [`FRAMES_IN_FLIGHT`] of them, so a slow consumer slows the registry read.
+//!
+//! Stopping is by dropping: when the visitor stops (or the archive ends) the thread
+//! drops its receiver, the reader's next send fails and it drops the registry's body,
+//! closing that connection; when the caller drops the scan (client gone), the reader is
+//! dropped with it and the thread sees its channel close.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use super::decompress::{Compression, DecompressError, Decompressor};
+use super::tar::{Outcome, Scanner, Visitor};
+use crate::digest::{Digest, Hasher};
+
+/// Registry frames queued for the decompressing thread at most.
+pub const FRAMES_IN_FLIGHT: usize = 8;
+
+/// Compressed bytes decompressed between checks for a stop, so that little work is
+/// wasted on a frame after the visitor has what it wants.
+const STEP: usize = 32 * 1024;
+
+/// How a blob is read.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Give up when the registry sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// Hash the whole blob and compare with this digest. The blob is then read to its
+    /// end even after the archive stops, so that what was read is known to be the blob.
+    pub verify: Option<Digest>,
+}
+
+/// What reading a blob found.
+pub struct Scanned<V> {
+    /// The visitor, with whatever it gathered.
+    pub visitor: V,
+    /// How the archive ended.
+    pub outcome: Outcome,
+    /// The compressed stream's failure, when it failed (the archive then ends there).
+    pub decompress_error: Option<DecompressError>,
+    /// The compression found in the blob's first bytes.
+    pub compression: Option<Compression>,
+    /// Bytes of blob read.
+    pub compressed_bytes: u64,
+    /// Bytes of tar stream read.
+    pub tar_bytes: u64,
+    /// With [`ScanOptions::verify`]: what the whole blob hashed to.
+    pub digest: Option<Digest>,
+}
+
+impl<V> Scanned<V> {
+    /// Why the archive could not be read to its end, in a sentence, or `None` when it
+    /// was (or the visitor stopped it).
+    pub fn problem(&self) -> Option<String> {
+        if let Some(e) = &self.decompress_error {
+            return Some(format!("Reading stopped: {e}."));
+        }
+        match &self.outcome {
+            Outcome::End | Outcome::Eof | Outcome::Stopped => None,
+            Outcome::Truncated(inside) => Some(format!("Reading stopped: the archive ends inside {inside}.")),
+            Outcome::Failed(e) => Some(format!("Reading stopped: the archive is damaged: {e}.")),
+        }
+    }
+}
+
+/// Why a blob could not be read.
+#[derive(Debug)]
+pub enum ScanError {
+    /// The registry's stream broke.
+    Upstream(hyper::Error),
+    /// The registry sent nothing for too long.
+    Stalled(Duration),
+    /// The decompressing thread panicked (a bug).
+    Worker(String),
+}
+
+/// What the reader hands the decompressing thread.
+enum Chunk {
+    Data(Bytes),
+    /// The blob ended cleanly. A channel closed without it means the read failed.
+    End,
+}
+
+/// Reads `body` through `visitor`; see the module docs.
+pub async fn scan<V>(body: Incoming, visitor: V, options: ScanOptions) -> Result<Scanned<V>, ScanError>
+where
+    V: Visitor + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+    let verify = options.verify.clone();
+    let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify));
+    let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout), worker);
+    match (worked, read) {
+        // A thread that finished had all it needed, whatever became of the rest.
+        (Ok(Some(scanned)), _) => Ok(scanned),
+        (_, Err(e)) => Err(e),
+        // The reader succeeded, so it either sent `End` or saw the thread finish.
+        (Ok(None), Ok(())) => Err(ScanError::Worker("the decompressing thread lost its input".into())),
+        (Err(e), Ok(())) => Err(ScanError::Worker(e.to_string())),
+    }
+}
+
+/// Moves the registry's frames into `tx` until the body ends, fails, stalls, or the
+/// thread stops listening.
+async fn read(mut body: Incoming, tx: mpsc::Sender<Chunk>, idle: Duration) -> Result<(), ScanError> {
+    loop {
+        // Only the registry's silence counts: time spent waiting on a full channel is
+        // the consumer's backpressure.
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ScanError::Stalled(idle)),
+            Ok(None) => {
+                let _ = tx.send(Chunk::End).await;
+                return Ok(());
+            }
+            Ok(Some(Err(e))) => return Err(ScanError::Upstream(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if tx.send(Chunk::Data(data)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The blocking half: decompresses frames into the scanner. `None` when the reader
+/// gave up (its error is the answer).
+fn decompress<V: Visitor>(mut rx: mpsc::Receiver<Chunk>, visitor: V, verify: Option<Digest>) -> Option<Scanned<V>> {
+    let mut scanner = Scanner::new(visitor);
+    let mut hasher = verify.as_ref().map(|d| Hasher::new(d.algorithm()));
+    let mut decompressor = Decompressor::new(&mut scanner);
+    let mut decompress_error = None;
+    let mut decoding = true;
+    let mut whole = false;
+    let mut read = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        let data = match chunk {
+            Chunk::Data(data) => data,
+            Chunk::End => {
+                whole = true;
+                if decoding {
+                    decompress_error = decompressor.finish().err();
+                }
+                break;
+            }
+        };
+        read += data.len() as u64;
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&data);
+        }
+        for step in data.chunks(STEP) {
+            if !decoding {
+                break;
+            }
+            if let Err(e) = decompressor.write(step) {
+                decompress_error = Some(e);
+            }
+            decoding = decompress_error.is_none() && !decompressor.sink().is_done();
+        }
+        if !decoding && hasher.is_none() {
+            break;
+        }
+    }
+    if !whole && (decoding || hasher.is_some()) {
+        return None;
+    }
+    let compression = decompressor.compression();
+    drop(decompressor);
+    let tar_bytes = scanner.position();
+    let (visitor, outcome) = scanner.finish();
+    Some(Scanned {
+        visitor,
+        outcome,
+        decompress_error,
+        compression,
+        compressed_bytes: read,
+        tar_bytes,
+        digest: hasher.filter(|_| whole).map(Hasher::finish),
+    })
+}
