@@ -5,6 +5,10 @@
 //! | `GET /` | the form |
 //! | `GET /?image=REF` | the image's layers (or, for an index, its platforms) |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
+//! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
+//! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
+//! | `GET /fs/PATH?image=…` | one entry of the layer; a file's first 64 KiB |
+//! | `GET /save/PATH?image=…` | one file of the layer, as a file |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
 //!
@@ -17,8 +21,12 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::config::Config;
-use crate::download::{self, DownloadLink, DownloadSlots, StreamOptions};
+use crate::download::{self, DownloadLink, DownloadSlots, LayerFormat, StreamOptions};
 use crate::error::Error;
+use crate::layer::entry::Kind;
+use crate::layer::inspect::Inspector;
+use crate::layer::link::{Here, LayerPath};
+use crate::layer::listing::{Listing, Lookup};
 use crate::metrics::Metrics;
 use crate::page;
 use crate::query;
@@ -30,6 +38,7 @@ pub struct App {
     registry: RegistryClient,
     downloads: DownloadSlots,
     stream: StreamOptions,
+    layers: Inspector,
     metrics: Arc<Metrics>,
 }
 
@@ -43,6 +52,7 @@ impl App {
         App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
+            layers: Inspector::new(&config, metrics.clone()),
             registry: RegistryClient::new(config, metrics.clone()),
             metrics,
         }
@@ -68,9 +78,15 @@ impl App {
         let result = if !matches!(*request.method(), Method::GET | Method::HEAD) {
             Err(Error::method_not_allowed())
         } else {
+            let method = request.method();
             match request.uri().path() {
                 "/" => self.image_page(&pairs).await,
-                "/download" => self.download(request.method().clone(), request.headers(), &pairs).await,
+                "/download" => self.download(method.clone(), request.headers(), &pairs).await,
+                "/files" => self.files(&pairs).await,
+                "/fs" => DownloadLink::from_query(&pairs)
+                    .map(|link| redirect(&Here::root().fs(&link, &LayerPath::root(), true))),
+                path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs).await,
+                path if path.starts_with("/save/") => self.save(method, &path["/save/".len()..], &pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -105,6 +121,119 @@ impl App {
         let upstream = self.registry.blob(&link.image, &link.digest, &method, pass_on).await?;
         Ok(download::respond(upstream, &link.digest, &link.file_name(), &self.stream, slot))
     }
+
+    /// `files`: the layer's entries, largest first.
+    async fn files(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let page = page_number(pairs)?;
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            return Ok(self.not_a_layer(&link, Here::root()).await);
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        if page > listing.len().div_ceil(page::FILES_PER_PAGE).max(1) {
+            return Err(Error::not_found(format!("the list of files has no page {page}")));
+        }
+        Ok(html_response(StatusCode::OK, page::layer_files(&link, &listing, page)))
+    }
+
+    /// `fs/PATH/` and `fs/PATH`: a directory of the layer, or one entry. A directory asked
+    /// for without its `/` (or a file with one) is redirected, so that relative links
+    /// resolve from the right place.
+    async fn browse(
+        &self,
+        method: &Method,
+        encoded: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let (path, wants_dir) = LayerPath::from_url(encoded)?;
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
+            return Ok(self.not_a_layer(&link, here).await);
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        let entry = match listing.lookup(path.as_bytes()) {
+            Lookup::Missing => return Err(missing(&listing, &path)),
+            Lookup::ImpliedDir => None,
+            Lookup::Entry(e) if e.entry.kind == Kind::Dir => None,
+            Lookup::Entry(e) => Some(e),
+        };
+        let html = match (entry, wants_dir) {
+            (None, true) => page::layer_dir(&link, &listing, &path),
+            (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
+            (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
+            (Some(e), false) => {
+                let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
+                let preview = match content {
+                    Some(c) => Some(self.layers.preview(&self.registry, &link, c.index).await),
+                    None => None,
+                };
+                page::layer_file(&link, &listing, e, &path, preview)
+            }
+        };
+        Ok(html_response(StatusCode::OK, html))
+    }
+
+    /// `save/PATH`: one file of the layer, as an attachment under its own name.
+    async fn save(&self, method: &Method, encoded: &str, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let (path, wants_dir) = LayerPath::from_url(encoded)?;
+        if wants_dir {
+            return Err(Error::bad_request("only files can be saved, not directories"));
+        }
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            return Err(Error::bad_request("this blob is not a filesystem layer; download it whole instead"));
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        let Lookup::Entry(e) = listing.lookup(path.as_bytes()) else {
+            return Err(missing(&listing, &path));
+        };
+        let content = listing.content_of(e.index).ok_or_else(|| {
+            Error::bad_request(format!(
+                "{} is not a file: only files (and hard links to them) can be saved",
+                path.display()
+            ))
+        })?;
+        let name = String::from_utf8_lossy(path.name()).into_owned();
+        self.layers.save(&self.registry, &link, method, (content.index, content.entry.size, &name)).await
+    }
+
+    /// The page for a blob that is not a layer; a JSON one is shown.
+    async fn not_a_layer(&self, link: &DownloadLink, here: Here) -> Response<Body> {
+        let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
+        let head = if is_json { Some(self.layers.blob_head(&self.registry, link).await) } else { None };
+        html_response(StatusCode::OK, page::not_a_layer(link, here, head))
+    }
+}
+
+/// The optional `page` of a file list, from 1.
+fn page_number(pairs: &[(String, String)]) -> Result<usize, Error> {
+    match query::get(pairs, "page") {
+        None => Ok(1),
+        Some(page) => page
+            .parse::<usize>()
+            .ok()
+            .filter(|&p| (1..=MAX_PAGE).contains(&p))
+            .ok_or_else(|| Error::bad_request(format!("page must be a number from 1 to {MAX_PAGE}"))),
+    }
+}
+
+/// Highest file-list page number accepted (a million entries make 100 pages).
+const MAX_PAGE: usize = 1_000;
+
+/// 404 for a path not in the layer (or not in the part of it that could be read).
+fn missing(listing: &Listing, path: &LayerPath) -> Error {
+    let partly = if listing.summary.stopped.is_some() { " (in the part of it that could be read)" } else { "" };
+    Error::not_found(format!("{} is not in this layer{partly}", path.display()))
+}
+
+/// 301 to a relative `location` (layerpipe's own, percent-encoded: a valid header).
+fn redirect(location: &str) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    let location = HeaderValue::try_from(location).expect("percent-encoded links are visible ASCII");
+    response.headers_mut().insert(header::LOCATION, location);
+    response
 }
 
 fn text_response(text: Body) -> Response<Body> {
@@ -143,8 +272,11 @@ pub fn route_label(path: &str) -> &'static str {
     match path {
         "/" => "page",
         "/download" => "download",
+        "/files" => "files",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
+        p if p == "/fs" || p.starts_with("/fs/") => "browse",
+        p if p.starts_with("/save/") => "save",
         _ => "other",
     }
 }
