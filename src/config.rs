@@ -53,6 +53,11 @@ pub struct Config {
     /// `"text"` (default) or `"json"`: one JSON object per log line.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Threads serving requests. 1 (the default) runs everything on one thread, which
+    /// costs the least CPU per byte streamed (no wakeups across threads; BENCHMARKS.md);
+    /// more spread many concurrent downloads over more cores.
+    #[serde(default = "one")]
+    pub worker_threads: usize,
 }
 
 /// The format of log lines.
@@ -251,6 +256,10 @@ fn yes() -> bool {
     true
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config::parse("{}").expect("the defaults are valid")
@@ -309,6 +318,9 @@ impl Config {
         }
         if l.max_redirects > 100 {
             return Err(format!("limits.max_redirects must be at most 100, got {}", l.max_redirects));
+        }
+        if !(1..=1024).contains(&self.worker_threads) {
+            return Err(format!("worker_threads must be from 1 to 1024, got {}", self.worker_threads));
         }
         if !(1..=10).contains(&self.retries.attempts) {
             return Err(format!("retries.attempts must be from 1 to 10, got {}", self.retries.attempts));
@@ -402,6 +414,12 @@ mod tests {
             (r#"{"registries": {"r.io": {"endpoint": "https://r.io", "token": 1}}}"#, "token"),
             (r#"{"registries": {"bad host": {"endpoint": "https://r.io"}}}"#, "bad host"),
             (r#"{"timeouts": {"connect_secs": 0}}"#, "timeouts.connect_secs"),
+            (r#"{"timeouts": {"idle_read_secs": -1}}"#, "timeouts.idle_read_secs"),
+            (r#"{"limits": {"max_concurrent_downloads": 0}}"#, "limits.max_concurrent_downloads"),
+            (r#"{"limits": {"max_redirect": 3}}"#, "max_redirect"),
+            (r#"{"retries": {"attempts": 0}}"#, "retries.attempts"),
+            (r#"{"log_format": "xml"}"#, "unknown variant"),
+            (r#"{"worker_threads": 0}"#, "worker_threads"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");

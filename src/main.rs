@@ -34,7 +34,11 @@ fn main() {
         config.listen = listen;
     }
     init_logs(config.log_format);
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
+    .expect("tokio runtime");
     runtime.block_on(run(config));
 }
 

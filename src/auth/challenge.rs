@@ -233,11 +233,8 @@ mod properties {
 
     /// Prints a challenge the way a server would, quoting every value.
     fn print(c: &Challenge) -> String {
-        let params: Vec<String> = c
-            .params
-            .iter()
-            .map(|(n, v)| format!("{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
+        let params: Vec<String> =
+            c.params.iter().map(|(n, v)| format!("{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
         format!("{} {}", c.scheme, params.join(", "))
     }
 
