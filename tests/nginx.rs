@@ -1,0 +1,664 @@
+//! layerpipe behind nginx, as `deploy/nginx.conf` sets it up: under the prefix
+//! `/explore/`, streaming, with a real registry behind it.
+//!
+//! Everything here is a real program: Debian's `docker-registry` with token auth (see
+//! `tests/real/`), the `layerpipe` binary this build made (the release build under
+//! `cargo test --release`), and Debian's nginx running `deploy/nginx.conf` with only two
+//! ports changed, its files in a temp dir (`-p`). All of it listens on 127.0.0.1.
+//!
+//! Needs `/usr/sbin/nginx` (`apt-get install -y nginx-light`) and
+//! `/usr/bin/docker-registry` (`apt-get install -y docker-registry`).
+
+mod real;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use real::images::{hex, sha256_hex};
+use real::{PushedImage, RealRegistry};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Where Debian's nginx packages put nginx.
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// How long layerpipe and nginx may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long any one request through nginx may take (the large download included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The most memory (peak RSS) an nginx worker may reach while streaming a large layer.
+/// An idle worker is a few MiB; one that buffered the layer would be hundreds.
+const NGINX_WORKER_MAX_RSS_KIB: u64 = 32 * 1024;
+
+/// The large layer's size; `LAYERPIPE_E2E_LARGE_MIB` overrides the 256 MiB, as in
+/// tests/e2e_registry.rs.
+fn large_layer_size() -> u64 {
+    let mib = std::env::var("LAYERPIPE_E2E_LARGE_MIB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(256);
+    mib << 20
+}
+
+// ---------------------------------------------------------------------------------------
+// The layerpipe binary.
+
+/// The `layerpipe` binary, running until dropped, its stderr (the log) collected.
+struct LayerpipeProcess {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LayerpipeProcess {
+    /// Runs `layerpipe --config FILE --listen 127.0.0.1:0` with `registry` listed, and
+    /// learns the port from its start-up log line `layerpipe serving listen=ADDR`.
+    fn start(registry: &RealRegistry) -> LayerpipeProcess {
+        let dir = tempfile::Builder::new().prefix("layerpipe-bin-").tempdir().expect("temp dir for layerpipe");
+        let config = dir.path().join("layerpipe.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"registries":{{"{host}":{{"endpoint":"{endpoint}"}}}}}}"#,
+                host = registry.host(),
+                endpoint = registry.endpoint()
+            ),
+        )
+        .expect("write layerpipe's config");
+        let binary = env!("CARGO_BIN_EXE_layerpipe");
+        let mut child = Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            // The start-up line is logged at info; a RUST_LOG from outside must not hide it.
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+        // Read stderr to its end on a thread of its own: a full pipe would stall layerpipe.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, listening) = std::sync::mpsc::channel();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = serving_address(&line) {
+                    let _ = found.send(addr);
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match listening.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => LayerpipeProcess { child, addr, log, _dir: dir },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "layerpipe did not log `layerpipe serving listen=ADDR` within {START_TIMEOUT:?} \
+                     (exit: {status:?}); its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    /// Everything layerpipe has logged so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LayerpipeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in layerpipe's start-up line, text format without colours (stderr is a
+/// pipe): `… INFO layerpipe: layerpipe serving listen=127.0.0.1:PORT registries=1`.
+fn serving_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("layerpipe serving") {
+        return None;
+    }
+    line.split_whitespace().find_map(|word| word.strip_prefix("listen="))?.parse().ok()
+}
+
+#[test]
+fn serving_line_is_parsed() {
+    let line = "2025-01-02T03:04:05.123456Z  INFO layerpipe: layerpipe serving listen=127.0.0.1:40123 registries=1";
+    assert_eq!(serving_address(line), Some("127.0.0.1:40123".parse().unwrap()));
+    assert_eq!(serving_address("INFO access: method=GET path=/ listen=1.2.3.4:5"), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// nginx with deploy/nginx.conf.
+
+/// nginx, or the message that says how to install it.
+fn nginx_binary() -> PathBuf {
+    if Path::new(NGINX).is_file() {
+        return PathBuf::from(NGINX);
+    }
+    panic!("nginx not installed: run apt-get install -y nginx-light");
+}
+
+/// `deploy/nginx.conf` as shipped.
+fn deploy_conf_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf")
+}
+
+/// `deploy/nginx.conf` with only the ports changed: the upstream (`127.0.0.1:8042`) to
+/// `upstream`, and `listen 8080` to 127.0.0.1:`port` (loopback only, for a test).
+fn render(conf: &str, upstream: SocketAddr, port: u16) -> String {
+    const SERVER: &str = "server 127.0.0.1:8042;";
+    const LISTEN: &str = "listen 8080;";
+    assert_eq!(conf.matches(SERVER).count(), 1, "deploy/nginx.conf should have one `{SERVER}`");
+    assert_eq!(conf.matches(LISTEN).count(), 1, "deploy/nginx.conf should have one `{LISTEN}`");
+    conf.replace(SERVER, &format!("server {upstream};")).replace(LISTEN, &format!("listen 127.0.0.1:{port};"))
+}
+
+/// nginx running the rendered `deploy/nginx.conf` in the foreground (`daemon off`), with
+/// a temp dir as its prefix (`-p`): pid, logs and temp dirs all land there.
+struct Nginx {
+    master: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx in front of `upstream` on a free loopback port.
+    fn start(upstream: SocketAddr) -> Nginx {
+        let binary = nginx_binary();
+        let conf = std::fs::read_to_string(deploy_conf_path()).expect("read deploy/nginx.conf");
+        let dir = tempfile::Builder::new().prefix("layerpipe-nginx-").tempdir().expect("temp dir for nginx");
+        // Started by root, nginx's workers run as `nobody`: let them into the prefix.
+        set_mode(dir.path(), 0o755);
+        let mut failures = Vec::new();
+        // The port was free when asked; another process may take it first. Then nginx
+        // exits at start, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let rendered = dir.path().join("nginx.conf");
+            std::fs::write(&rendered, render(&conf, upstream, port)).expect("write the rendered nginx.conf");
+            let error_log = dir.path().join("error.log");
+            let mut master = Command::new(&binary)
+                .arg("-p")
+                .arg(format!("{}/", dir.path().display()))
+                .arg("-c")
+                .arg(&rendered)
+                // Where nginx logs before it has read error_log from the config.
+                .arg("-e")
+                .arg(&error_log)
+                .arg("-g")
+                .arg("daemon off;")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("nginx stderr file"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+            let deadline = Instant::now() + START_TIMEOUT;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            loop {
+                if let Ok(Some(status)) = master.try_wait() {
+                    failures.push(format!("port {port}: nginx exited ({status}):\n{}", read(&error_log)));
+                    break;
+                }
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Nginx { master, port, dir };
+                }
+                if Instant::now() > deadline {
+                    let _ = master.kill();
+                    let _ = master.wait();
+                    panic!("nginx did not listen on {addr} within {START_TIMEOUT:?}:\n{}", read(&error_log));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("nginx did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    /// The URL a browser makes of `href`, a link on a page under `/explore/`.
+    fn resolve(&self, href: &str) -> String {
+        assert!(!href.starts_with('/') && !href.contains("://"), "layerpipe's links are relative: {href}");
+        self.url(&format!("/explore/{}", href.strip_prefix("./").unwrap_or(href)))
+    }
+
+    /// The worker processes (the children of the master).
+    fn workers(&self) -> Vec<u32> {
+        children(self.master.id())
+    }
+
+    /// nginx's error log, for failure messages.
+    fn error_log(&self) -> String {
+        read(&self.dir.path().join("error.log"))
+    }
+
+    /// nginx's access log.
+    fn access_log(&self) -> String {
+        read(&self.dir.path().join("access.log"))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // TERM to the master: it stops its workers (KILL would leave them running).
+        let workers = self.workers();
+        let _ = Command::new("kill").arg("-TERM").arg(self.master.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.master.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for worker in workers {
+            let _ = Command::new("kill").arg("-KILL").arg(worker.to_string()).status();
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()))
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod the temp dir");
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// The fields of /proc/PID/stat after the command name (index 0 is field 3, the state).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| stat_fields(child).and_then(|f| f.get(1)?.parse::<u32>().ok()) == Some(pid))
+        .collect()
+}
+
+/// The files `pid` has open (deleted ones included, as their former paths).
+fn open_files(pid: u32) -> Vec<PathBuf> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd");
+    fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).collect()
+}
+
+/// Sets the peak RSS (VmHWM) of `pid` back to its current RSS; false if not allowed.
+fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The peak RSS (VmHWM) of `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP, and reading layerpipe's pages.
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn get(client: &HttpClient, url: &str, headers: HeaderMap) -> Response<Incoming> {
+    let mut request = Request::get(url).body(Empty::new()).expect("request");
+    *request.headers_mut() = headers;
+    tokio::time::timeout(REQUEST_TIMEOUT, client.request(request))
+        .await
+        .unwrap_or_else(|_| panic!("GET {url}: no answer within {REQUEST_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("GET {url}: {e:?}"))
+}
+
+async fn get_bytes(client: &HttpClient, url: &str) -> (Response<()>, Bytes) {
+    let response = get(client, url, HeaderMap::new()).await;
+    let (parts, body) = response.into_parts();
+    let bytes = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
+        .await
+        .unwrap_or_else(|_| panic!("body of {url}: not done within {REQUEST_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("body of {url}: {e:?}"))
+        .to_bytes();
+    (Response::from_parts(parts, ()), bytes)
+}
+
+/// A page through nginx, checked to be a 200 HTML page.
+async fn page_at(client: &HttpClient, url: &str) -> String {
+    let (response, body) = get_bytes(client, url).await;
+    let html = String::from_utf8(body.to_vec()).expect("UTF-8 page");
+    assert_eq!(response.status(), StatusCode::OK, "{url}:\n{html}");
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    html
+}
+
+/// Undoes the page's HTML escaping of attribute values.
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The `href`s of every `<a href="download?…">[x]</a>`, in page order, unescaped.
+fn download_links(html: &str) -> Vec<String> {
+    const START: &str = "<a href=\"download?";
+    html.match_indices(START)
+        .map(|(i, _)| {
+            let from = i + "<a href=\"".len();
+            let len = html[from..].find('"').expect("closing quote");
+            assert!(html[from + len..].starts_with("\">[x]</a>"), "a download link that is not [x]");
+            unescape(&html[from..from + len])
+        })
+        .collect()
+}
+
+/// The platform links of an index page (`<a href="./?image=…">`), unescaped.
+fn platform_links(html: &str) -> Vec<String> {
+    const START: &str = "<a href=\"./?image=";
+    html.match_indices(START)
+        .map(|(i, _)| {
+            let from = i + "<a href=\"".len();
+            let len = html[from..].find('"').expect("closing quote");
+            unescape(&html[from..from + len])
+        })
+        .collect()
+}
+
+/// `repository-path-with-dashes-TAG-N.tar.gzip`, as layerpipe names layer N.
+fn expected_file_name(repository: &str, tag: &str, layer: usize) -> String {
+    format!("{}-{tag}-{layer}.tar.gzip", repository.replace('/', "-"))
+}
+
+/// Checks an image page served through nginx and downloads every layer through its
+/// `[x]` link under `/explore/`: exact bytes and the right file name.
+async fn check_page_and_downloads(client: &HttpClient, nginx: &Nginx, html: &str, image: &PushedImage, tag: &str) {
+    assert!(html.contains(&format!("<code id=\"manifest-digest\">{}</code>", image.digest)), "{html}");
+    let links = download_links(html);
+    assert_eq!(links.len(), image.layers.len(), "one [x] per layer:\n{html}");
+    for (i, (href, layer)) in links.iter().zip(&image.layers).enumerate() {
+        let url = nginx.resolve(href);
+        assert!(url.starts_with(&nginx.url("/explore/download?")), "{url}");
+        let (response, body) = get_bytes(client, &url).await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}: {body:?}\nnginx: {}", nginx.error_log());
+        let name = expected_file_name(&image.repository, tag, i + 1);
+        let disposition = response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(
+            disposition.starts_with(&format!("attachment; filename=\"{name}\"")),
+            "layer {}: Content-Disposition {disposition:?}, expected the file {name}",
+            i + 1
+        );
+        assert_eq!(response.headers()[header::CONTENT_LENGTH], layer.size.to_string().as_str());
+        assert_eq!(body.len() as u64, layer.size);
+        assert_eq!(sha256_hex(&body), layer.sha256(), "layer {} through nginx", i + 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+
+/// The file as shipped is a valid, complete configuration: `nginx -t` with a temp prefix.
+#[test]
+fn deploy_nginx_conf_passes_nginx_t() {
+    let binary = nginx_binary();
+    let dir = tempfile::Builder::new().prefix("layerpipe-nginx-t-").tempdir().expect("temp dir");
+    let output = Command::new(&binary)
+        .arg("-t")
+        .arg("-p")
+        .arg(format!("{}/", dir.path().display()))
+        .arg("-c")
+        .arg(deploy_conf_path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nginx -t");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "nginx -t deploy/nginx.conf failed:\n{said}");
+    assert!(said.contains("test is successful"), "{said}");
+    // Relative paths land in the prefix, not in /var/lib/nginx or /var/log/nginx.
+    for made in ["proxy_temp", "client_body_temp", "access.log"] {
+        assert!(dir.path().join(made).exists(), "{made} should be under the prefix: {said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_links_and_downloads_work_under_explore() {
+    let started = Instant::now();
+    let registry = RealRegistry::start();
+    let image = registry.push_oci_image("e2e/nginx/app", "v1").await;
+    let index = registry.push_oci_index("e2e/nginx-multi", "2024").await;
+    let layerpipe = LayerpipeProcess::start(&registry);
+    let nginx = Nginx::start(layerpipe.addr);
+    let client = client();
+
+    // Without the slash: to the directory, so that relative links resolve under it.
+    let (response, _) = get_bytes(&client, &nginx.url("/explore")).await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(response.headers()[header::LOCATION], "/explore/");
+    let encoded = layerpipe::query::encode(&image.reference);
+    let (response, _) = get_bytes(&client, &nginx.url(&format!("/explore?image={encoded}"))).await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(response.headers()[header::LOCATION], format!("/explore/?image={encoded}").as_str());
+
+    let (response, body) = get_bytes(&client, &nginx.url("/explore/healthz")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body, "ok\n");
+    // The form at /explore/ itself.
+    let home = page_at(&client, &nginx.url("/explore/")).await;
+    assert!(home.contains("action=\"./\""), "{home}");
+    // Nothing outside the prefix.
+    let (response, _) = get_bytes(&client, &nginx.url("/healthz")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // The image: every layer listed, every [x] downloads exact bytes under its name.
+    let html = page_at(&client, &nginx.url(&format!("/explore/?image={encoded}"))).await;
+    assert!(html.contains(&format!("<p>{} layers,", image.layers.len())), "{html}");
+    check_page_and_downloads(&client, &nginx, &html, &image, "v1").await;
+
+    // The index: each platform link opens that platform's page through the prefix.
+    let html =
+        page_at(&client, &nginx.url(&format!("/explore/?image={}", layerpipe::query::encode(&index.reference)))).await;
+    let links = platform_links(&html);
+    assert_eq!(links.len(), index.platforms.len(), "{html}");
+    for (href, platform) in links.iter().zip(&index.platforms) {
+        let url = nginx.resolve(href);
+        assert!(url.starts_with(&nginx.url("/explore/?image=")), "{url}");
+        let html = page_at(&client, &url).await;
+        check_page_and_downloads(&client, &nginx, &html, platform, &index.tag).await;
+    }
+
+    // layerpipe saw the paths without the prefix; nginx logged them with it.
+    let log = layerpipe.log();
+    assert!(log.contains("path=/download?"), "layerpipe's log:\n{log}");
+    assert!(!log.contains("path=/explore"), "layerpipe's log:\n{log}");
+    assert!(nginx.access_log().contains("\"GET /explore/download?"), "{}", nginx.access_log());
+    eprintln!("pages, links and 9 downloads through nginx: {:.2?} in all", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_layer_streams_through_nginx_in_little_memory() {
+    let size = large_layer_size();
+    let registry = RealRegistry::start();
+    let started = Instant::now();
+    let image = registry.push_large_layer_image("e2e/nginx/large", "big", size, 0x6e67_696e).await;
+    eprintln!("generated, hashed and pushed {} MiB in {:.2?}", size >> 20, started.elapsed());
+    let layer = &image.layers[0];
+    let layerpipe = LayerpipeProcess::start(&registry);
+    let nginx = Nginx::start(layerpipe.addr);
+    let client = client();
+
+    let encoded = layerpipe::query::encode(&image.reference);
+    let html = page_at(&client, &nginx.url(&format!("/explore/?image={encoded}"))).await;
+    let links = download_links(&html);
+    assert_eq!(links.len(), 1, "{html}");
+    let url = nginx.resolve(&links[0]);
+
+    let workers = nginx.workers();
+    assert!(!workers.is_empty(), "nginx has no worker processes");
+    let reset = workers.iter().all(|&w| reset_peak_rss(w)) && reset_peak_rss(layerpipe.child.id());
+    let started = Instant::now();
+    let response = get(&client, &url, HeaderMap::new()).await;
+    assert_eq!(response.status(), StatusCode::OK, "nginx: {}", nginx.error_log());
+    assert_eq!(response.headers()[header::CONTENT_LENGTH], size.to_string().as_str());
+    let disposition = response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().to_owned();
+    let name = expected_file_name(&image.repository, "big", 1);
+    assert!(disposition.starts_with(&format!("attachment; filename=\"{name}\"")), "{disposition}");
+    // Read a little, then stop reading for a while as a slow browser would: nginx must not
+    // read ahead into a temp file (buffering off), nor keep anything it spooled.
+    let mut body = response.into_body();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut length = 0u64;
+    let mut paused = false;
+    let proxy_temp = nginx.dir.path().join("proxy_temp");
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.expect("download frame").into_data() {
+                length += data.len() as u64;
+                hasher.update(&data);
+            }
+            if !paused && length >= 4 << 20 {
+                paused = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // nginx unlinks its temp files as it opens them: look at the open files.
+                let spooled: Vec<PathBuf> =
+                    workers.iter().flat_map(|&w| open_files(w)).filter(|f| f.starts_with(&proxy_temp)).collect();
+                assert!(spooled.is_empty(), "nginx spooled the layer to disk: {spooled:?}");
+            }
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, read).await.expect("the download ends in time");
+    let sha256 = hex(hasher.finish().as_ref());
+    let took = started.elapsed();
+    assert_eq!(length, size);
+    assert_eq!(sha256, layer.sha256(), "the large layer through nginx");
+
+    let worker_peaks: Vec<u64> = workers.iter().map(|&w| peak_rss_kib(w)).collect();
+    let layerpipe_peak = peak_rss_kib(layerpipe.child.id());
+    eprintln!(
+        "downloaded {} MiB through nginx and layerpipe in {took:.2?} with a 1 s pause \
+         ({:.0} MiB/s reading); peak RSS{}: \
+         nginx workers {worker_peaks:?} KiB, layerpipe {layerpipe_peak} KiB",
+        size >> 20,
+        (size >> 20) as f64 / (took.as_secs_f64() - 1.0).max(0.001),
+        if reset { " during the download" } else { " since start" },
+    );
+    for peak in worker_peaks {
+        assert!(
+            peak < NGINX_WORKER_MAX_RSS_KIB,
+            "an nginx worker peaked at {peak} KiB streaming {} MiB: it buffered the layer",
+            size >> 20
+        );
+    }
+}
+
+/// What the upstream receives: the path without the prefix and the query untouched, the
+/// forwarded headers, HTTP/1.1 without `Connection: close`, and one kept-alive connection
+/// for consecutive requests. A stand-in upstream records the requests.
+#[tokio::test]
+async fn upstream_gets_forwarded_headers_and_kept_alive_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the stand-in upstream");
+    let upstream = listener.local_addr().unwrap();
+    let heads = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
+    let recorded = heads.clone();
+    tokio::spawn(async move {
+        let mut connection = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            connection += 1;
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                    buffer.drain(..end + 4);
+                    recorded.lock().unwrap().push((connection, head));
+                    if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let nginx = Nginx::start(upstream);
+    let client = client();
+
+    let mut headers = HeaderMap::new();
+    headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+    let url = nginx.url("/explore/download?image=a%2Fb%3Ac&layer=2");
+    let response = get(&client, &url, headers).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", nginx.error_log());
+    let _ = response.into_body().collect().await;
+    let (response, _) = get_bytes(&client, &nginx.url("/explore/")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    let (first_connection, first) = &heads[0];
+    let lines: Vec<&str> = first.split("\r\n").collect();
+    assert_eq!(lines[0], "GET /download?image=a%2Fb%3Ac&layer=2 HTTP/1.1");
+    let header = |name: &str| -> Vec<String> {
+        lines[1..]
+            .iter()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    };
+    assert_eq!(header("host"), ["127.0.0.1"]);
+    assert_eq!(header("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(header("x-forwarded-proto"), ["http"]);
+    assert_eq!(header("x-forwarded-prefix"), ["/explore"]);
+    assert!(header("connection").is_empty(), "no Connection header to the upstream: {first}");
+    let (second_connection, second) = &heads[1];
+    assert!(second.starts_with("GET / HTTP/1.1\r\n"), "{second}");
+    assert_eq!(first_connection, second_connection, "the second request reuses the kept-alive connection");
+}
