@@ -1,0 +1,467 @@
+//! A real browser: headless Chromium, driven over WebDriver by chromedriver, opens an
+//! image's page on layerpipe, clicks the `[x]` of layer 2, and the file lands in its
+//! download folder under layerpipe's name, byte for byte. A screenshot of the page is left
+//! at `target/browser-screenshot.png` for a person to look at.
+//!
+//! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
+//! client the other tests use: new session, navigate, find elements, click, screenshot,
+//! and chromedriver's `send_command` for one Chrome DevTools command. No WebDriver crate.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` and `docker-registry`. Everything
+//! listens on 127.0.0.1, and Chromium resolves no host name but localhost.
+
+mod real;
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use layerpipe::config::Config;
+use layerpipe::routes::App;
+use real::images::sha256_hex;
+use real::RealRegistry;
+use serde_json::{json, Value};
+
+/// Debian's Chromium (a launcher script that runs /usr/lib/chromium/chromium).
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's chromedriver, from `chromium-driver`.
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long chromedriver may take to answer `/status` after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one WebDriver command may take (a new session starts Chromium).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the clicked download may take to land.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The key of a web element reference in WebDriver's JSON.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+// ---------------------------------------------------------------------------------------
+// layerpipe, in-process.
+
+/// layerpipe serving on 127.0.0.1 until dropped.
+struct Layerpipe {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Layerpipe {
+    /// layerpipe with `registry` listed (plain http, loopback).
+    async fn start(registry: &RealRegistry) -> Layerpipe {
+        let config = Config::parse(&format!(
+            r#"{{"registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
+            host = registry.host(),
+            endpoint = registry.endpoint(),
+        ))
+        .expect("layerpipe config");
+        let app = Arc::new(App::new(Arc::new(config)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(layerpipe::server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Layerpipe { base, stop: Some(stop) }
+    }
+}
+
+impl Drop for Layerpipe {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// chromedriver and the WebDriver protocol.
+
+/// Chromium and chromedriver, or the message that says how to install them.
+fn browser_binaries() -> (PathBuf, PathBuf) {
+    if !Path::new(CHROMIUM).is_file() || !Path::new(CHROMEDRIVER).is_file() {
+        panic!("chromium not installed: run apt-get install -y chromium chromium-driver");
+    }
+    (PathBuf::from(CHROMIUM), PathBuf::from(CHROMEDRIVER))
+}
+
+/// chromedriver on a free 127.0.0.1 port, in a process group of its own so that the
+/// Chromium it starts goes with it when it is dropped.
+struct ChromeDriver {
+    child: Child,
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    log: PathBuf,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver (log in `dir`) and waits until it is ready for sessions.
+    async fn start(binary: &Path, dir: &Path) -> ChromeDriver {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let log = dir.join("chromedriver.log");
+        let mut failures = Vec::new();
+        // The port was free when asked; if another process takes it first, chromedriver
+        // exits, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(binary)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+            let mut driver = ChromeDriver {
+                child,
+                client: client.clone(),
+                base: format!("http://127.0.0.1:{port}"),
+                log: log.clone(),
+            };
+            match driver.wait_ready().await {
+                Ok(()) => return driver,
+                Err(why) => {
+                    failures.push(format!("port {port}: {why}\n{}", driver.log_tail()));
+                    drop(driver);
+                }
+            }
+        }
+        panic!("chromedriver did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    /// Polls `GET /status` until chromedriver says it is ready.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("chromedriver exited: {status}"));
+            }
+            if let Ok((StatusCode::OK, answer)) = self.request(Method::GET, "/status", None).await {
+                if answer["value"]["ready"] == true {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("chromedriver was not ready within {START_TIMEOUT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One HTTP request to chromedriver: the status and the JSON answer.
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+        let url = format!("{}{path}", self.base);
+        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(http::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(Full::new(body))
+            .expect("WebDriver request");
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| format!("{e:?}"))?;
+            let status = response.status();
+            let bytes = response.into_body().collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+            let json = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?;
+            Ok((status, json))
+        };
+        tokio::time::timeout(COMMAND_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {COMMAND_TIMEOUT:?}")))
+            .map_err(|e| format!("{method} {url}: {e}"))
+    }
+
+    /// A WebDriver command that must succeed: its `value`.
+    async fn command(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let what = format!("{method} {path}");
+        match self.request(method, path, body).await {
+            Ok((StatusCode::OK, mut answer)) => answer["value"].take(),
+            Ok((status, answer)) => {
+                panic!("WebDriver {what}: {status} {answer}\nchromedriver log:\n{}", self.log_tail())
+            }
+            Err(e) => panic!("WebDriver {e}\nchromedriver log:\n{}", self.log_tail()),
+        }
+    }
+
+    /// The end of chromedriver's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // TERM to the whole group (chromedriver and any Chromium it left), then KILL to
+        // whatever of that group is still there after 5 s.
+        let group = self.child.id();
+        let _ = Command::new("kill").arg("-TERM").arg("--").arg(format!("-{group}")).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let _ = self.child.try_wait();
+        while Instant::now() < deadline {
+            let _ = self.child.try_wait();
+            if group_members(group).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !group_members(group).is_empty() {
+            let _ = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{group}")).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The live processes in process group `group` (zombies excluded).
+fn group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 3 (state) and 5 (process group).
+            fields.first() != Some(&"Z") && fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(group)
+        })
+        .collect()
+}
+
+/// A WebDriver session: one headless Chromium.
+struct Session<'a> {
+    driver: &'a ChromeDriver,
+    id: String,
+}
+
+impl<'a> Session<'a> {
+    /// Starts headless Chromium with a fresh profile in `profile`, saving downloads to
+    /// `downloads` without asking.
+    async fn new(driver: &'a ChromeDriver, chromium: &Path, profile: &Path, downloads: &Path) -> Session<'a> {
+        let args = [
+            "--headless=new".to_owned(),
+            // Root (as in CI) cannot use Chromium's sandbox.
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            // No traffic but to layerpipe on 127.0.0.1: no QUIC, no first-run pages, no
+            // background fetches, updates or sync, and no host name resolves but localhost.
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--no-default-browser-check".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-extensions".to_owned(),
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1".to_owned(),
+            "--window-size=1280,800".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": args,
+                        "prefs": {
+                            "download.default_directory": downloads,
+                            "download.prompt_for_download": false,
+                            "download.directory_upgrade": true,
+                            "safebrowsing.enabled": false,
+                        },
+                    },
+                },
+            },
+        });
+        let value = driver.command(Method::POST, "/session", Some(capabilities)).await;
+        let id = value["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in {value}")).to_owned();
+        Session { driver, id }
+    }
+
+    async fn command(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.driver.command(method, &format!("/session/{}{path}", self.id), body).await
+    }
+
+    /// Lets the page download files into `downloads` (headless Chromium may otherwise
+    /// refuse them), through chromedriver's pass-through to the DevTools protocol.
+    async fn allow_downloads(&self, downloads: &Path) {
+        let params = json!({"behavior": "allow", "downloadPath": downloads});
+        self.command(
+            Method::POST,
+            "/chromium/send_command",
+            Some(json!({"cmd": "Page.setDownloadBehavior", "params": params})),
+        )
+        .await;
+    }
+
+    /// Opens `url` and waits for the page to load.
+    async fn navigate(&self, url: &str) {
+        self.command(Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// The document's title.
+    async fn title(&self) -> String {
+        self.command(Method::GET, "/title", None).await.as_str().expect("a title").to_owned()
+    }
+
+    /// The page's URL.
+    async fn current_url(&self) -> String {
+        self.command(Method::GET, "/url", None).await.as_str().expect("a URL").to_owned()
+    }
+
+    /// The elements `using` (a WebDriver locator strategy) finds for `value`, in order.
+    async fn find_all(&self, using: &str, value: &str) -> Vec<String> {
+        let found = self.command(Method::POST, "/elements", Some(json!({"using": using, "value": value}))).await;
+        found
+            .as_array()
+            .expect("a list of elements")
+            .iter()
+            .map(|e| e[ELEMENT_KEY].as_str().expect("an element reference").to_owned())
+            .collect()
+    }
+
+    /// An element's attribute or property as the browser sees it.
+    async fn property(&self, element: &str, name: &str) -> Value {
+        self.command(Method::GET, &format!("/element/{element}/property/{name}"), None).await
+    }
+
+    /// Clicks `element` as a user would.
+    async fn click(&self, element: &str) {
+        self.command(Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+    }
+
+    /// A PNG of the viewport.
+    async fn screenshot(&self) -> Vec<u8> {
+        let encoded = self.command(Method::GET, "/screenshot", None).await;
+        STANDARD.decode(encoded.as_str().expect("base64 PNG")).expect("a base64 screenshot")
+    }
+
+    /// Ends the session: chromedriver closes Chromium.
+    async fn delete(self) {
+        self.driver.command(Method::DELETE, &format!("/session/{}", self.id), None).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Files.
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set, else `target/` in the crate.
+fn target_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => manifest.join(dir),
+        None => manifest.join("target"),
+    }
+}
+
+/// The names of the files in `dir`.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the download folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `dir` holds `name` and no partial download (`.crdownload`) is left.
+async fn wait_for_download(dir: &Path, name: &str) -> Vec<String> {
+    let deadline = Instant::now() + DOWNLOAD_TIMEOUT;
+    loop {
+        let names = file_names(dir);
+        if names.iter().any(|n| n == name) && !names.iter().any(|n| n.ends_with(".crdownload")) {
+            return names;
+        }
+        if Instant::now() > deadline {
+            panic!("no {name} in the download folder after {DOWNLOAD_TIMEOUT:?}; it holds {names:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The test.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_x_in_chromium_downloads_the_layer() {
+    let (chromium, chromedriver) = browser_binaries();
+    let started = Instant::now();
+    let registry = RealRegistry::start();
+    let image = registry.push_oci_image("e2e/browser", "v1").await;
+    let layerpipe = Layerpipe::start(&registry).await;
+
+    let work = tempfile::Builder::new().prefix("layerpipe-browser-").tempdir().expect("temp dir");
+    let (profile, downloads) = (work.path().join("profile"), work.path().join("downloads"));
+    std::fs::create_dir(&profile).expect("profile dir");
+    std::fs::create_dir(&downloads).expect("download dir");
+    let driver = ChromeDriver::start(&chromedriver, work.path()).await;
+    let session = Session::new(&driver, &chromium, &profile, &downloads).await;
+    session.allow_downloads(&downloads).await;
+    let browser_up = started.elapsed();
+
+    let url = format!("{}/?image={}", layerpipe.base, layerpipe::query::encode(&image.reference));
+    session.navigate(&url).await;
+    let title = session.title().await;
+    assert_eq!(title, format!("{} · layerpipe", image.reference));
+
+    // One [x] per layer, each a relative link that the browser resolves on layerpipe.
+    let links = session.find_all("link text", "[x]").await;
+    assert_eq!(links.len(), image.layers.len(), "one [x] per layer");
+    let href = session.property(&links[1], "href").await;
+    let href = href.as_str().expect("an href");
+    assert!(href.starts_with(&format!("{}/download?", layerpipe.base)), "{href}");
+    assert!(href.contains(&layerpipe::query::encode(&image.layers[1].digest)), "{href} names layer 2");
+
+    let screenshot = session.screenshot().await;
+    assert!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("target dir");
+    let shot = target.join("browser-screenshot.png");
+    std::fs::write(&shot, &screenshot).expect("save the screenshot");
+    eprintln!("screenshot of the page: {}", shot.display());
+
+    // Click layer 2's [x]: the file lands in the download folder, named by layerpipe.
+    let clicked = Instant::now();
+    session.click(&links[1]).await;
+    let name = "e2e-browser-v1-2.tar.gzip";
+    let names = wait_for_download(&downloads, name).await;
+    let took = clicked.elapsed();
+    assert_eq!(names, [name], "exactly the one file, complete");
+    let bytes = std::fs::read(downloads.join(name)).expect("read the downloaded file");
+    let layer = &image.layers[1];
+    assert_eq!(bytes.len() as u64, layer.size);
+    assert_eq!(sha256_hex(&bytes), layer.sha256(), "the downloaded file is layer 2, byte for byte");
+    // A download, not a navigation: the page stays.
+    assert_eq!(session.current_url().await, url);
+
+    session.delete().await;
+    drop(driver);
+    eprintln!(
+        "browser test: Chromium up in {browser_up:.2?}, download in {took:.2?}, {:.2?} in all",
+        started.elapsed()
+    );
+}
