@@ -3,6 +3,11 @@
 //! download folder under layerpipe's name, byte for byte. A screenshot of the page is left
 //! at `target/browser-screenshot.png` for a person to look at.
 //!
+//! A second test walks inside a layer by clicking links only: layer 2's size to its files
+//! by size, back, its digest to its folders, into a nested folder (breadcrumbs), a text
+//! file's page (its text shown), and that file's save link (the file lands under its own
+//! name, byte for byte). Its file page is left at `target/browser-layer-file.png`.
+//!
 //! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
 //! client the other tests use: new session, navigate, find elements, click, screenshot,
 //! and chromedriver's `send_command` for one Chrome DevTools command. No WebDriver crate.
@@ -29,7 +34,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use layerpipe::config::Config;
 use layerpipe::routes::App;
-use real::images::sha256_hex;
+use real::images::{self, sha256_hex, BuiltLayer};
 use real::RealRegistry;
 use serde_json::{json, Value};
 
@@ -44,6 +49,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the clicked download may take to land.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a clicked link may take to lead to its page.
+const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The key of a web element reference in WebDriver's JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -340,9 +348,44 @@ impl<'a> Session<'a> {
         self.command(Method::GET, &format!("/element/{element}/property/{name}"), None).await
     }
 
+    /// The one element `using` finds for `value`; panics (naming `what`) if not exactly one.
+    async fn find_one(&self, using: &str, value: &str, what: &str) -> String {
+        let found = self.find_all(using, value).await;
+        match found.as_slice() {
+            [one] => one.clone(),
+            _ => panic!("{what}: {} elements for {using} {value:?} on {}", found.len(), self.current_url().await),
+        }
+    }
+
+    /// An element's rendered text.
+    async fn text(&self, element: &str) -> String {
+        self.command(Method::GET, &format!("/element/{element}/text"), None).await.as_str().expect("text").to_owned()
+    }
+
     /// Clicks `element` as a user would.
     async fn click(&self, element: &str) {
         self.command(Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+    }
+
+    /// The browser's back button.
+    async fn back(&self) {
+        self.command(Method::POST, "/back", Some(json!({}))).await;
+    }
+
+    /// Waits until the page's URL satisfies `arrived` (`what` names it for the failure
+    /// message), and answers the URL.
+    async fn wait_for_url(&self, what: &str, arrived: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + NAVIGATION_TIMEOUT;
+        loop {
+            let url = self.current_url().await;
+            if arrived(&url) {
+                return url;
+            }
+            if Instant::now() > deadline {
+                panic!("not at {what} after {NAVIGATION_TIMEOUT:?}; the browser is at {url}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A PNG of the viewport.
@@ -464,4 +507,134 @@ async fn clicking_x_in_chromium_downloads_the_layer() {
         "browser test: Chromium up in {browser_up:.2?}, download in {took:.2?}, {:.2?} in all",
         started.elapsed()
     );
+}
+
+/// The text file of layer 2 in [`clicking_through_a_layer_in_chromium_saves_one_file`].
+const NOTES: &str = "Notes from layer 2.\nThis file lives in /opt/app/ and is plain UTF-8 text: café.\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_through_a_layer_in_chromium_saves_one_file() {
+    let (chromium, chromedriver) = browser_binaries();
+    let started = Instant::now();
+    let registry = RealRegistry::start();
+    // Layer 2: a nested folder with a text file, the largest file, and a small one at the root.
+    let data = images::generate(0x0001_a7e2, 6000);
+    let readme = b"layer 2 of e2e/browse\n";
+    let layer_files: [(&str, &[u8]); 3] =
+        [("README", readme), ("opt/app/notes.txt", NOTES.as_bytes()), ("opt/app/data.bin", &data)];
+    let layers = vec![
+        BuiltLayer::new(images::OCI_LAYER_GZIP, &[("etc/hostname", b"browse\n")]),
+        BuiltLayer::new(images::OCI_LAYER_GZIP, &layer_files),
+        BuiltLayer::new(images::OCI_LAYER_GZIP, &[("usr/share/browse/more.txt", b"layer 3\n")]),
+    ];
+    let image = registry
+        .pusher("e2e/browse")
+        .await
+        .push_image(Some("v1"), images::OCI_MANIFEST, images::OCI_CONFIG, "amd64", layers)
+        .await;
+    let layerpipe = Layerpipe::start(&registry).await;
+
+    let work = tempfile::Builder::new().prefix("layerpipe-browser-").tempdir().expect("temp dir");
+    let (profile, downloads) = (work.path().join("profile"), work.path().join("downloads"));
+    std::fs::create_dir(&profile).expect("profile dir");
+    std::fs::create_dir(&downloads).expect("download dir");
+    let driver = ChromeDriver::start(&chromedriver, work.path()).await;
+    let session = Session::new(&driver, &chromium, &profile, &downloads).await;
+    session.allow_downloads(&downloads).await;
+
+    // The only URL typed: the image's page. From here on, every page is a clicked link.
+    let image_url = format!("{}/?image={}", layerpipe.base, layerpipe::query::encode(&image.reference));
+    session.navigate(&image_url).await;
+    assert_eq!(session.title().await, format!("{} · layerpipe", image.reference));
+    let layer_title = format!("layer 2 of {}", image.reference);
+
+    // Layer 2's size leads to its files, largest first.
+    let size =
+        session.find_one("css selector", "#layers tbody tr:nth-child(2) td:nth-child(2) a", "layer 2's size").await;
+    session.click(&size).await;
+    session.wait_for_url("the file list", |u| u.starts_with(&format!("{}/files?", layerpipe.base))).await;
+    assert_eq!(session.title().await, format!("{layer_title} · layerpipe"));
+    let paths = session.find_all("css selector", "#files tbody tr td:nth-child(1) a").await;
+    let mut shown = Vec::new();
+    for path in &paths {
+        shown.push(session.text(path).await);
+    }
+    assert_eq!(shown.first().map(String::as_str), Some("/opt/app/data.bin"), "the largest file first: {shown:?}");
+    let mut sizes = Vec::new();
+    for cell in session.find_all("css selector", "#files tbody tr td:nth-child(2)").await {
+        let title = session.property(&cell, "title").await;
+        if let Some(bytes) = title.as_str().and_then(|t| t.strip_suffix(" bytes")) {
+            sizes.push(bytes.parse::<u64>().expect("a size in bytes"));
+        }
+    }
+    assert_eq!(
+        sizes,
+        [data.len() as u64, NOTES.len() as u64, readme.len() as u64],
+        "the files, largest first: {shown:?}"
+    );
+
+    // Back to the layers; layer 2's digest leads to its root folder.
+    session.back().await;
+    session.wait_for_url("the image's page", |u| u == image_url).await;
+    let digest = session.find_one("link text", &image.layers[1].digest, "layer 2's digest").await;
+    session.click(&digest).await;
+    session.wait_for_url("the root folder", |u| u.starts_with(&format!("{}/fs/?", layerpipe.base))).await;
+    let here = session.find_one("css selector", "#crumbs strong", "the current folder").await;
+    assert_eq!(session.text(&here).await, "/");
+
+    // Into opt/, then app/: the breadcrumbs link / and opt, and show app as the place.
+    let opt = session.find_one("link text", "opt/", "the opt folder").await;
+    session.click(&opt).await;
+    session.wait_for_url("/opt/", |u| u.starts_with(&format!("{}/fs/opt/?", layerpipe.base))).await;
+    let app = session.find_one("link text", "app/", "the app folder").await;
+    session.click(&app).await;
+    session.wait_for_url("/opt/app/", |u| u.starts_with(&format!("{}/fs/opt/app/?", layerpipe.base))).await;
+    let mut crumbs = Vec::new();
+    for crumb in session.find_all("css selector", "#crumbs a").await {
+        crumbs.push(session.text(&crumb).await);
+    }
+    assert_eq!(crumbs, ["/", "opt"], "the breadcrumbs link back to / and /opt");
+    let here = session.find_one("css selector", "#crumbs strong", "the current folder").await;
+    assert_eq!(session.text(&here).await, "app");
+    let mut names = Vec::new();
+    for name in session.find_all("css selector", "#dir tbody tr td:nth-child(1) a").await {
+        names.push(session.text(&name).await);
+    }
+    names.sort();
+    assert_eq!(names, ["data.bin", "notes.txt"], "the folder's files");
+
+    // The text file: its page shows its text, whole.
+    let notes = session.find_one("link text", "notes.txt", "the text file").await;
+    session.click(&notes).await;
+    let file_url = session
+        .wait_for_url("the text file", |u| u.starts_with(&format!("{}/fs/opt/app/notes.txt?", layerpipe.base)))
+        .await;
+    assert_eq!(session.title().await, format!("/opt/app/notes.txt in {layer_title} · layerpipe"));
+    let preview = session.find_one("css selector", "pre#preview", "the file's preview").await;
+    assert_eq!(session.property(&preview, "className").await, "text", "shown as text, not hex");
+    assert_eq!(session.property(&preview, "textContent").await, NOTES, "the preview is the file's text");
+    let here = session.find_one("css selector", "#crumbs strong", "the current file").await;
+    assert_eq!(session.text(&here).await, "notes.txt");
+
+    let screenshot = session.screenshot().await;
+    assert!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("target dir");
+    let shot = target.join("browser-layer-file.png");
+    std::fs::write(&shot, &screenshot).expect("save the screenshot");
+    eprintln!("screenshot of the file page: {}", shot.display());
+
+    // Save: the one file lands under its own name, byte for byte; the page stays.
+    let save = session.find_one("css selector", "a#save", "the save link").await;
+    assert_eq!(session.text(&save).await, "save this file");
+    session.click(&save).await;
+    let names = wait_for_download(&downloads, "notes.txt").await;
+    assert_eq!(names, ["notes.txt"], "exactly the one file, complete");
+    let bytes = std::fs::read(downloads.join("notes.txt")).expect("read the saved file");
+    assert_eq!(bytes, NOTES.as_bytes(), "the saved file is notes.txt, byte for byte");
+    assert_eq!(session.current_url().await, file_url);
+
+    session.delete().await;
+    drop(driver);
+    eprintln!("browser layer test: {:.2?} in all", started.elapsed());
 }
