@@ -421,6 +421,12 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_stays_small() {
+        // A million of them are the bulk of a full listing's memory (BENCHMARKS.md).
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+    }
+
+    #[test]
     fn limits_stop_the_listing_with_a_note() {
         let mut b = ListingBuilder::default();
         let long = "x".repeat(MAX_NAME_BYTES / 2 + 1);

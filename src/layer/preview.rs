@@ -37,7 +37,7 @@ impl Visitor for PreviewVisitor {
     }
 
     fn data(&mut self, bytes: &[u8], end: bool) -> ControlFlow<()> {
-        let n = bytes.len().min(PREVIEW_BYTES - self.bytes.len());
+        let n = bytes.len().min(PREVIEW_BYTES.saturating_sub(self.bytes.len()));
         self.bytes.extend_from_slice(&bytes[..n]);
         self.complete = end && n == bytes.len();
         if end || self.bytes.len() == PREVIEW_BYTES {
