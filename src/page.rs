@@ -56,8 +56,8 @@ pub fn human_size(bytes: u64) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
 code{font-family:ui-monospace,monospace;font-size:.9em}\
 table{border-collapse:collapse;margin-top:1rem}th,td{padding:.25rem .6rem;text-align:left;border-bottom:1px solid #ddd}\
-td.n,th.n{text-align:right}input[name=image]{width:32rem;max-width:90%}.error{color:#a00}dt{font-weight:bold}\
-.warn{color:#a60}del{color:#a00}nav{margin:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-width:100%}";
+td.n,th.n{text-align:right;white-space:nowrap}input[name=image]{width:32rem;max-width:90%}.error{color:#a00}dt{font-weight:bold}\
+.warn{color:#a60}del{color:#a00}td.p{overflow-wrap:anywhere}nav{margin:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-width:100%}";
 
 /// The page frame: title, the reference form (pre-filled with `image`), and `content`.
 fn layout(title: &str, image: &str, content: &str) -> String {
@@ -347,7 +347,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> Strin
         };
         let _ = writeln!(
             out,
-            "<tr><td>{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
+            "<tr><td class=\"p\">{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
             warn = name_warning(&e),
             size = size_cell(&e),
             kind = kind_text(&e),
@@ -375,25 +375,24 @@ fn page_nav(link: &DownloadLink, here: Here, page: usize, pages: usize) -> Strin
     nav
 }
 
-/// The breadcrumbs to `path`: the root, then each directory; the last is not a link.
+/// The breadcrumbs to `path`: `/ › usr › bin`, each a link but the last. (`›`, not
+/// `/`, between them: the root is `/` itself, and `/usr` would read as one link.)
 fn breadcrumbs(link: &DownloadLink, here: Here, path: &LayerPath) -> String {
+    const ROOT: &str = "/";
     let depth = path.depth();
     let mut crumbs = String::from("<nav id=\"crumbs\">");
-    let root = if depth == 0 {
-        "<strong>/</strong>".to_owned()
+    if depth == 0 {
+        let _ = write!(crumbs, "<strong>{ROOT}</strong>");
     } else {
-        format!("<a href=\"{}\">/</a>", escape(&here.fs(link, &LayerPath::root(), true)))
-    };
-    crumbs.push_str(&root);
+        let _ = write!(crumbs, "<a href=\"{}\">{ROOT}</a>", escape(&here.fs(link, &LayerPath::root(), true)));
+    }
     for (i, name) in path.names().enumerate() {
-        if i > 0 {
-            crumbs.push_str(" / ");
-        }
         let name = escape(&display_name(name)).into_owned();
         if i + 1 == depth {
-            let _ = write!(crumbs, "<strong>{name}</strong>");
+            let _ = write!(crumbs, " › <strong>{name}</strong>");
         } else {
-            let _ = write!(crumbs, "<a href=\"{}\">{name}</a>", escape(&here.fs(link, &path.ancestor(i + 1), true)));
+            let href = escape(&here.fs(link, &path.ancestor(i + 1), true)).into_owned();
+            let _ = write!(crumbs, " › <a href=\"{href}\">{name}</a>");
         }
     }
     crumbs.push_str("</nav>\n");
@@ -429,7 +428,8 @@ pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> Str
         let Some(e) = child.entry else {
             let _ = writeln!(
                 out,
-                "<tr><td><a href=\"{}\">{}/</a></td><td class=\"n\"></td><td>dir (no entry of its own)</td><td></td></tr>",
+                "<tr><td class=\"p\"><a href=\"{}\">{}/</a></td><td class=\"n\"></td><td>dir (no entry of its own)</td>\
+<td></td></tr>",
                 escape(&here.fs(link, &path, true)),
                 escape(&name)
             );
@@ -445,7 +445,7 @@ pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> Str
         };
         let _ = writeln!(
             out,
-            "<tr><td>{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
+            "<tr><td class=\"p\">{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
             warn = name_warning(&e),
             size = size_cell(&e),
             kind = kind_text(&e),
