@@ -21,6 +21,7 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
         nginx: PathBuf::from("/usr/sbin/nginx"),
         project_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         perf_dir: None,
+        variants: Vec::new(),
     };
     if let Err(e) = harness::require_nginx(&options.nginx) {
         panic!("{e}");

@@ -82,10 +82,13 @@ pub struct Options {
     pub nginx: PathBuf,
     /// Where `deploy/nginx.conf` would be.
     pub project_dir: PathBuf,
-    /// `LOAD_PERF_DIR`: when set, after the runs, `perf stat` and `perf record -g` are
-    /// attached to each layerpipe (and the tuned nginx) during one more single-stream
-    /// download, and their output is left in this directory.
+    /// `LOAD_PERF_DIR`: when set, after the last run, `perf stat`, `perf record -g` and
+    /// `strace` (I/O system calls) are attached in turn to each proxy during one more
+    /// single-stream download each, and their output is left in this directory.
     pub perf_dir: Option<PathBuf>,
+    /// `LOAD_VARIANTS=name=/path/to/layerpipe,…`: other layerpipe builds measured in the
+    /// same interleaved runs (verify_digests off), to try a change against the same noise.
+    pub variants: Vec<(String, PathBuf)>,
 }
 
 impl Options {
@@ -109,6 +112,19 @@ impl Options {
             nginx: std::env::var_os("LOAD_NGINX").map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from),
             project_dir: PathBuf::from(project_dir),
             perf_dir: std::env::var_os("LOAD_PERF_DIR").map(PathBuf::from),
+            variants: match std::env::var("LOAD_VARIANTS") {
+                Ok(list) => list
+                    .split(',')
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| {
+                        let (name, path) = v
+                            .split_once('=')
+                            .ok_or_else(|| format!("LOAD_VARIANTS: {v:?} is not name=/path/to/layerpipe"))?;
+                        Ok((name.trim().to_owned(), PathBuf::from(path.trim())))
+                    })
+                    .collect::<Result<_, String>>()?,
+                Err(_) => Vec::new(),
+            },
         };
         options.check()?;
         Ok(options)
@@ -783,9 +799,45 @@ fn tuned(directives: &[String]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // The measurements.
 
+/// How one path reaches the origin.
+enum Via {
+    /// The client itself, with the token.
+    Direct,
+    /// nginx with these directives in its proxying `location`.
+    Nginx(Vec<String>),
+    /// This layerpipe binary, verify_digests on or off.
+    Layerpipe(PathBuf, bool),
+}
+
+/// One path measured: its row label, a short name for its files, and how it goes.
+struct Route {
+    label: String,
+    slug: String,
+    via: Via,
+}
+
 /// The paths measured, in the order they are interleaved: direct, nginx as the project
-/// configures it, nginx tuned, layerpipe with verify_digests off, and on.
-const PATHS: usize = 5;
+/// configures it, nginx tuned, layerpipe with verify_digests off and on, then any
+/// `LOAD_VARIANTS` (other layerpipe builds, verify_digests off).
+fn routes(options: &Options, nginx_source: &str, project: Vec<String>) -> Vec<Route> {
+    let route = |label: String, slug: &str, via| Route { label, slug: slug.to_owned(), via };
+    let layerpipe = &options.layerpipe;
+    let mut routes = vec![
+        route("direct (origin, token in the client)".into(), "direct", Via::Direct),
+        route(format!("nginx, {nginx_source} (proxy_buffering off)"), "nginx-project", Via::Nginx(project.clone())),
+        route("nginx, tuned (buffering on, 16×256k, no temp file)".into(), "nginx-tuned", Via::Nginx(tuned(&project))),
+        route("layerpipe, verify_digests off".into(), "layerpipe-off", Via::Layerpipe(layerpipe.clone(), false)),
+        route("layerpipe, verify_digests on".into(), "layerpipe-on", Via::Layerpipe(layerpipe.clone(), true)),
+    ];
+    for (name, binary) in &options.variants {
+        routes.push(route(
+            format!("layerpipe variant {name}, verify_digests off"),
+            &format!("variant-{name}"),
+            Via::Layerpipe(binary.clone(), false),
+        ));
+    }
+    routes
+}
 
 /// Every sample of one path, one entry per run.
 #[derive(Default, Clone, Debug)]
@@ -807,7 +859,8 @@ pub struct Report {
     pub options: Options,
     /// Where the project nginx config came from.
     pub nginx_source: String,
-    /// In `PATHS` order.
+    /// In the order of `routes`: direct, nginx project, nginx tuned, layerpipe off, on,
+    /// then the variants.
     pub rows: Vec<(String, Samples)>,
     /// `sha256sum` over the single-stream blob in a file (page cache), MB/s per run.
     pub sha256sum_mbps: Vec<f64>,
@@ -843,34 +896,34 @@ pub fn run(options: &Options) -> Result<Report, String> {
     blobs.write(single, &blob_file).map_err(|e| format!("cannot write the blob for sha256sum: {e}"))?;
 
     let (nginx_source, project) = project_nginx_directives(&options.project_dir);
-    let tuned = tuned(&project);
-    let mut samples: Vec<Samples> = vec![Samples::default(); PATHS];
+    let routes = routes(options, &nginx_source, project);
+    let mut samples: Vec<Samples> = vec![Samples::default(); routes.len()];
     let mut sha256sum_mbps = Vec::new();
     let mut tokens_during_ttfb = 0;
 
     for run in 0..options.runs {
         let dir = work.path().join(format!("run{run}"));
-        let proxies = [
-            None,
-            Some(Proxy::start_nginx(
-                &options.nginx,
-                &dir.join("nginx-project"),
-                &origin_host,
-                origin.token(),
-                &project,
-                options.concurrency,
-            )?),
-            Some(Proxy::start_nginx(
-                &options.nginx,
-                &dir.join("nginx-tuned"),
-                &origin_host,
-                origin.token(),
-                &tuned,
-                options.concurrency,
-            )?),
-            Some(Proxy::start_layerpipe(&options.layerpipe, &dir.join("layerpipe-off"), &origin_host, false)?),
-            Some(Proxy::start_layerpipe(&options.layerpipe, &dir.join("layerpipe-on"), &origin_host, true)?),
-        ];
+        let proxies = routes
+            .iter()
+            .map(|route| {
+                let dir = dir.join(&route.slug);
+                match &route.via {
+                    Via::Direct => Ok(None),
+                    Via::Nginx(directives) => Proxy::start_nginx(
+                        &options.nginx,
+                        &dir,
+                        &origin_host,
+                        origin.token(),
+                        directives,
+                        options.concurrency,
+                    )
+                    .map(Some),
+                    Via::Layerpipe(binary, verify) => {
+                        Proxy::start_layerpipe(binary, &dir, &origin_host, *verify).map(Some)
+                    }
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let endpoints: Vec<Endpoint> = proxies
             .iter()
             .map(|proxy| match proxy {
@@ -891,7 +944,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         };
 
         // Warm up: the ping and token fetch, and a pooled connection, on every path.
-        for i in 0..PATHS {
+        for i in 0..routes.len() {
             runtime.block_on(get(i, TTFB_BLOB_BYTES))?;
         }
 
@@ -968,72 +1021,65 @@ pub fn run(options: &Options) -> Result<Report, String> {
 
         if run + 1 == options.runs {
             if let Some(perf_dir) = &options.perf_dir {
-                runtime.block_on(async { profile(perf_dir, &proxies, &|i| get(i, single)).await })?;
+                runtime.block_on(async { profile(perf_dir, &routes, &proxies, &|i| get(i, single)).await })?;
             }
         }
         drop(proxies);
     }
     drop(origin);
 
-    let labels = [
-        "direct (origin, token in the client)".to_owned(),
-        format!("nginx, {nginx_source} (proxy_buffering off)"),
-        "nginx, tuned (buffering on, 16×256k, no temp file)".to_owned(),
-        "layerpipe, verify_digests off".to_owned(),
-        "layerpipe, verify_digests on".to_owned(),
-    ];
     Ok(Report {
         options: options.clone(),
         nginx_source,
-        rows: labels.into_iter().zip(samples).collect(),
+        rows: routes.into_iter().map(|r| r.label).zip(samples).collect(),
         sha256sum_mbps,
         tokens_during_ttfb,
         perf_dir: options.perf_dir.clone(),
     })
 }
 
-/// `perf stat`, then `perf record -g`, each attached to a proxy for one more large
-/// download; output goes to `dir`.
-async fn profile<F, Fut>(dir: &Path, proxies: &[Option<Proxy>], get: &F) -> Result<(), String>
+/// `perf stat`, `perf record -g` and `strace` (the I/O system calls, with their sizes),
+/// each attached to a proxy for one more large download; output goes to `dir`.
+async fn profile<F, Fut>(dir: &Path, routes: &[Route], proxies: &[Option<Proxy>], get: &F) -> Result<(), String>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<Download, String>>,
 {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let names = ["direct", "nginx-project", "nginx-tuned", "layerpipe-off", "layerpipe-on"];
     for (i, proxy) in proxies.iter().enumerate() {
         let Some(p) = proxy else { continue };
-        if i == 1 {
-            continue;
-        }
         let pid = p.worker.to_string();
-        let stat = dir.join(format!("{}.stat.txt", names[i]));
-        let record = dir.join(format!("{}.perf.data", names[i]));
-        let commands: [Vec<&std::ffi::OsStr>; 2] = [
-            vec!["stat".as_ref(), "-d".as_ref(), "-p".as_ref(), pid.as_ref(), "-o".as_ref(), stat.as_os_str()],
-            vec![
-                "record".as_ref(),
-                "-g".as_ref(),
-                "-F".as_ref(),
-                "999".as_ref(),
-                "-p".as_ref(),
-                pid.as_ref(),
-                "-o".as_ref(),
-                record.as_os_str(),
-            ],
+        let out = |suffix: &str| dir.join(format!("{}.{suffix}", routes[i].slug)).display().to_string();
+        let (stat, record, strace) = (out("stat.txt"), out("perf.data"), out("strace.txt"));
+        let tools = [
+            ("perf", vec!["stat", "-d", "-p", &pid, "-o", &stat]),
+            ("perf", vec!["record", "-g", "-F", "999", "-p", &pid, "-o", &record]),
+            (
+                "strace",
+                vec![
+                    "-f",
+                    "-qq",
+                    "-e",
+                    "trace=read,readv,recvfrom,recvmsg,write,writev,sendto,sendmsg,epoll_wait,epoll_pwait",
+                    "-p",
+                    &pid,
+                    "-o",
+                    &strace,
+                ],
+            ),
         ];
-        for args in commands {
-            let mut perf = Command::new("perf")
+        for (program, args) in tools {
+            let mut tool = Command::new(program)
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("cannot run perf: {e}"))?;
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             let result = get(i).await;
-            let _ = Command::new("kill").arg("-INT").arg(perf.id().to_string()).status();
-            let _ = perf.wait();
+            let _ = Command::new("kill").arg("-INT").arg(tool.id().to_string()).status();
+            let _ = tool.wait();
             result?;
         }
     }
