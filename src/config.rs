@@ -53,10 +53,10 @@ pub struct Config {
     /// `"text"` (default) or `"json"`: one JSON object per log line.
     #[serde(default)]
     pub log_format: LogFormat,
-    /// Threads serving requests. 1 (the default) runs everything on one thread, which
-    /// costs the least CPU per byte streamed (no wakeups across threads; BENCHMARKS.md);
-    /// more spread many concurrent downloads over more cores.
-    #[serde(default = "one")]
+    /// Threads serving requests; by default one per CPU. On the 2-core benchmark machine
+    /// one thread cost less CPU per GiB in one run and the same in another, but streamed a
+    /// single download 30% slower (no overlap of reading and writing): BENCHMARKS.md.
+    #[serde(default = "cpus")]
     pub worker_threads: usize,
 }
 
@@ -256,8 +256,8 @@ fn yes() -> bool {
     true
 }
 
-fn one() -> usize {
-    1
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 impl Default for Config {
