@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::download::{self, DownloadLink, DownloadSlots, LayerFormat, StreamOptions};
 use crate::error::Error;
 use crate::layer::entry::Kind;
-use crate::layer::inspect::Inspector;
+use crate::layer::inspect::{FileToSave, Inspector};
 use crate::layer::link::{Here, LayerPath};
 use crate::layer::listing::{Listing, Lookup};
 use crate::metrics::Metrics;
@@ -195,7 +195,8 @@ impl App {
             ))
         })?;
         let name = String::from_utf8_lossy(path.name()).into_owned();
-        self.layers.save(&self.registry, &link, method, (content.index, content.entry.size, &name)).await
+        let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
+        self.layers.save(&self.registry, &link, method, file).await
     }
 
     /// The page for a blob that is not a layer; a JSON one is shown.

@@ -55,6 +55,16 @@ pub struct BlobHead {
     pub complete: bool,
 }
 
+/// Which file to save, and as what.
+pub struct FileToSave<'a> {
+    /// The entry whose bytes are saved (archive order, from 0).
+    pub index: usize,
+    /// Its size, from its tar header: the response's `Content-Length`.
+    pub length: u64,
+    /// The name it is saved under (sanitised into `Content-Disposition`).
+    pub name: &'a str,
+}
+
 /// Reads layers; one per process, shared. See the module docs.
 pub struct Inspector {
     listings: moka::future::Cache<String, Arc<Listing>>,
@@ -131,15 +141,16 @@ impl Inspector {
         Ok(Preview { bytes: scanned.visitor.bytes, complete: scanned.visitor.complete })
     }
 
-    /// The response saving the entry at `index`, `length` bytes, as `name`: headers now,
-    /// the bytes as the blob is read. For HEAD, the headers alone.
+    /// The response saving `file`: headers now, the bytes as the blob is read. For HEAD,
+    /// the headers alone.
     pub async fn save(
         &self,
         registry: &RegistryClient,
         link: &DownloadLink,
         method: &Method,
-        (index, length, name): (usize, u64, &str),
+        file: FileToSave<'_>,
     ) -> Result<Response<Body>, Error> {
+        let FileToSave { index, length, name } = file;
         let mut response = Response::new(Body::empty());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -159,6 +170,8 @@ impl Inspector {
             let _slot = slot;
             let failure = match scan(body, visitor, options).await {
                 Ok(scanned) if scanned.visitor.finished => return,
+                // The client went away: nobody to tell.
+                Ok(_) if tx.is_closed() => return,
                 Ok(scanned) => scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned()),
                 Err(e) => {
                     count(&metrics, &e);
