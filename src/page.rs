@@ -399,19 +399,22 @@ fn breadcrumbs(link: &DownloadLink, here: Here, path: &LayerPath) -> String {
     crumbs
 }
 
+/// The title and the start of a folder's or an entry's page: heading, links, the
+/// listing's notes and the breadcrumbs.
+fn entry_page_start(link: &DownloadLink, listing: &Listing, here: Here, path: &LayerPath) -> (String, String) {
+    let title = format!("{} in {}", path.display(), layer_title(link));
+    let mut out = String::new();
+    let heading = format!("<code>{}</code> in {}", escape(&path.display()), escape(&layer_title(link)));
+    layer_header(&mut out, link, here, &heading);
+    listing_notes(&mut out, link, listing);
+    out.push_str(&breadcrumbs(link, here, path));
+    (title, out)
+}
+
 /// `fs/DIR/`: the names in one directory of a layer.
 pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> String {
     let here = Here::dir(dir);
-    let title = format!("{} in {}", dir.display(), layer_title(link));
-    let mut out = String::new();
-    layer_header(
-        &mut out,
-        link,
-        here,
-        &format!("<code>{}</code> in {}", escape(&dir.display()), escape(&layer_title(link))),
-    );
-    listing_notes(&mut out, link, listing);
-    out.push_str(&breadcrumbs(link, here, dir));
+    let (title, mut out) = entry_page_start(link, listing, here, dir);
     if listing.is_opaque(dir.as_bytes()) {
         out.push_str(
             "<p class=\"warn\" id=\"opaque\">This directory is opaque: it hides everything the layers below have in it.</p>\n",
@@ -469,16 +472,7 @@ pub fn layer_file(
     preview: Option<Result<Preview, Error>>,
 ) -> String {
     let here = Here::file(path);
-    let title = format!("{} in {}", path.display(), layer_title(link));
-    let mut out = String::new();
-    layer_header(
-        &mut out,
-        link,
-        here,
-        &format!("<code>{}</code> in {}", escape(&path.display()), escape(&layer_title(link))),
-    );
-    listing_notes(&mut out, link, listing);
-    out.push_str(&breadcrumbs(link, here, path));
+    let (title, mut out) = entry_page_start(link, listing, here, path);
     let _ = write!(
         out,
         "<dl id=\"entry\">\n<dt>type</dt><dd>{kind}</dd>\n<dt>size</dt><dd>{human} ({size} bytes)</dd>\n\

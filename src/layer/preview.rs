@@ -28,12 +28,7 @@ impl PreviewVisitor {
 
 impl Visitor for PreviewVisitor {
     fn entry(&mut self, _header: Header) -> Want {
-        self.seen += 1;
-        if self.seen - 1 == self.index {
-            Want::Data
-        } else {
-            Want::Skip
-        }
+        Want::only_entry(self.index, &mut self.seen)
     }
 
     fn data(&mut self, bytes: &[u8], end: bool) -> ControlFlow<()> {

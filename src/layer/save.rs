@@ -39,12 +39,7 @@ impl SaveVisitor {
 
 impl Visitor for SaveVisitor {
     fn entry(&mut self, _header: Header) -> Want {
-        self.seen += 1;
-        if self.seen - 1 == self.index {
-            Want::Data
-        } else {
-            Want::Skip
-        }
+        Want::only_entry(self.index, &mut self.seen)
     }
 
     /// Runs on the decompressing thread, where blocking on the channel is the point.

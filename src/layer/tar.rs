@@ -111,6 +111,19 @@ pub enum Want {
     Stop,
 }
 
+impl Want {
+    /// The data of the `index`-th entry (from 0) only, for visitors that want one entry;
+    /// `seen` counts the entries shown so far.
+    pub fn only_entry(index: usize, seen: &mut usize) -> Want {
+        *seen += 1;
+        if *seen - 1 == index {
+            Want::Data
+        } else {
+            Want::Skip
+        }
+    }
+}
+
 /// Hears of entries as their headers pass.
 pub trait Visitor {
     /// A new entry; the answer says what to do with its data.
