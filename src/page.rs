@@ -345,14 +345,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> Strin
                 escape(&display_path(e.path()))
             ),
         };
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"p\">{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
-            warn = name_warning(&e),
-            size = size_cell(&e),
-            kind = kind_text(&e),
-            mode = mode_cell(&e),
-        );
+        entry_row(&mut out, &cell, &e);
     }
     out.push_str("</tbody></table>\n");
     out.push_str(&nav);
@@ -397,6 +390,18 @@ fn breadcrumbs(link: &DownloadLink, here: Here, path: &LayerPath) -> String {
     }
     crumbs.push_str("</nav>\n");
     crumbs
+}
+
+/// One row of the file list or a folder: the name cell, then size, type and mode.
+fn entry_row(out: &mut String, cell: &str, e: &EntryRef<'_>) {
+    let _ = writeln!(
+        out,
+        "<tr><td class=\"p\">{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
+        warn = name_warning(e),
+        size = size_cell(e),
+        kind = kind_text(e),
+        mode = mode_cell(e),
+    );
 }
 
 /// The title and the start of a folder's or an entry's page: heading, links, the
@@ -446,14 +451,7 @@ pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> Str
             Kind::Dir => format!("<a href=\"{}\">{}/</a>", escape(&here.fs(link, &path, true)), escape(&name)),
             _ => format!("<a href=\"{}\">{}</a>", escape(&here.fs(link, &path, false)), escape(&name)),
         };
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"p\">{cell}{warn}</td>{size}<td>{kind}</td><td>{mode}</td></tr>",
-            warn = name_warning(&e),
-            size = size_cell(&e),
-            kind = kind_text(&e),
-            mode = mode_cell(&e),
-        );
+        entry_row(&mut out, &cell, &e);
     }
     out.push_str("</tbody></table>\n");
     if children.is_empty() {

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use layerpipe::config::Config;
 use layerpipe::routes::App;
+use real::html::{download_links, unescape};
 use real::images::{hex, sha256_hex};
 use real::{Blob, PushedImage, RealRegistry};
 
@@ -115,28 +116,6 @@ async fn page_at(client: &HttpClient, url: &str) -> String {
     assert_eq!(response.status(), StatusCode::OK, "{url}:\n{html}");
     assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
     html
-}
-
-/// Undoes the page's HTML escaping of attribute values.
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-}
-
-/// The `href`s of every `<a href="download?…">[x]</a>`, in page order, unescaped.
-fn download_links(html: &str) -> Vec<String> {
-    const START: &str = "<a href=\"download?";
-    html.match_indices(START)
-        .map(|(i, _)| {
-            let from = i + "<a href=\"".len();
-            let len = html[from..].find('"').expect("closing quote");
-            assert!(
-                html[from + len..].starts_with("\">[x]</a>"),
-                "a download link that is not [x]: {}",
-                &html[i..(i + 300).min(html.len())]
-            );
-            unescape(&html[from..from + len])
-        })
-        .collect()
 }
 
 /// The platform links of an index page: (href, link text).

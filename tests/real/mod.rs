@@ -15,6 +15,7 @@
 // Shared support: each test file uses only part of it, re-exports included.
 #![allow(dead_code, unused_imports)]
 
+pub mod html;
 pub mod images;
 pub mod issuer;
 pub mod push;
