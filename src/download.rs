@@ -22,7 +22,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
@@ -32,6 +31,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
 use crate::registry::content_length;
+use crate::upstream::UpstreamBody;
 
 /// How a layer's bytes are packed, from its media type; decides the file extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +225,7 @@ const PASSED_ON_RESPONSE_HEADERS: [header::HeaderName; 6] = [
 
 /// Turns the registry's blob response into the browser's download response.
 pub fn respond(
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
     digest: &Digest,
     file_name: &str,
     options: &StreamOptions,
@@ -357,7 +357,7 @@ impl Verification {
 
 /// A blob on its way from the registry to the client; see the module docs.
 pub struct BlobBody {
-    incoming: Incoming,
+    incoming: UpstreamBody,
     verification: Option<Box<Verification>>,
     /// Fires when the registry has been silent for `idle_timeout` while we wait on it.
     idle: Pin<Box<Sleep>>,

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
 use crate::auth::{challenge, Scheme};
@@ -23,7 +22,7 @@ use crate::error::Error;
 use crate::manifest::{self, FetchedManifest};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
-use crate::upstream::{Trust, Upstream};
+use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
 /// How long a registry's auth scheme (its `/v2/` answer) is remembered.
 const SCHEME_TTL: Duration = Duration::from_secs(600);
@@ -72,7 +71,8 @@ impl RegistryClient {
         let path = format!("/v2/{}/manifests/{}", reference.repository(), reference.manifest_reference());
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-        let response = self.get(&registry, reference.repository(), &Method::GET, &path, headers).await?;
+        let response =
+            self.get(&registry, reference.repository(), Transport::Pooled, &Method::GET, &path, headers).await?;
         if response.status() != StatusCode::OK {
             return Err(status_error(&response, &format!("manifest {reference} not found")));
         }
@@ -102,10 +102,11 @@ impl RegistryClient {
         digest: &Digest,
         method: &Method,
         pass_on: HeaderMap,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let registry = self.config.registry(reference.registry());
         let path = format!("/v2/{}/blobs/{}", reference.repository(), digest);
-        let response = self.get(&registry, reference.repository(), method, &path, pass_on).await?;
+        let response =
+            self.get(&registry, reference.repository(), Transport::Dedicated, method, &path, pass_on).await?;
         match response.status() {
             StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => Ok(response),
             _ => Err(status_error(&response, &format!("blob {digest} not found in {}", reference.repository()))),
@@ -119,17 +120,19 @@ impl RegistryClient {
         &self,
         registry: &Registry,
         repository: &str,
+        transport: Transport,
         method: &Method,
         path: &str,
         headers: HeaderMap,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let url: Uri = format!("{}{}", registry.endpoint.to_string().trim_end_matches('/'), path)
             .parse()
             .map_err(|_| Error::bad_request("the reference does not make a valid registry URL"))?;
         let mut retried = false;
         loop {
             let auth = self.authorization(registry, repository).await?;
-            let response = self.follow(registry, method, url.clone(), &headers, auth.header.as_ref()).await?;
+            let response =
+                self.follow(registry, transport, method, url.clone(), &headers, auth.header.as_ref()).await?;
             if response.status() != StatusCode::UNAUTHORIZED || retried {
                 return Ok(response);
             }
@@ -146,18 +149,19 @@ impl RegistryClient {
     async fn follow(
         &self,
         registry: &Registry,
+        transport: Transport,
         method: &Method,
         mut url: Uri,
         headers: &HeaderMap,
         authorization: Option<&HeaderValue>,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let max = self.config.limits.max_redirects;
         for _ in 0..=max {
             let mut request_headers = headers.clone();
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
                 request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response = self.upstream.send(trust(registry), method, &url, &request_headers).await?;
+            let response = self.upstream.send(trust(registry), transport, method, &url, &request_headers).await?;
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND
@@ -212,7 +216,8 @@ impl RegistryClient {
     async fn ping(&self, registry: &Registry) -> Result<Scheme, Error> {
         let url: Uri =
             format!("{}/v2/", registry.endpoint.to_string().trim_end_matches('/')).parse().expect("endpoint URL");
-        let response = self.upstream.send(trust(registry), &Method::GET, &url, &HeaderMap::new()).await?;
+        let response =
+            self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &HeaderMap::new()).await?;
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
             StatusCode::UNAUTHORIZED => {
@@ -248,7 +253,7 @@ impl RegistryClient {
             headers.insert(header::AUTHORIZATION, auth);
         }
         self.metrics().token_fetch();
-        let response = self.upstream.send(trust(registry), &Method::GET, &url, &headers).await?;
+        let response = self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &headers).await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -265,7 +270,7 @@ impl RegistryClient {
     }
 
     /// Reads a small body whole, failing past `limit` bytes or the response timeout.
-    async fn read_limited(&self, response: Response<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+    async fn read_limited(&self, response: Response<UpstreamBody>, limit: usize, what: &str) -> Result<Bytes, Error> {
         let too_large = || self.invalid(format!("the {what} is larger than {limit} bytes"));
         if content_length(response.headers()).is_some_and(|length| length > limit as u64) {
             return Err(too_large());

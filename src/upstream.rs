@@ -2,7 +2,13 @@
 //! reaches public addresses only), connect and TLS deadlines, the response-headers
 //! timeout, retries with backoff, and the classification of failures.
 //!
+//! Small requests (ping, token, manifest) share a pool of keep-alive connections. A blob
+//! gets an HTTP/1.1 connection of its own that its body drives ([`dedicated`]), so that
+//! reading the registry and writing to the client happen in one task.
+//!
 //! [`crate::registry`] speaks the registry protocol on top of [`Upstream::send`].
+
+pub mod dedicated;
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher as _};
@@ -14,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -22,6 +29,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
+use self::dedicated::{DedicatedBody, ReadBufferPool};
 use crate::config::{Config, Retries};
 use crate::egress::{find_refused, PublicOnly, PublicResolver};
 use crate::error::Error;
@@ -30,8 +38,10 @@ use crate::metrics::{Metrics, UpstreamError};
 const USER_AGENT: &str = concat!("layerpipe/", env!("CARGO_PKG_VERSION"));
 
 type Connector<C> = Deadline<HttpsConnector<C>>;
-type TrustedClient = Client<Connector<HttpConnector>, Empty<Bytes>>;
-type PublicClient = Client<Connector<PublicOnly<HttpConnector<PublicResolver>>>, Empty<Bytes>>;
+type TrustedConnector = Connector<HttpConnector>;
+type PublicConnector = Connector<PublicOnly<HttpConnector<PublicResolver>>>;
+type TrustedClient = Client<TrustedConnector, Empty<Bytes>>;
+type PublicClient = Client<PublicConnector, Empty<Bytes>>;
 
 /// Whom a request is for: a listed registry is trusted with http and private addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,10 +52,81 @@ pub enum Trust {
     PublicOnly,
 }
 
+/// How a request travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The shared pool of keep-alive connections (HTTP/1.1, or HTTP/2 where TLS offers
+    /// it), for small requests.
+    Pooled,
+    /// A new HTTP/1.1 connection that the response body drives each time it is polled,
+    /// for blobs; see [`dedicated`].
+    Dedicated,
+}
+
+/// A registry response's body.
+pub enum UpstreamBody {
+    /// From a pooled connection, read by the pool's task.
+    Pooled(Incoming),
+    /// From a dedicated connection, which polling the body drives.
+    Dedicated(DedicatedBody),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(incoming) => Pin::new(incoming).poll_frame(cx),
+            UpstreamBody::Dedicated(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(incoming) => incoming.is_end_stream(),
+            UpstreamBody::Dedicated(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(incoming) => incoming.size_hint(),
+            UpstreamBody::Dedicated(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A request that got no response, and whether it failed while connecting.
+pub struct SendError {
+    connecting: bool,
+    source: BoxError,
+}
+
+impl SendError {
+    fn connecting(e: impl Into<BoxError>) -> SendError {
+        SendError { connecting: true, source: e.into() }
+    }
+
+    fn sending(e: impl Into<BoxError>) -> SendError {
+        SendError { connecting: false, source: e.into() }
+    }
+}
+
+impl From<hyper_util::client::legacy::Error> for SendError {
+    fn from(e: hyper_util::client::legacy::Error) -> SendError {
+        SendError { connecting: e.is_connect(), source: e.into() }
+    }
+}
+
 /// HTTP clients to registries; one per process.
 pub struct Upstream {
     trusted: TrustedClient,
     public: PublicClient,
+    /// Connectors for dedicated connections: the same rules, HTTP/1.1 only.
+    trusted_h1: TrustedConnector,
+    public_h1: PublicConnector,
+    read_buffers: ReadBufferPool,
     response_headers: Duration,
     retries: Retries,
     metrics: Arc<Metrics>,
@@ -66,8 +147,11 @@ impl Upstream {
             b
         };
         Upstream {
-            trusted: builder().build(Deadline { inner: https(trusted), limit: deadline }),
-            public: builder().build(Deadline { inner: https(PublicOnly(public)), limit: deadline }),
+            trusted: builder().build(Deadline { inner: https(trusted.clone()), limit: deadline }),
+            public: builder().build(Deadline { inner: https(PublicOnly(public.clone())), limit: deadline }),
+            trusted_h1: Deadline { inner: https_h1(trusted), limit: deadline },
+            public_h1: Deadline { inner: https_h1(PublicOnly(public)), limit: deadline },
+            read_buffers: ReadBufferPool::default(),
             response_headers: t.response_headers(),
             retries: config.retries.clone(),
             metrics,
@@ -85,13 +169,14 @@ impl Upstream {
     pub async fn send(
         &self,
         trust: Trust,
+        transport: Transport,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let mut attempt = 1;
         loop {
-            let result = self.send_once(trust, method, uri, headers).await;
+            let result = self.send_once(trust, transport, method, uri, headers).await;
             let wait = match &result {
                 Ok(response) => self.retry_wait(response, attempt),
                 Err((kind, _)) if *kind == UpstreamError::Connect => Some(self.backoff(attempt)),
@@ -111,10 +196,11 @@ impl Upstream {
     async fn send_once(
         &self,
         trust: Trust,
+        transport: Transport,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-    ) -> Result<Response<Incoming>, (UpstreamError, Error)> {
+    ) -> Result<Response<UpstreamBody>, (UpstreamError, Error)> {
         let host = uri.host().unwrap_or_default();
         let fail = |kind: UpstreamError, e: Error| {
             self.metrics.upstream_error(kind);
@@ -133,9 +219,18 @@ impl Upstream {
         *request.headers_mut() = headers.clone();
         request.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         let sending = async {
-            match trust {
-                Trust::Listed => self.trusted.request(request).await,
-                Trust::PublicOnly => self.public.request(request).await,
+            let pooled = |r: Response<Incoming>| r.map(UpstreamBody::Pooled);
+            let own = |r: Response<DedicatedBody>| r.map(UpstreamBody::Dedicated);
+            let loan = || self.read_buffers.lend();
+            match (transport, trust) {
+                (Transport::Pooled, Trust::Listed) => Ok(pooled(self.trusted.request(request).await?)),
+                (Transport::Pooled, Trust::PublicOnly) => Ok(pooled(self.public.request(request).await?)),
+                (Transport::Dedicated, Trust::Listed) => {
+                    Ok(own(dedicated::send(self.trusted_h1.clone(), request, loan()).await?))
+                }
+                (Transport::Dedicated, Trust::PublicOnly) => {
+                    Ok(own(dedicated::send(self.public_h1.clone(), request, loan()).await?))
+                }
             }
         };
         match tokio::time::timeout(self.response_headers, sending).await {
@@ -162,7 +257,7 @@ impl Upstream {
     }
 
     /// How long to wait before retrying after `response`, if it is worth retrying.
-    fn retry_wait(&self, response: &Response<Incoming>, attempt: u32) -> Option<Duration> {
+    fn retry_wait<B>(&self, response: &Response<B>, attempt: u32) -> Option<Duration> {
         match response.status() {
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
                 Some(self.backoff(attempt))
@@ -196,23 +291,28 @@ fn https<C>(inner: C) -> HttpsConnector<C> {
     HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_all_versions().wrap_connector(inner)
 }
 
+/// Like [`https`], offering only HTTP/1.1 in TLS's ALPN.
+fn https_h1<C>(inner: C) -> HttpsConnector<C> {
+    HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(inner)
+}
+
 /// The kind and the user's error for a request that got no response at all.
-fn classify(host: &str, e: &hyper_util::client::legacy::Error) -> (UpstreamError, Error) {
-    if let Some(refused) = find_refused(e) {
+fn classify(host: &str, e: &SendError) -> (UpstreamError, Error) {
+    if let Some(refused) = find_refused(e.source.as_ref()) {
         let message = format!(
             "layerpipe does not connect to {}: it is not a public address, and only registries listed in the config may be private",
             refused.host
         );
         return (UpstreamError::Refused, Error::forbidden(message));
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.source.as_ref());
     while let Some(s) = source {
         if s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
             return (UpstreamError::Timeout, Error::gateway_timeout(format!("connecting to {host} timed out")));
         }
         source = s.source();
     }
-    if e.is_connect() {
+    if e.connecting {
         (UpstreamError::Connect, Error::bad_gateway(format!("cannot connect to {host}")))
     } else {
         (UpstreamError::StreamBroken, Error::bad_gateway(format!("the connection to {host} failed")))

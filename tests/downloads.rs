@@ -20,7 +20,13 @@ struct Image {
 
 /// A fake registry holding `team/app:v1` with three layers; `tweak` adjusts each blob.
 async fn image(tweak: impl Fn(usize, &mut FakeBlob)) -> Image {
-    let layers: Vec<Bytes> = (0..3).map(|i| pseudo_random(100_000 + i * 7_777, i as u64 + 1)).collect();
+    image_of_size(100_000, tweak).await
+}
+
+/// Like [`image`], with layers of about `size` bytes. A failure must come after more than
+/// one read buffer (~400 KiB) of a layer for the client to have had the headers first.
+async fn image_of_size(size: usize, tweak: impl Fn(usize, &mut FakeBlob)) -> Image {
+    let layers: Vec<Bytes> = (0..3).map(|i| pseudo_random(size + i * 7_777, i as u64 + 1)).collect();
     let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
     let refs: Vec<(&str, &[u8])> = layers.iter().map(|l| (GZIP_LAYER, &l[..])).collect();
     let manifest = oci_manifest(&config, &refs);
@@ -138,7 +144,7 @@ fn link_for(img: &Image, layer: usize) -> String {
 #[tokio::test]
 async fn a_stream_cut_halfway_leaves_the_client_with_an_error_not_a_clean_end() {
     for verify in [true, false] {
-        let img = image(|i, blob| {
+        let img = image_of_size(4 << 20, |i, blob| {
             if i == 0 {
                 blob.cut_at = Some((blob.data.len() / 2, Cut::Fail));
             }
@@ -153,7 +159,7 @@ async fn a_stream_cut_halfway_leaves_the_client_with_an_error_not_a_clean_end() 
 
 #[tokio::test]
 async fn a_corrupted_blob_is_aborted_when_verifying() {
-    let img = image(|i, blob| {
+    let img = image_of_size(4 << 20, |i, blob| {
         if i == 0 {
             let mut bad = blob.data.to_vec();
             let last = bad.len() - 1;
@@ -164,6 +170,7 @@ async fn a_corrupted_blob_is_aborted_when_verifying() {
     .await;
     let lp = Layerpipe::for_fake(&img.fake, true).await;
     let got = fetch(&lp.url(&link_for(&img, 0)), &[]).await;
+    assert_eq!(got.status, StatusCode::OK, "headers were already sent");
     assert!(got.body.is_err(), "a corrupt blob arrived as complete");
     // Without verification the same bytes pass: it is the check that catches them.
     let lp = Layerpipe::for_fake(&img.fake, false).await;

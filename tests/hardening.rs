@@ -505,14 +505,16 @@ fn json_logs_are_one_object_per_line() {
 
 /// An unlisted registry's token realm and redirects go through the same public-only
 /// client as the registry itself (`registry::trust`); that client refuses every local
-/// address, over http or https, by literal or by name, before connecting.
+/// address, over http or https, by literal or by name, before connecting, whether the
+/// request is pooled or (a blob) on a dedicated connection.
 #[tokio::test]
 async fn the_client_for_unlisted_registries_refuses_local_realms_and_redirect_targets() {
-    use layerpipe::upstream::{Trust, Upstream};
+    use layerpipe::upstream::{Transport, Trust, Upstream};
     let target = FakeServer::start(|_| respond(StatusCode::OK, r#"{"token":"t"}"#)).await;
     let port = target.addr.port();
     let config = layerpipe::config::Config::default();
     let upstream = Upstream::new(&config, Arc::new(layerpipe::metrics::Metrics::default()));
+    let headers = http::HeaderMap::new();
     for url in [
         format!("http://127.0.0.1:{port}/token"),
         format!("https://127.0.0.1:{port}/token"),
@@ -522,12 +524,19 @@ async fn the_client_for_unlisted_registries_refuses_local_realms_and_redirect_ta
         format!("https://0.0.0.0:{port}/token"),
     ] {
         let uri: http::Uri = url.parse().unwrap();
-        let e = upstream.send(Trust::PublicOnly, &http::Method::GET, &uri, &http::HeaderMap::new()).await.unwrap_err();
-        assert_eq!(e.status(), StatusCode::FORBIDDEN, "{url}: {e}");
+        for transport in [Transport::Pooled, Transport::Dedicated] {
+            let sent = upstream.send(Trust::PublicOnly, transport, &http::Method::GET, &uri, &headers);
+            match sent.await {
+                Ok(response) => panic!("{url} over {transport:?} answered {}", response.status()),
+                Err(e) => assert_eq!(e.status(), StatusCode::FORBIDDEN, "{url} over {transport:?}: {e}"),
+            }
+        }
     }
     assert_eq!(target.connections(), 0);
     // The same request for a listed registry goes through.
     let uri: http::Uri = format!("http://127.0.0.1:{port}/token").parse().unwrap();
-    let response = upstream.send(Trust::Listed, &http::Method::GET, &uri, &http::HeaderMap::new()).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    for transport in [Transport::Pooled, Transport::Dedicated] {
+        let sent = upstream.send(Trust::Listed, transport, &http::Method::GET, &uri, &headers);
+        assert_eq!(sent.await.map(|r| r.status()).unwrap_or_else(|e| panic!("{transport:?}: {e}")), StatusCode::OK);
+    }
 }

@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::upstream::UpstreamBody;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::listing::{Listing, ListingBuilder, Summary};
@@ -227,7 +227,7 @@ impl Inspector {
     }
 
     /// The whole blob's body.
-    async fn blob(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Incoming, Error> {
+    async fn blob(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<UpstreamBody, Error> {
         let response = registry.blob(&link.image, &link.digest, &Method::GET, HeaderMap::new()).await?;
         if response.status() != StatusCode::OK {
             return Err(Error::bad_gateway(format!(

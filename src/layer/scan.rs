@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
+use crate::upstream::UpstreamBody;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
 use super::decompress::{Compression, DecompressError, Decompressor};
@@ -92,7 +92,7 @@ enum Chunk {
 }
 
 /// Reads `body` through `visitor`; see the module docs.
-pub async fn scan<V>(body: Incoming, visitor: V, options: ScanOptions) -> Result<Scanned<V>, ScanError>
+pub async fn scan<V>(body: UpstreamBody, visitor: V, options: ScanOptions) -> Result<Scanned<V>, ScanError>
 where
     V: Visitor + Send + 'static,
 {
@@ -112,7 +112,7 @@ where
 
 /// Moves the registry's frames into `tx` until the body ends, fails, stalls, or the
 /// thread stops listening.
-async fn read(mut body: Incoming, tx: mpsc::Sender<Chunk>, idle: Duration) -> Result<(), ScanError> {
+async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration) -> Result<(), ScanError> {
     loop {
         // Only the registry's silence counts: time spent waiting on a full channel is
         // the consumer's backpressure.
