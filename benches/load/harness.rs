@@ -844,6 +844,8 @@ fn routes(options: &Options, nginx_source: &str, project: Vec<String>) -> Vec<Ro
 pub struct Samples {
     pub single_mbps: Vec<f64>,
     pub cpu_per_gib: Vec<f64>,
+    /// CPU of this process (origin and client) per GiB of the single stream.
+    pub bench_cpu_per_gib: Vec<f64>,
     pub rss_single: Vec<f64>,
     pub rss_small: Vec<f64>,
     pub rss_large: Vec<f64>,
@@ -954,8 +956,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 reset_peak_rss(p.worker)?;
             }
             let cpu_before = proxy.as_ref().map(|p| cpu_seconds(p.worker, ticks)).transpose()?;
+            let bench_before = cpu_seconds(std::process::id(), ticks)?;
             let d = runtime.block_on(get(i, single))?;
             samples[i].single_mbps.push(mbps(single, d.elapsed));
+            let bench_used = cpu_seconds(std::process::id(), ticks)? - bench_before;
+            samples[i].bench_cpu_per_gib.push(bench_used / (single as f64 / GIB));
             if let (Some(p), Some(before)) = (proxy, cpu_before) {
                 let used = cpu_seconds(p.worker, ticks)? - before;
                 samples[i].cpu_per_gib.push(used / (single as f64 / GIB));
@@ -1154,16 +1159,17 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| path | 1 stream of {} MiB, MB/s | proxy CPU s/GiB | peak RSS MiB, 1 stream | peak RSS MiB, {} MiB download | peak RSS MiB, {} MiB download | {}×{} MiB at once, aggregate MB/s | peak RSS MiB, {} streams | TTFB ms, median | TTFB ms, p99 |",
+            "| path | 1 stream of {} MiB, MB/s | proxy CPU s/GiB | origin + client CPU s/GiB | peak RSS MiB, 1 stream | peak RSS MiB, {} MiB download | peak RSS MiB, {} MiB download | {}×{} MiB at once, aggregate MB/s | peak RSS MiB, {} streams | TTFB ms, median | TTFB ms, p99 |",
             o.blob_mib, o.rss_small_mib, o.rss_large_mib, o.concurrency, o.concurrent_mib, o.concurrency
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (label, s) in &self.rows {
             let _ = writeln!(
                 out,
-                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&s.single_mbps, 0),
                 cell(&s.cpu_per_gib, 2),
+                cell(&s.bench_cpu_per_gib, 2),
                 cell(&s.rss_single, 1),
                 cell(&s.rss_small, 1),
                 cell(&s.rss_large, 1),
@@ -1175,7 +1181,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "| {} | {} | — | — | — | — | — | — | — | — |",
+            "| {} | {} | — | — | — | — | — | — | — | — | — |",
             sha256sum_label(o),
             cell(&self.sha256sum_mbps, 0)
         );
@@ -1211,6 +1217,20 @@ impl Report {
             m(&off.cpu_per_gib),
             m(&on.cpu_per_gib),
             verdict(m(&off.cpu_per_gib) <= cpu_nginx)
+        );
+        // Every proxied byte is copied by the origin, the proxy (twice) and the client, on
+        // a machine with this many cores: what 0.7× direct would leave for the proxy.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+        let at_07 = 0.7 * m(&direct.single_mbps) * 1e6 / GIB;
+        let _ = writeln!(
+            out,
+            "- CPU bound on {cores} cores: origin + client take {:.2} s/GiB direct and {:.2} s/GiB through layerpipe; at 0.7× direct ({:.2} GiB/s) that leaves at most {:.2} s/GiB for any proxy (layerpipe {:.2}, tuned nginx {:.2})",
+            m(&direct.bench_cpu_per_gib),
+            m(&off.bench_cpu_per_gib),
+            at_07,
+            cores / at_07 - m(&off.bench_cpu_per_gib),
+            m(&off.cpu_per_gib),
+            m(&ngx_t.cpu_per_gib),
         );
         let _ = writeln!(
             out,
