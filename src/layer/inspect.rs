@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::upstream::UpstreamBody;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
@@ -29,6 +28,7 @@ use crate::download::{content_disposition, DownloadLink};
 use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::registry::RegistryClient;
+use crate::upstream::UpstreamBody;
 
 /// Memory the cached listings may hold in all, by [`Listing::weight`].
 pub const MAX_CACHED_LISTING_BYTES: u64 = 256 * 1024 * 1024;

@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use crate::upstream::UpstreamBody;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
@@ -22,6 +21,7 @@ use tokio::sync::mpsc;
 use super::decompress::{Compression, DecompressError, Decompressor};
 use super::tar::{Outcome, Scanner, Visitor};
 use crate::digest::{Digest, Hasher};
+use crate::upstream::UpstreamBody;
 
 /// Registry frames queued for the decompressing thread at most.
 pub const FRAMES_IN_FLIGHT: usize = 8;
