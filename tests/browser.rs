@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -32,10 +31,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use layerpipe::config::Config;
-use layerpipe::routes::App;
 use real::images::{self, sha256_hex, BuiltLayer};
-use real::RealRegistry;
+use real::{Layerpipe, RealRegistry};
 use serde_json::{json, Value};
 
 /// Debian's Chromium (a launcher script that runs /usr/lib/chromium/chromium).
@@ -55,43 +52,6 @@ const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The key of a web element reference in WebDriver's JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-// ---------------------------------------------------------------------------------------
-// layerpipe, in-process.
-
-/// layerpipe serving on 127.0.0.1 until dropped.
-struct Layerpipe {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Layerpipe {
-    /// layerpipe with `registry` listed (plain http, loopback).
-    async fn start(registry: &RealRegistry) -> Layerpipe {
-        let config = Config::parse(&format!(
-            r#"{{"registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
-            host = registry.host(),
-            endpoint = registry.endpoint(),
-        ))
-        .expect("layerpipe config");
-        let app = Arc::new(App::new(Arc::new(config)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(layerpipe::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        Layerpipe { base, stop: Some(stop) }
-    }
-}
-
-impl Drop for Layerpipe {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // chromedriver and the WebDriver protocol.
@@ -446,8 +406,36 @@ async fn wait_for_download(dir: &Path, name: &str) -> Vec<String> {
     }
 }
 
+/// chromedriver, and a temp folder for Chromium's profile and its downloads.
+struct Browser {
+    driver: ChromeDriver,
+    chromium: PathBuf,
+    profile: PathBuf,
+    /// Where Chromium saves downloads, without asking.
+    downloads: PathBuf,
+    _work: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
+        let work = tempfile::Builder::new().prefix("layerpipe-browser-").tempdir().expect("temp dir");
+        let (profile, downloads) = (work.path().join("profile"), work.path().join("downloads"));
+        std::fs::create_dir(&profile).expect("profile dir");
+        std::fs::create_dir(&downloads).expect("download dir");
+        let driver = ChromeDriver::start(chromedriver, work.path()).await;
+        Browser { driver, chromium: chromium.to_owned(), profile, downloads, _work: work }
+    }
+
+    /// A headless Chromium session that saves downloads to [`Browser::downloads`].
+    async fn session(&self) -> Session<'_> {
+        let session = Session::new(&self.driver, &self.chromium, &self.profile, &self.downloads).await;
+        session.allow_downloads(&self.downloads).await;
+        session
+    }
+}
+
 // ---------------------------------------------------------------------------------------
-// The test.
+// The tests.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicking_x_in_chromium_downloads_the_layer() {
@@ -455,15 +443,11 @@ async fn clicking_x_in_chromium_downloads_the_layer() {
     let started = Instant::now();
     let registry = RealRegistry::start();
     let image = registry.push_oci_image("e2e/browser", "v1").await;
-    let layerpipe = Layerpipe::start(&registry).await;
+    let layerpipe = Layerpipe::start(&registry, true).await;
 
-    let work = tempfile::Builder::new().prefix("layerpipe-browser-").tempdir().expect("temp dir");
-    let (profile, downloads) = (work.path().join("profile"), work.path().join("downloads"));
-    std::fs::create_dir(&profile).expect("profile dir");
-    std::fs::create_dir(&downloads).expect("download dir");
-    let driver = ChromeDriver::start(&chromedriver, work.path()).await;
-    let session = Session::new(&driver, &chromium, &profile, &downloads).await;
-    session.allow_downloads(&downloads).await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let session = browser.session().await;
+    let downloads = &browser.downloads;
     let browser_up = started.elapsed();
 
     let url = format!("{}/?image={}", layerpipe.base, layerpipe::query::encode(&image.reference));
@@ -491,7 +475,7 @@ async fn clicking_x_in_chromium_downloads_the_layer() {
     let clicked = Instant::now();
     session.click(&links[1]).await;
     let name = "e2e-browser-v1-2.tar.gzip";
-    let names = wait_for_download(&downloads, name).await;
+    let names = wait_for_download(downloads, name).await;
     let took = clicked.elapsed();
     assert_eq!(names, [name], "exactly the one file, complete");
     let bytes = std::fs::read(downloads.join(name)).expect("read the downloaded file");
@@ -502,7 +486,7 @@ async fn clicking_x_in_chromium_downloads_the_layer() {
     assert_eq!(session.current_url().await, url);
 
     session.delete().await;
-    drop(driver);
+    drop(browser);
     eprintln!(
         "browser test: Chromium up in {browser_up:.2?}, download in {took:.2?}, {:.2?} in all",
         started.elapsed()
@@ -532,15 +516,11 @@ async fn clicking_through_a_layer_in_chromium_saves_one_file() {
         .await
         .push_image(Some("v1"), images::OCI_MANIFEST, images::OCI_CONFIG, "amd64", layers)
         .await;
-    let layerpipe = Layerpipe::start(&registry).await;
+    let layerpipe = Layerpipe::start(&registry, true).await;
 
-    let work = tempfile::Builder::new().prefix("layerpipe-browser-").tempdir().expect("temp dir");
-    let (profile, downloads) = (work.path().join("profile"), work.path().join("downloads"));
-    std::fs::create_dir(&profile).expect("profile dir");
-    std::fs::create_dir(&downloads).expect("download dir");
-    let driver = ChromeDriver::start(&chromedriver, work.path()).await;
-    let session = Session::new(&driver, &chromium, &profile, &downloads).await;
-    session.allow_downloads(&downloads).await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let session = browser.session().await;
+    let downloads = &browser.downloads;
 
     // The only URL typed: the image's page. From here on, every page is a clicked link.
     let image_url = format!("{}/?image={}", layerpipe.base, layerpipe::query::encode(&image.reference));
@@ -628,13 +608,13 @@ async fn clicking_through_a_layer_in_chromium_saves_one_file() {
     let save = session.find_one("css selector", "a#save", "the save link").await;
     assert_eq!(session.text(&save).await, "save this file");
     session.click(&save).await;
-    let names = wait_for_download(&downloads, "notes.txt").await;
+    let names = wait_for_download(downloads, "notes.txt").await;
     assert_eq!(names, ["notes.txt"], "exactly the one file, complete");
     let bytes = std::fs::read(downloads.join("notes.txt")).expect("read the saved file");
     assert_eq!(bytes, NOTES.as_bytes(), "the saved file is notes.txt, byte for byte");
     assert_eq!(session.current_url().await, file_url);
 
     session.delete().await;
-    drop(driver);
+    drop(browser);
     eprintln!("browser layer test: {:.2?} in all", started.elapsed());
 }

@@ -7,7 +7,6 @@
 
 mod real;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,56 +17,14 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use layerpipe::config::Config;
-use layerpipe::routes::App;
 use real::html::{download_links, unescape};
 use real::images::{hex, sha256_hex};
-use real::{Blob, PushedImage, RealRegistry};
+use real::{Blob, Layerpipe, PushedImage, RealRegistry};
 
 /// The large layer's size; `LAYERPIPE_E2E_LARGE_MIB` overrides the 256 MiB.
 fn large_layer_size() -> u64 {
     let mib = std::env::var("LAYERPIPE_E2E_LARGE_MIB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(256);
     mib << 20
-}
-
-/// layerpipe, serving on 127.0.0.1 until dropped.
-struct Layerpipe {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Layerpipe {
-    /// layerpipe configured with `registry` listed (plain http, loopback).
-    async fn start(registry: &RealRegistry, verify_digests: bool) -> Layerpipe {
-        let config = Config::parse(&format!(
-            r#"{{"verify_digests": {verify_digests},
-                "registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
-            host = registry.host(),
-            endpoint = registry.endpoint(),
-        ))
-        .expect("layerpipe config");
-        let app = Arc::new(App::new(Arc::new(config)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(layerpipe::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        Layerpipe { base, stop: Some(stop) }
-    }
-
-    /// The absolute URL of a link on one of layerpipe's pages (all relative to `/`).
-    fn url(&self, href: &str) -> String {
-        format!("{}/{}", self.base, href.trim_start_matches("./"))
-    }
-}
-
-impl Drop for Layerpipe {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;

@@ -18,6 +18,7 @@
 pub mod html;
 pub mod images;
 pub mod issuer;
+pub mod layerpipe;
 pub mod push;
 
 use std::fs;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use images::{Blob, Content};
 pub use issuer::{TokenIssuer, ISSUER, PUSH_PASSWORD, PUSH_USERNAME, SERVICE};
+pub use layerpipe::Layerpipe;
 pub use push::{PushedImage, PushedIndex};
 
 /// Where Debian's `docker-registry` package puts the registry.

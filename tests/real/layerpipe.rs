@@ -1,0 +1,49 @@
+//! layerpipe in-process, with a [`RealRegistry`](super::RealRegistry) listed.
+
+use std::sync::Arc;
+
+use layerpipe::config::Config;
+use layerpipe::routes::App;
+
+use super::RealRegistry;
+
+/// layerpipe serving on 127.0.0.1 until dropped.
+pub struct Layerpipe {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Layerpipe {
+    /// layerpipe configured with `registry` listed (plain http, loopback).
+    pub async fn start(registry: &RealRegistry, verify_digests: bool) -> Layerpipe {
+        let config = Config::parse(&format!(
+            r#"{{"verify_digests": {verify_digests},
+                "registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
+            host = registry.host(),
+            endpoint = registry.endpoint(),
+        ))
+        .expect("layerpipe config");
+        let app = Arc::new(App::new(Arc::new(config)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(layerpipe::server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Layerpipe { base, stop: Some(stop) }
+    }
+
+    /// The absolute URL of a link on one of layerpipe's pages (all relative to `/`).
+    pub fn url(&self, href: &str) -> String {
+        format!("{}/{}", self.base, href.trim_start_matches("./"))
+    }
+}
+
+impl Drop for Layerpipe {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
