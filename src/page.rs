@@ -659,16 +659,21 @@ mod tests {
         assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
     }
 
+    /// A manifest as if fetched, from its JSON.
+    fn fetched(json: &str) -> FetchedManifest {
+        let (media_type, manifest) = crate::manifest::parse(None, json.as_bytes()).unwrap();
+        FetchedManifest {
+            media_type,
+            digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
+            manifest,
+        }
+    }
+
     #[test]
     fn layer_table_links_size_to_files_and_digest_to_folders() {
         let json = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
-        let (media_type, manifest) = crate::manifest::parse(None, json.as_bytes()).unwrap();
-        let fetched = FetchedManifest {
-            media_type,
-            digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
-            manifest,
-        };
+        let fetched = fetched(json);
         let html = image(&"a/b:c".parse().unwrap(), &fetched);
         let q = "image=a%2Fb%3Ac&amp;digest=sha256%3A2222222222222222222222222222222222222222222222222222222222222222\
 &amp;layer=1&amp;mt=application%2Fvnd.oci.image.layer.v1.tar%2Bgzip";
@@ -682,12 +687,7 @@ mod tests {
         let json = r#"{"schemaVersion":2,"mediaType":"<script>alert(1)</script>",
           "config":{"mediaType":"x","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"evil\"><img src=x onerror=alert(1)>","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
-        let (media_type, manifest) = crate::manifest::parse(None, json.as_bytes()).unwrap();
-        let fetched = FetchedManifest {
-            media_type,
-            digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
-            manifest,
-        };
+        let fetched = fetched(json);
         let html = image(&"a/b:c".parse().unwrap(), &fetched);
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img"), "{html}");
