@@ -10,8 +10,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use flate2::write::MultiGzDecoder;
-
+use super::inflate::{Framing, InflateError, Inflater, Stop};
 use crate::download::LayerFormat;
 
 /// The first bytes of a gzip member.
@@ -92,15 +91,243 @@ impl fmt::Display for DecompressError {
 
 impl std::error::Error for DecompressError {}
 
+/// Output bytes per inflate or zstd call.
+const OUT_BUFFER: usize = 64 * 1024;
+
+/// A place in a blob where decompression can start again without what came before:
+/// a deflate block boundary (with the window it refers back into), a zstd frame's
+/// start, or, for a plain tar, any byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Offset in the blob of the first whole byte after the point.
+    pub compressed: u64,
+    /// For deflate, how many bits of the byte before `compressed` already belong to
+    /// the block that starts here (0 to 7).
+    pub bits: u8,
+    /// Offset in the decompressed tar stream.
+    pub tar: u64,
+    /// For deflate, the (up to) 32 KiB of output before the point, deflated to keep
+    /// indexes small; empty at a member's start and for zstd.
+    pub window: Vec<u8>,
+}
+
+impl ResumePoint {
+    /// The first blob byte a resumed read needs: the shared byte when the block
+    /// starts inside one.
+    pub fn fetch_from(&self) -> u64 {
+        self.compressed - u64::from(self.bits > 0)
+    }
+
+    /// The start of the blob, where every read can begin.
+    pub fn start() -> ResumePoint {
+        ResumePoint { compressed: 0, bits: 0, tar: 0, window: Vec::new() }
+    }
+}
+
+/// Collects resume points as a blob is decompressed, one at most every `spacing`
+/// compressed bytes (or eight times that many decompressed ones, for layers that
+/// compress very well, so that resuming never inflates much more than it must).
+struct Recorder {
+    spacing: u64,
+    points: Vec<ResumePoint>,
+    scratch: Vec<u8>,
+}
+
+impl Recorder {
+    fn wants(&self, compressed: u64, tar: u64) -> bool {
+        self.points.last().is_none_or(|p| {
+            compressed > p.compressed
+                && (compressed - p.compressed >= self.spacing || tar - p.tar >= self.spacing.saturating_mul(8))
+        })
+    }
+
+    fn add(&mut self, compressed: u64, bits: u8, tar: u64, window: Option<&Inflater>) {
+        let mut deflated = Vec::new();
+        if let Some(inflater) = window {
+            inflater.window(&mut self.scratch);
+            if !self.scratch.is_empty() {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                // Writing into a Vec cannot fail.
+                let _ = e.write_all(&self.scratch);
+                deflated = e.finish().unwrap_or_default();
+            }
+        }
+        self.points.push(ResumePoint { compressed, bits, tar, window: deflated });
+    }
+}
+
+/// The decompressed side: skips what a resumed read does not need, counts the tar
+/// offset, and writes on into the sink.
+struct Output<W> {
+    sink: W,
+    /// Decompressed bytes still to drop before the sink sees any.
+    skip: u64,
+    /// Offset in the tar stream of the next byte.
+    position: u64,
+}
+
+impl<W: Write> Output<W> {
+    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        self.position += bytes.len() as u64;
+        if self.skip > 0 {
+            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
+            self.skip -= n as u64;
+            bytes = &bytes[n..];
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.sink.write_all(bytes)
+    }
+}
+
+/// Where a gzip decoder is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Member {
+    /// Inside a member's header or deflate data.
+    Inside,
+    /// Between members: the next byte starts another (or the blob ends here).
+    Between,
+    /// Resumed mid-member: the first byte is shared with the block before.
+    Prime(u8),
+    /// Resumed mid-member, past its deflate data: skipping the unchecked trailer.
+    Trailer(u8),
+}
+
+/// gzip with multi-member semantics, stopping at block boundaries to record.
+struct Gzip {
+    inflater: Inflater,
+    member: Member,
+    /// Resumed inside a member: its deflate data is read raw (see `resumed_raw`).
+    raw: bool,
+    buffer: Box<[u8]>,
+}
+
+impl Gzip {
+    fn decode<W: Write>(
+        &mut self,
+        mut input: &[u8],
+        offset: &mut u64,
+        out: &mut Output<W>,
+        recorder: &mut Option<Recorder>,
+    ) -> io::Result<()> {
+        let invalid = |e: InflateError| io::Error::new(io::ErrorKind::InvalidData, e);
+        while !input.is_empty() {
+            match self.member {
+                Member::Prime(bits) => {
+                    self.inflater.prime(bits, input[0]).map_err(invalid)?;
+                    self.member = Member::Inside;
+                    input = &input[1..];
+                    *offset += 1;
+                }
+                Member::Trailer(left) => {
+                    let n = usize::from(left).min(input.len());
+                    input = &input[n..];
+                    *offset += n as u64;
+                    self.member =
+                        if n == usize::from(left) { Member::Between } else { Member::Trailer(left - n as u8) };
+                }
+                Member::Between => {
+                    self.inflater.reset(Framing::Gzip).map_err(invalid)?;
+                    self.member = Member::Inside;
+                }
+                Member::Inside => {
+                    let step = self.inflater.inflate(input, &mut self.buffer).map_err(invalid)?;
+                    out.write(&self.buffer[..step.produced])?;
+                    input = &input[step.consumed..];
+                    *offset += step.consumed as u64;
+                    match step.stop {
+                        Stop::End if self.resumed_raw() => {
+                            self.raw = false;
+                            self.member = Member::Trailer(8);
+                        }
+                        Stop::End => self.member = Member::Between,
+                        Stop::Boundary { bits, last: false } => {
+                            if let Some(r) = recorder.as_mut().filter(|r| r.wants(*offset, out.position)) {
+                                r.add(*offset, bits, out.position, Some(&self.inflater));
+                            }
+                        }
+                        Stop::Boundary { last: true, .. } | Stop::More => {
+                            if step.consumed == 0 && step.produced == 0 {
+                                return Err(io::Error::new(io::ErrorKind::InvalidData, "inflate made no progress"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A resumed decoder reads its first member raw, without the gzip header, so it
+    /// must step over that member's trailer by itself.
+    fn resumed_raw(&self) -> bool {
+        self.raw
+    }
+
+    fn finish(&self) -> io::Result<()> {
+        match self.member {
+            Member::Between => Ok(()),
+            _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gzip stream ends inside a member")),
+        }
+    }
+}
+
+/// zstd, frame by frame, noting where frames start.
+struct Zstd {
+    context: zstd::stream::raw::Decoder<'static>,
+    in_frame: bool,
+    buffer: Box<[u8]>,
+}
+
+impl Zstd {
+    fn decode<W: Write>(
+        &mut self,
+        input: &[u8],
+        offset: &mut u64,
+        out: &mut Output<W>,
+        recorder: &mut Option<Recorder>,
+    ) -> io::Result<()> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let mut src = InBuffer::around(input);
+        loop {
+            let before = src.pos();
+            let mut dst = OutBuffer::around(&mut self.buffer[..]);
+            let hint = self.context.run(&mut src, &mut dst)?;
+            let produced = dst.pos();
+            out.write(&self.buffer[..produced])?;
+            *offset += (src.pos() - before) as u64;
+            // 0: a frame is complete and flushed, so the next byte starts a frame.
+            self.in_frame = hint != 0;
+            if !self.in_frame {
+                if let Some(r) = recorder.as_mut().filter(|r| r.wants(*offset, out.position)) {
+                    r.add(*offset, 0, out.position, None);
+                }
+            }
+            if src.pos() == input.len() && produced < self.buffer.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(&self) -> io::Result<()> {
+        if self.in_frame {
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the zstd stream ends inside a frame"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 enum Decoder<W: Write> {
     /// Waiting for enough bytes to read the magic number.
     Sniffing {
         head: Vec<u8>,
-        sink: W,
+        out: Output<W>,
     },
-    Gzip(Box<MultiGzDecoder<W>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, W>>),
-    Plain(W),
+    Gzip(Box<Gzip>, Output<W>),
+    Zstd(Box<Zstd>, Output<W>),
+    Plain(Output<W>),
     /// Only while switching from sniffing to a decoder.
     Switching,
 }
@@ -109,13 +336,61 @@ enum Decoder<W: Write> {
 pub struct Decompressor<W: Write> {
     decoder: Decoder<W>,
     compression: Option<Compression>,
+    /// Blob bytes taken in so far (from the blob's start, for a resumed read).
     taken: u64,
+    /// Blob bytes decoded so far: `taken` less what sniffing holds.
+    decoded: u64,
+    recorder: Option<Recorder>,
 }
 
 impl<W: Write> Decompressor<W> {
     /// A decompressor writing into `sink`, choosing its format from the first bytes.
     pub fn new(sink: W) -> Decompressor<W> {
-        Decompressor { decoder: Decoder::Sniffing { head: Vec::with_capacity(4), sink }, compression: None, taken: 0 }
+        Decompressor {
+            decoder: Decoder::Sniffing { head: Vec::with_capacity(4), out: Output { sink, skip: 0, position: 0 } },
+            compression: None,
+            taken: 0,
+            decoded: 0,
+            recorder: None,
+        }
+    }
+
+    /// Like [`Decompressor::new`], also noting resume points about every `spacing`
+    /// compressed bytes, for [`Decompressor::resume_points`].
+    pub fn recording(sink: W, spacing: u64) -> Decompressor<W> {
+        let mut d = Decompressor::new(sink);
+        d.recorder = Some(Recorder { spacing: spacing.max(1), points: Vec::new(), scratch: Vec::new() });
+        d
+    }
+
+    /// A decompressor for a blob of known `compression` whose bytes are fed from
+    /// `point.fetch_from()` on; the sink gets the tar stream from `point.tar + skip` on.
+    pub fn resume(
+        sink: W,
+        compression: Compression,
+        point: &ResumePoint,
+        skip: u64,
+    ) -> Result<Decompressor<W>, DecompressError> {
+        let out = Output { sink, skip, position: point.tar };
+        let fail = |reason: io::Error| DecompressError { compression, offset: point.compressed, reason };
+        let decoder = match compression {
+            Compression::Gzip => {
+                let mut window = Vec::new();
+                if !point.window.is_empty() {
+                    let mut d = flate2::write::DeflateDecoder::new(&mut window);
+                    d.write_all(&point.window).and_then(|_| d.try_finish()).map_err(fail)?;
+                }
+                let invalid = |e: InflateError| fail(io::Error::new(io::ErrorKind::InvalidData, e));
+                let mut inflater = Inflater::new(Framing::Raw).map_err(invalid)?;
+                inflater.set_window(&window).map_err(invalid)?;
+                let member = if point.bits > 0 { Member::Prime(point.bits) } else { Member::Inside };
+                Decoder::Gzip(Box::new(Gzip { inflater, member, raw: true, buffer: out_buffer() }), out)
+            }
+            Compression::Zstd => Decoder::Zstd(Box::new(zstd_decoder().map_err(fail)?), out),
+            Compression::None => Decoder::Plain(out),
+        };
+        let start = point.fetch_from();
+        Ok(Decompressor { decoder, compression: Some(compression), taken: start, decoded: start, recorder: None })
     }
 
     /// The compression found, once the first bytes have been seen.
@@ -128,15 +403,23 @@ impl<W: Write> Decompressor<W> {
         self.taken
     }
 
-    /// The sink.
-    pub fn sink(&self) -> &W {
+    /// The resume points noted so far (none unless [`Decompressor::recording`]); a
+    /// plain tar needs none, since any byte is one.
+    pub fn resume_points(&mut self) -> Vec<ResumePoint> {
+        self.recorder.as_mut().map(|r| std::mem::take(&mut r.points)).unwrap_or_default()
+    }
+
+    fn output(&self) -> &Output<W> {
         match &self.decoder {
-            Decoder::Sniffing { sink, .. } | Decoder::Plain(sink) => sink,
-            Decoder::Gzip(d) => d.get_ref(),
-            Decoder::Zstd(d) => d.get_ref(),
+            Decoder::Sniffing { out, .. } | Decoder::Plain(out) | Decoder::Gzip(_, out) | Decoder::Zstd(_, out) => out,
             // Only inside `choose`, which never returns in that state.
             Decoder::Switching => unreachable!("a decoder is always chosen"),
         }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &W {
+        &self.output().sink
     }
 
     /// Takes in the next compressed bytes, writing what they decompress to into the sink.
@@ -161,26 +444,33 @@ impl<W: Write> Decompressor<W> {
         let Decoder::Sniffing { head, .. } = &self.decoder else { return Ok(Vec::new()) };
         let compression = Compression::sniff(head);
         self.compression = Some(compression);
-        // The one fallible step (zstd's context) comes before the sink is moved.
-        let mut zstd_context = match compression {
-            Compression::Zstd => Some(zstd::stream::raw::Decoder::new().map_err(|reason| DecompressError {
-                compression,
-                offset: 0,
-                reason,
-            })?),
+        // The fallible steps (the decoders' contexts) come before the sink is moved.
+        let fail = |reason| DecompressError { compression, offset: 0, reason };
+        let mut zstd = match compression {
+            Compression::Zstd => Some(zstd_decoder().map_err(fail)?),
             Compression::Gzip | Compression::None => None,
         };
+        let mut gzip = match compression {
+            Compression::Gzip => {
+                Some(Inflater::new(Framing::Gzip).map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidData, e)))?)
+            }
+            Compression::Zstd | Compression::None => None,
+        };
+        if let (Some(r), Compression::Zstd) = (&mut self.recorder, compression) {
+            r.add(0, 0, 0, None);
+        }
         let mut replay = Vec::new();
         // `Switching` lasts only until the assignment: nothing in between can fail.
         self.decoder = match std::mem::replace(&mut self.decoder, Decoder::Switching) {
-            Decoder::Sniffing { head, sink } => {
+            Decoder::Sniffing { head, out } => {
                 replay = head;
-                match (compression, zstd_context.take()) {
-                    (Compression::Gzip, _) => Decoder::Gzip(Box::new(MultiGzDecoder::new(sink))),
-                    (Compression::Zstd, Some(context)) => {
-                        Decoder::Zstd(Box::new(zstd::stream::write::Decoder::with_decoder(sink, context)))
-                    }
-                    (Compression::Zstd | Compression::None, _) => Decoder::Plain(sink),
+                match (gzip.take(), zstd.take()) {
+                    (Some(inflater), _) => Decoder::Gzip(
+                        Box::new(Gzip { inflater, member: Member::Inside, raw: false, buffer: out_buffer() }),
+                        out,
+                    ),
+                    (_, Some(context)) => Decoder::Zstd(Box::new(context), out),
+                    (None, None) => Decoder::Plain(out),
                 }
             }
             chosen => chosen,
@@ -189,10 +479,14 @@ impl<W: Write> Decompressor<W> {
     }
 
     fn decode(&mut self, input: &[u8]) -> Result<(), DecompressError> {
+        let offset = &mut self.decoded;
         let result = match &mut self.decoder {
-            Decoder::Gzip(d) => d.write_all(input),
-            Decoder::Zstd(d) => d.write_all(input),
-            Decoder::Plain(sink) => sink.write_all(input),
+            Decoder::Gzip(d, out) => d.decode(input, offset, out, &mut self.recorder),
+            Decoder::Zstd(d, out) => d.decode(input, offset, out, &mut self.recorder),
+            Decoder::Plain(out) => {
+                *offset += input.len() as u64;
+                out.write(input)
+            }
             // `write` decodes only once `choose` has run.
             Decoder::Sniffing { .. } | Decoder::Switching => unreachable!("a decoder was chosen"),
         };
@@ -211,9 +505,9 @@ impl<W: Write> Decompressor<W> {
             self.decode(&head)?;
         }
         let result = match &mut self.decoder {
-            Decoder::Gzip(d) => d.try_finish(),
-            Decoder::Zstd(d) => d.do_finish(),
-            Decoder::Plain(sink) => sink.flush(),
+            Decoder::Gzip(d, _) => d.finish(),
+            Decoder::Zstd(d, _) => d.finish(),
+            Decoder::Plain(out) => out.sink.flush(),
             // Chosen just above.
             Decoder::Sniffing { .. } | Decoder::Switching => unreachable!("a decoder was chosen"),
         };
@@ -223,6 +517,14 @@ impl<W: Write> Decompressor<W> {
     fn error(&self, reason: io::Error) -> DecompressError {
         DecompressError { compression: self.compression.unwrap_or(Compression::None), offset: self.taken, reason }
     }
+}
+
+fn out_buffer() -> Box<[u8]> {
+    vec![0; OUT_BUFFER].into_boxed_slice()
+}
+
+fn zstd_decoder() -> io::Result<Zstd> {
+    Ok(Zstd { context: zstd::stream::raw::Decoder::new()?, in_frame: false, buffer: out_buffer() })
 }
 
 #[cfg(test)]
@@ -300,5 +602,96 @@ mod tests {
         // Tiny blobs: fewer bytes than a magic number.
         assert_eq!(run(b"ab", 1).0, b"ab");
         assert_eq!(run(b"", 1).1, Some(Compression::None));
+    }
+
+    /// Decompresses `blob` recording every `spacing` bytes, checks the whole output,
+    /// then resumes at every point (fed in awkward chunks) and checks that each gives
+    /// exactly the rest of the stream.
+    fn resume_everywhere(blob: &[u8], data: &[u8], spacing: u64) -> usize {
+        let mut d = Decompressor::recording(Vec::new(), spacing);
+        for c in blob.chunks(9999) {
+            d.write(c).unwrap();
+        }
+        d.finish().unwrap();
+        assert!(d.sink() == data);
+        let compression = d.compression().unwrap();
+        let points = d.resume_points();
+        for (i, p) in points.iter().enumerate() {
+            let skip = (i as u64 * 37) % 1000;
+            let mut r = Decompressor::resume(Vec::new(), compression, p, skip).unwrap();
+            for c in blob[p.fetch_from() as usize..].chunks(4093) {
+                r.write(c).unwrap();
+            }
+            r.finish().unwrap();
+            let from = (p.tar + skip).min(data.len() as u64) as usize;
+            assert!(r.sink()[..] == data[from..], "{compression:?} point {i} of {}: {p:?}", points.len());
+        }
+        points.len()
+    }
+
+    fn layer_like(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|i| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                if (i / 4096) % 3 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b"the quick brown fox "[(x >> 16) as usize % 20]
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resuming_at_every_recorded_point_gives_the_rest_of_the_stream() {
+        let data = layer_like(1_500_000, 7);
+        for level in [1, 6, 9] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            e.write_all(&data).unwrap();
+            let blob = e.finish().unwrap();
+            // zlib-rs at level 1 writes few, large blocks: fewer points, all good.
+            let points = resume_everywhere(&blob, &data, 20_000);
+            assert!(points >= if level == 1 { 1 } else { 10 }, "gzip level {level}: {points} points");
+        }
+        // Several gzip members, as pigz and some builders write them.
+        let mut blob = Vec::new();
+        for part in data.chunks(300_000) {
+            blob.extend(gzip(part));
+        }
+        assert!(resume_everywhere(&blob, &data, 50_000) > 5);
+        // Several zstd frames: each frame start is a point (and so is the blob's end,
+        // after the last frame).
+        let mut blob = Vec::new();
+        for part in data.chunks(200_000) {
+            blob.extend(zstd(part));
+        }
+        assert_eq!(resume_everywhere(&blob, &data, 1), 9);
+        // A single zstd frame resumes only at its start (or at its end).
+        assert_eq!(resume_everywhere(&zstd(&data), &data, 1), 2);
+        // A plain tar needs no points: it resumes anywhere.
+        let mut d = Decompressor::resume(
+            Vec::new(),
+            Compression::None,
+            &ResumePoint { compressed: 5000, bits: 0, tar: 5000, window: vec![] },
+            10,
+        )
+        .unwrap();
+        d.write(&data[5000..6000]).unwrap();
+        assert!(d.sink()[..] == data[5010..6000]);
+    }
+
+    #[test]
+    fn a_resumed_read_cut_short_ends_early() {
+        let data = layer_like(400_000, 3);
+        let blob = gzip(&data);
+        let mut d = Decompressor::recording(Vec::new(), 10_000);
+        d.write(&blob).unwrap();
+        d.finish().unwrap();
+        let points = d.resume_points();
+        let p = &points[1];
+        let mut r = Decompressor::resume(Vec::new(), Compression::Gzip, p, 0).unwrap();
+        r.write(&blob[p.fetch_from() as usize..blob.len() - 100]).unwrap();
+        assert!(r.finish().unwrap_err().to_string().contains("ends early"));
     }
 }

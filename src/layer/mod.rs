@@ -10,6 +10,7 @@
 
 pub mod decompress;
 pub mod entry;
+pub mod inflate;
 pub mod inspect;
 pub mod link;
 pub mod listing;
