@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Uri;
@@ -58,6 +58,43 @@ pub struct Config {
     /// single download 30% slower (no overlap of reading and writing): BENCHMARKS.md.
     #[serde(default = "cpus")]
     pub worker_threads: usize,
+    /// Layer indexes: where they are kept and how much of them.
+    #[serde(default)]
+    pub index: IndexConfig,
+}
+
+/// Where layer indexes are kept (src/index/).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// The folder of the persistent store; empty keeps indexes in memory only. By
+    /// default `$XDG_CACHE_HOME/layerpipe`, else `~/.cache/layerpipe`.
+    pub dir: PathBuf,
+    /// Most bytes of index files kept; the least recently used go first beyond it.
+    pub max_bytes: u64,
+}
+
+impl Default for IndexConfig {
+    fn default() -> IndexConfig {
+        IndexConfig { dir: default_cache_dir(), max_bytes: 1 << 30 }
+    }
+}
+
+impl IndexConfig {
+    /// The store's folder, unless the store is off.
+    pub fn store_dir(&self) -> Option<&Path> {
+        (!self.dir.as_os_str().is_empty()).then_some(self.dir.as_path())
+    }
+}
+
+/// `$XDG_CACHE_HOME/layerpipe`, else `$HOME/.cache/layerpipe`, else none (memory only),
+/// as the XDG base directory rules say (a relative `XDG_CACHE_HOME` is ignored).
+fn default_cache_dir() -> PathBuf {
+    let from = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".cache")))
+        .map(|cache| cache.join("layerpipe"))
+        .unwrap_or_default()
 }
 
 /// The format of log lines.
@@ -321,6 +358,9 @@ impl Config {
         }
         if !(1..=1024).contains(&self.worker_threads) {
             return Err(format!("worker_threads must be from 1 to 1024, got {}", self.worker_threads));
+        }
+        if self.index.max_bytes < 1 << 20 {
+            return Err(format!("index.max_bytes must be at least 1048576 (1 MiB), got {}", self.index.max_bytes));
         }
         if !(1..=10).contains(&self.retries.attempts) {
             return Err(format!("retries.attempts must be from 1 to 10, got {}", self.retries.attempts));

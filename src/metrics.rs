@@ -59,6 +59,8 @@ pub struct Metrics {
     token_fetches: AtomicU64,
     upstream_errors: Mutex<BTreeMap<UpstreamError, u64>>,
     digest_mismatches: AtomicU64,
+    layer_blob_bytes: AtomicU64,
+    index_reads: AtomicU64,
 }
 
 impl Metrics {
@@ -111,6 +113,16 @@ impl Metrics {
         self.digest_mismatches.fetch_add(1, Relaxed);
     }
 
+    /// Blob bytes were read from a registry to list, preview or save inside a layer.
+    pub fn layer_blob_bytes(&self, bytes: u64) {
+        self.layer_blob_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// A file was read from a layer by its index (a `Range` read), not from the start.
+    pub fn index_read(&self) {
+        self.index_reads.fetch_add(1, Relaxed);
+    }
+
     /// Downloads streaming now.
     pub fn active_downloads(&self) -> i64 {
         self.active_downloads.load(Relaxed)
@@ -153,6 +165,18 @@ impl Metrics {
             out,
             "layerpipe_download_duration_seconds_sum {}\nlayerpipe_download_duration_seconds_count {total}",
             self.duration_sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        counter(
+            &mut out,
+            "layerpipe_layer_blob_bytes_total",
+            "Blob bytes read from registries to list, preview or save inside layers.",
+            self.layer_blob_bytes.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "layerpipe_index_reads_total",
+            "Previews and saved files read through a layer index with a Range request.",
+            self.index_reads.load(Relaxed),
         );
         counter(
             &mut out,

@@ -71,7 +71,8 @@ impl LayerpipeProcess {
         std::fs::write(
             &config,
             format!(
-                r#"{{"registries":{{"{host}":{{"endpoint":"{endpoint}"}}}}}}"#,
+                r#"{{"index":{{"dir":"{index}"}},"registries":{{"{host}":{{"endpoint":"{endpoint}"}}}}}}"#,
+                index = dir.path().join("index").display(),
                 host = registry.host(),
                 endpoint = registry.endpoint()
             ),

@@ -522,7 +522,7 @@ impl Proxy {
         std::fs::write(
             &config,
             format!(
-                r#"{{"verify_digests":{verify},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
+                r#"{{"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
             ),
         )
         .map_err(|e| e.to_string())?;

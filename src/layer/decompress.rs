@@ -118,10 +118,6 @@ impl ResumePoint {
         self.compressed - u64::from(self.bits > 0)
     }
 
-    /// The start of the blob, where every read can begin.
-    pub fn start() -> ResumePoint {
-        ResumePoint { compressed: 0, bits: 0, tar: 0, window: Vec::new() }
-    }
 }
 
 /// Collects resume points as a blob is decompressed, one at most every `spacing`

@@ -1,11 +1,17 @@
-//! Reading layers for the pages: a layer's listing (cached by blob), the first bytes of
-//! one of its files, one file streamed to the client, and the first bytes of a blob
-//! that is not a layer.
+//! Reading layers for the pages: a layer's listing, the first bytes of one of its
+//! files, one file streamed to the client, and the first bytes of a blob that is not a
+//! layer.
 //!
-//! Each reads the blob from the registry with a plain GET (no range: a layer can only
-//! be decompressed from its start). Listings and the rest are admitted separately, each
-//! up to a fixed number at once with 503 beyond, like downloads: a listing holds up to
-//! ~120 MiB and a CPU, a preview or a saved file holds a thread and a connection.
+//! The first listing of a layer reads the whole blob and builds its [`LayerIndex`]
+//! (kept in memory by digest and, with `index.dir`, on disk). After that, a listing
+//! costs no blob request, and a file's preview or bytes cost one `Range` read from the
+//! index's nearest resume point ([`crate::index`]); an entry that does not check out
+//! drops the index and falls back to reading from the blob's start. An index serves
+//! another repository (or registry) only once that repository is seen to have the
+//! blob (a HEAD with its own token), so one repository's contents never answer for
+//! another's. Listings and the rest are admitted separately, each up to a fixed
+//! number at once with 503 beyond, like downloads: a listing holds up to ~120 MiB and
+//! a CPU, a preview or a saved file holds a thread and a connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,22 +21,27 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::listing::{Listing, ListingBuilder, Summary};
 use super::preview::{PreviewVisitor, PREVIEW_BYTES};
-use super::save::{EntryBody, SaveVisitor, PIECES_IN_FLIGHT};
-use super::scan::{scan, ScanError, ScanOptions, Scanned};
+use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
+use super::scan::{scan, Resume, ScanError, ScanOptions, Scanned};
 use super::tar::Visitor;
+use crate::index::resume::{Expect, Expected};
+use crate::index::store::IndexStore;
+use crate::index::{LayerIndex, Plan, DEFAULT_SPACING};
 use crate::body::Body;
 use crate::config::Config;
+use crate::digest::Digest;
 use crate::download::{content_disposition, DownloadLink};
 use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::registry::RegistryClient;
 use crate::upstream::UpstreamBody;
 
-/// Memory the cached listings may hold in all, by [`Listing::weight`].
+/// Memory the cached indexes (listings and resume points) may hold in all, by
+/// [`LayerIndex::weight`].
 pub const MAX_CACHED_LISTING_BYTES: u64 = 256 * 1024 * 1024;
 /// Layers being listed at once at most.
 pub const MAX_CONCURRENT_LISTINGS: usize = 4;
@@ -38,6 +49,9 @@ pub const MAX_CONCURRENT_LISTINGS: usize = 4;
 pub const MAX_CONCURRENT_EXTRACTS: usize = 32;
 /// What a client is told to wait when all slots are taken.
 const BUSY_RETRY_AFTER_SECS: u32 = 5;
+/// How long a repository, once seen to have a blob, may be served from its index
+/// without asking the registry again.
+const ACCESS_TTL: Duration = Duration::from_secs(600);
 
 /// The first bytes of a file.
 pub struct Preview {
@@ -67,7 +81,11 @@ pub struct FileToSave<'a> {
 
 /// Reads layers; one per process, shared. See the module docs.
 pub struct Inspector {
-    listings: moka::future::Cache<String, Arc<Listing>>,
+    indexes: moka::future::Cache<Digest, Arc<LayerIndex>>,
+    /// `registry/repository@digest` seen to exist (by reading or a HEAD).
+    access: moka::future::Cache<String, ()>,
+    store: Option<Arc<IndexStore>>,
+    spacing: u64,
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
     idle_timeout: Duration,
@@ -76,14 +94,25 @@ pub struct Inspector {
 }
 
 impl Inspector {
-    /// An inspector with `config`'s idle timeout and digest verification, counting
-    /// registry failures into `metrics`.
+    /// An inspector with `config`'s idle timeout, digest verification and index store,
+    /// counting registry failures into `metrics`. A store that cannot be opened is
+    /// logged, and indexes are then kept in memory only.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Inspector {
+        let store = config.index.store_dir().and_then(|dir| match IndexStore::open(dir, config.index.max_bytes) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot open the index store; indexes stay in memory");
+                None
+            }
+        });
         Inspector {
-            listings: moka::future::Cache::builder()
+            indexes: moka::future::Cache::builder()
                 .max_capacity(MAX_CACHED_LISTING_BYTES)
-                .weigher(|_, listing: &Arc<Listing>| u32::try_from(listing.weight()).unwrap_or(u32::MAX))
+                .weigher(|_, index: &Arc<LayerIndex>| u32::try_from(index.weight()).unwrap_or(u32::MAX))
                 .build(),
+            access: moka::future::Cache::builder().max_capacity(100_000).time_to_live(ACCESS_TTL).build(),
+            store,
+            spacing: DEFAULT_SPACING,
             listing_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_LISTINGS)),
             extract_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS)),
             idle_timeout: config.timeouts.idle_read(),
@@ -92,20 +121,51 @@ impl Inspector {
         }
     }
 
-    /// The listing of the layer `link` names, from the cache or read now. Requests for a
-    /// layer being read wait for that reading rather than start another.
+    /// The listing of the layer `link` names; see [`Inspector::index`].
     pub async fn listing(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<Listing>, Error> {
-        // The repository is part of the key: a registry answers for a blob only in a
-        // repository that holds it (and, unverified, only for what it sent there).
-        let key = format!("{}/{}@{}", link.image.registry(), link.image.repository(), link.digest);
-        self.listings.try_get_with(key, self.read_listing(registry, link)).await.map_err(|e| Error::clone(&e))
+        Ok(self.index(registry, link).await?.listing.clone())
     }
 
-    async fn read_listing(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<Listing>, Error> {
+    /// The index of the layer `link` names: from memory, from the store, or read now.
+    /// Requests for a layer being read wait for that reading rather than start another.
+    pub async fn index(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
+        let index = self
+            .indexes
+            .try_get_with(link.digest.clone(), self.load_or_build(registry, link))
+            .await
+            .map_err(|e| Error::clone(&e))?;
+        if !index.serves(&origin(link)) {
+            // Unverified, and read from another repository: read this one's own blob.
+            let own = self.build(registry, link).await?;
+            self.indexes.insert(link.digest.clone(), own.clone()).await;
+            return Ok(own);
+        }
+        self.check_access(registry, link).await?;
+        Ok(index)
+    }
+
+    async fn load_or_build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
+        if let Some(store) = self.store.clone() {
+            let digest = link.digest.clone();
+            if let Ok(Some(index)) = tokio::task::spawn_blocking(move || store.load(&digest)).await {
+                return Ok(Arc::new(index));
+            }
+        }
+        self.build(registry, link).await
+    }
+
+    /// Reads the whole blob once: its listing, resume points and (with
+    /// `verify_digests`) its digest checked. The result is stored before it is used.
+    async fn build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
         let _slot = take(&self.listing_slots, "layer listings")?;
         let body = self.blob(registry, link).await?;
-        let options = ScanOptions { idle_timeout: self.idle_timeout, verify: self.verify.then(|| link.digest.clone()) };
+        let options = ScanOptions {
+            verify: self.verify.then(|| link.digest.clone()),
+            record: Some(self.spacing),
+            ..ScanOptions::plain(self.idle_timeout)
+        };
         let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
+        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
         if let Some(actual) = &scanned.digest {
             if *actual != link.digest {
                 self.metrics.digest_mismatch();
@@ -121,10 +181,57 @@ impl Inspector {
             tar_bytes: scanned.tar_bytes,
             stopped: scanned.problem(),
         };
-        Ok(Arc::new(scanned.visitor.finish(summary)))
+        let index = Arc::new(LayerIndex {
+            digest: link.digest.clone(),
+            verified: scanned.digest.is_some(),
+            points: scanned.points,
+            listing: Arc::new(scanned.visitor.finish(summary)),
+            origin: origin(link),
+        });
+        self.access.insert(access_key(link), ()).await;
+        if let Some(store) = self.store.clone() {
+            let saved = index.clone();
+            match tokio::task::spawn_blocking(move || store.save(&saved)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(digest = %link.digest, error = %e, "cannot store a layer index"),
+                Err(e) => tracing::warn!(digest = %link.digest, error = %e, "storing a layer index failed"),
+            }
+        }
+        Ok(index)
     }
 
-    /// The first [`PREVIEW_BYTES`] of the entry at `index`; reading stops once it has them.
+    /// Makes sure `link`'s repository has the blob before its index answers for it: a
+    /// HEAD, with that repository's token, unless seen lately.
+    async fn check_access(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<(), Error> {
+        let key = access_key(link);
+        if self.access.contains_key(&key) {
+            return Ok(());
+        }
+        let response = registry.blob(&link.image, &link.digest, &Method::HEAD, HeaderMap::new()).await?;
+        if !response.status().is_success() {
+            return Err(Error::bad_gateway(format!(
+                "the registry answered {} when asked whether {} has blob {}",
+                response.status(),
+                link.image.repository(),
+                link.digest
+            )));
+        }
+        self.access.insert(key, ()).await;
+        Ok(())
+    }
+
+    /// Forgets an index that promised an entry the blob does not have there.
+    async fn drop_index(&self, digest: &Digest) {
+        tracing::warn!(%digest, "a layer index did not match its blob; dropping it and reading from the start");
+        self.indexes.invalidate(digest).await;
+        if let Some(store) = self.store.clone() {
+            let digest = digest.clone();
+            let _ = tokio::task::spawn_blocking(move || store.remove(&digest)).await;
+        }
+    }
+
+    /// The first [`PREVIEW_BYTES`] of the entry at `index`: by the layer's index when
+    /// it checks out, else read from the blob's start.
     pub async fn preview(
         &self,
         registry: &RegistryClient,
@@ -132,7 +239,27 @@ impl Inspector {
         index: usize,
     ) -> Result<Preview, Error> {
         let _slot = take(&self.extract_slots, "file previews and saves")?;
-        let scanned = self.scan_for(registry, link, PreviewVisitor::new(index)).await?;
+        let layer = self.index(registry, link).await?;
+        let scanned = match layer.plan(index, PREVIEW_BYTES as u64) {
+            Some(plan) => {
+                let visitor = Expect::new(Expected::entry(&layer.listing, index), PreviewVisitor::new(0));
+                let (body, options) = self.range_read(registry, link, &plan).await?;
+                let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
+                self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+                if scanned.visitor.mismatch {
+                    self.drop_index(&link.digest).await;
+                    None
+                } else {
+                    self.metrics.index_read();
+                    Some(scanned.map(|v| v.inner))
+                }
+            }
+            None => None,
+        };
+        let scanned = match scanned {
+            Some(scanned) => scanned,
+            None => self.scan_for(registry, link, PreviewVisitor::new(index)).await?,
+        };
         if !scanned.visitor.complete && scanned.visitor.bytes.len() < PREVIEW_BYTES {
             return Err(Error::bad_gateway(
                 scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned()),
@@ -141,8 +268,8 @@ impl Inspector {
         Ok(Preview { bytes: scanned.visitor.bytes, complete: scanned.visitor.complete })
     }
 
-    /// The response saving `file`: headers now, the bytes as the blob is read. For HEAD,
-    /// the headers alone.
+    /// The response saving `file`: headers now, the bytes as the blob is read (by the
+    /// layer's index when it checks out). For HEAD, the headers alone.
     pub async fn save(
         &self,
         registry: &RegistryClient,
@@ -160,19 +287,54 @@ impl Inspector {
         if *method == Method::HEAD || length == 0 {
             return Ok(response);
         }
-        let slot = take(&self.extract_slots, "file previews and saves")?;
-        let body = self.blob(registry, link).await?;
+        // Held by whichever read streams the file, however many are tried.
+        let slot = Arc::new(take(&self.extract_slots, "file previews and saves")?);
+        let layer = self.index(registry, link).await?;
+        if let Some(plan) = layer.plan(index, length) {
+            let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
+            let (verdict, checked) = oneshot::channel();
+            let visitor =
+                Expect::new(Expected::entry(&layer.listing, index), SaveVisitor::new(0, tx.clone())).telling(verdict);
+            let (body, options) = self.range_read(registry, link, &plan).await?;
+            self.spawn_save(body, visitor, options, tx, slot.clone());
+            // A read that fails before the header is read reports through the body.
+            if checked.await.unwrap_or(true) {
+                self.metrics.index_read();
+                *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
+                return Ok(response);
+            }
+            self.drop_index(&link.digest).await;
+        }
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
-        let options = ScanOptions { idle_timeout: self.idle_timeout, verify: None };
+        let body = self.blob(registry, link).await?;
         let visitor = SaveVisitor::new(index, tx.clone());
+        self.spawn_save(body, visitor, ScanOptions::plain(self.idle_timeout), tx, slot);
+        *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
+        Ok(response)
+    }
+
+    /// Streams a file to `tx` on a task of its own; a failure ends the body in an error.
+    fn spawn_save<V: Visitor + Saving + Send + 'static>(
+        &self,
+        body: UpstreamBody,
+        visitor: V,
+        options: ScanOptions,
+        tx: mpsc::Sender<Piece>,
+        slot: Arc<OwnedSemaphorePermit>,
+    ) {
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let failure = match scan(body, visitor, options).await {
-                Ok(scanned) if scanned.visitor.finished => return,
-                // The client went away: nobody to tell.
-                Ok(_) if tx.is_closed() => return,
-                Ok(scanned) => scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned()),
+                Ok(scanned) => {
+                    metrics.layer_blob_bytes(scanned.compressed_bytes);
+                    if scanned.visitor.finished() || tx.is_closed() || scanned.visitor.mismatched() {
+                        // Done, the client went away (nobody to tell), or another read
+                        // takes over.
+                        return;
+                    }
+                    scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned())
+                }
                 Err(e) => {
                     count(&metrics, &e);
                     scan_error_message(&e)
@@ -181,8 +343,42 @@ impl Inspector {
             tracing::warn!(error = %failure, "saving a file from a layer failed");
             let _ = tx.send(Err(failure.into())).await;
         });
-        *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
-        Ok(response)
+    }
+
+    /// The blob bytes `plan` needs, and how to scan them: a `Range` request, from the
+    /// blob's start when the registry ignores ranges (a 200).
+    async fn range_read(
+        &self,
+        registry: &RegistryClient,
+        link: &DownloadLink,
+        plan: &Plan,
+    ) -> Result<(UpstreamBody, ScanOptions), Error> {
+        let mut headers = HeaderMap::new();
+        let range = HeaderValue::from_str(&plan.range_header()).expect("a range header is ASCII");
+        headers.insert(header::RANGE, range);
+        let response = registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
+        let discard = match response.status() {
+            StatusCode::OK => plan.start,
+            StatusCode::PARTIAL_CONTENT => {
+                let starts_right = response
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|start| start.parse::<u64>().ok())
+                    == Some(plan.start);
+                if !starts_right {
+                    return Err(Error::bad_gateway("the registry answered a range request with other bytes"));
+                }
+                0
+            }
+            other => {
+                return Err(Error::bad_gateway(format!("the registry answered {other} to a range request")));
+            }
+        };
+        let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
+        Ok((response.into_body(), ScanOptions { resume: Some(resume), ..ScanOptions::plain(self.idle_timeout) }))
     }
 
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it.
@@ -213,8 +409,10 @@ impl Inspector {
         visitor: V,
     ) -> Result<Scanned<V>, Error> {
         let body = self.blob(registry, link).await?;
-        let options = ScanOptions { idle_timeout: self.idle_timeout, verify: None };
-        scan(body, visitor, options).await.map_err(|e| self.scan_error(e))
+        let scanned =
+            scan(body, visitor, ScanOptions::plain(self.idle_timeout)).await.map_err(|e| self.scan_error(e))?;
+        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        Ok(scanned)
     }
 
     /// A registry failure while reading, counted and made the user's error.
@@ -237,6 +435,41 @@ impl Inspector {
         }
         Ok(response.into_body())
     }
+}
+
+/// What a save's visitor reports when its read ends.
+trait Saving {
+    /// The whole file went out.
+    fn finished(&self) -> bool;
+    /// The read met another entry than the index promised (another read takes over).
+    fn mismatched(&self) -> bool {
+        false
+    }
+}
+
+impl Saving for SaveVisitor {
+    fn finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl Saving for Expect<SaveVisitor> {
+    fn finished(&self) -> bool {
+        self.inner.finished
+    }
+    fn mismatched(&self) -> bool {
+        self.mismatch
+    }
+}
+
+/// `registry/repository`, the origin of an index.
+fn origin(link: &DownloadLink) -> String {
+    format!("{}/{}", link.image.registry(), link.image.repository())
+}
+
+/// The key of `link`'s repository having its blob.
+fn access_key(link: &DownloadLink) -> String {
+    format!("{}@{}", origin(link), link.digest)
 }
 
 /// A slot from `slots`, or 503 when all are taken.

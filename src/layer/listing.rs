@@ -102,6 +102,9 @@ pub struct Listing {
     odd_names: Vec<(u32, Span)>,
     /// Entry indexes, largest first (ties by path).
     by_size: Vec<u32>,
+    /// Each entry's place in the tar stream, by index: where its first header block
+    /// and its data begin (what an index resumes at).
+    offsets: Vec<(u64, u64)>,
     /// How reading went.
     pub summary: Summary,
 }
@@ -174,6 +177,7 @@ impl Listing {
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.odd_names.capacity() * std::mem::size_of::<(u32, Span)>()
             + self.by_size.capacity() * std::mem::size_of::<u32>()
+            + self.offsets.capacity() * std::mem::size_of::<(u64, u64)>()
             + self.summary.stopped.as_ref().map_or(0, String::len)
     }
 
@@ -244,6 +248,11 @@ impl Listing {
         }
     }
 
+    /// Where entry `index` lies in the tar stream: its first header block, its data.
+    pub fn offsets(&self, index: usize) -> (u64, u64) {
+        self.offsets[index]
+    }
+
     /// Adds the entry `header` describes; `false` when a limit is reached.
     fn push(&mut self, header: &Header) -> bool {
         let (path, issue) = entry::clean(&header.path);
@@ -272,6 +281,7 @@ impl Listing {
             device: (header.dev_major, header.dev_minor),
             issue,
         });
+        self.offsets.push((header.offset, header.data_offset));
         true
     }
 
@@ -286,6 +296,7 @@ impl Listing {
     fn seal(&mut self) {
         self.names.shrink_to_fit();
         self.entries.shrink_to_fit();
+        self.offsets.shrink_to_fit();
         let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
         order.sort_by(|&a, &b| {
             let (ea, eb) = (&self.entries[a as usize], &self.entries[b as usize]);
@@ -350,6 +361,8 @@ mod tests {
             mtime: 0,
             dev_major: 0,
             dev_minor: 0,
+            offset: 0,
+            data_offset: 0,
         }
     }
 

@@ -117,6 +117,8 @@ mod tests {
             mtime: 0,
             dev_major: 0,
             dev_minor: 0,
+            offset: 0,
+            data_offset: 0,
         };
         assert_eq!(v.entry(header(b"a")), Want::Skip);
         assert_eq!(v.entry(header(b"b")), Want::Data);

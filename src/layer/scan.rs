@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
-use super::decompress::{Compression, DecompressError, Decompressor};
+use super::decompress::{Compression, DecompressError, Decompressor, ResumePoint};
 use super::tar::{Outcome, Scanner, Visitor};
 use crate::digest::{Digest, Hasher};
 use crate::upstream::UpstreamBody;
@@ -38,6 +38,32 @@ pub struct ScanOptions {
     /// Hash the whole blob and compare with this digest. The blob is then read to its
     /// end even after the archive stops, so that what was read is known to be the blob.
     pub verify: Option<Digest>,
+    /// Note resume points about every this many compressed bytes ([`Scanned::points`]).
+    pub record: Option<u64>,
+    /// Start inside the blob rather than at its first byte.
+    pub resume: Option<Resume>,
+}
+
+impl ScanOptions {
+    /// A plain read from the blob's start: nothing verified, recorded or resumed.
+    pub fn plain(idle_timeout: Duration) -> ScanOptions {
+        ScanOptions { idle_timeout, verify: None, record: None, resume: None }
+    }
+}
+
+/// Where a resumed read starts, from a layer index.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The blob's compression.
+    pub compression: Compression,
+    /// The point decompression resumes at; the body's first byte is the point's
+    /// `fetch_from()`, once `discard` bytes are dropped.
+    pub point: ResumePoint,
+    /// Body bytes to drop first: a registry that ignored `Range` sends the blob from
+    /// its start.
+    pub discard: u64,
+    /// Decompressed bytes to drop between the point and the tar reader's start.
+    pub skip: u64,
 }
 
 /// What reading a blob found.
@@ -56,9 +82,25 @@ pub struct Scanned<V> {
     pub tar_bytes: u64,
     /// With [`ScanOptions::verify`]: what the whole blob hashed to.
     pub digest: Option<Digest>,
+    /// With [`ScanOptions::record`]: the resume points noted.
+    pub points: Vec<ResumePoint>,
 }
 
 impl<V> Scanned<V> {
+    /// The same result with the visitor changed by `f`.
+    pub fn map<W>(self, f: impl FnOnce(V) -> W) -> Scanned<W> {
+        Scanned {
+            visitor: f(self.visitor),
+            outcome: self.outcome,
+            decompress_error: self.decompress_error,
+            compression: self.compression,
+            compressed_bytes: self.compressed_bytes,
+            tar_bytes: self.tar_bytes,
+            digest: self.digest,
+            points: self.points,
+        }
+    }
+
     /// Why the archive could not be read to its end, in a sentence, or `None` when it
     /// was (or the visitor stopped it).
     pub fn problem(&self) -> Option<String> {
@@ -97,8 +139,8 @@ where
     V: Visitor + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
-    let verify = options.verify.clone();
-    let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify));
+    let (verify, record, resume) = (options.verify.clone(), options.record, options.resume.clone());
+    let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify, record, resume));
     let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout), worker);
     match (worked, read) {
         // A thread that finished had all it needed, whatever became of the rest.
@@ -134,16 +176,43 @@ async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration) -
 
 /// The blocking half: decompresses frames into the scanner. `None` when the reader
 /// gave up (its error is the answer).
-fn decompress<V: Visitor>(mut rx: mpsc::Receiver<Chunk>, visitor: V, verify: Option<Digest>) -> Option<Scanned<V>> {
-    let mut scanner = Scanner::new(visitor);
+fn decompress<V: Visitor>(
+    mut rx: mpsc::Receiver<Chunk>,
+    visitor: V,
+    verify: Option<Digest>,
+    record: Option<u64>,
+    resume: Option<Resume>,
+) -> Option<Scanned<V>> {
+    let start = resume.as_ref().map_or(0, |r| r.point.tar + r.skip);
+    let mut scanner = Scanner::at(visitor, start);
     let mut hasher = verify.as_ref().map(|d| Hasher::new(d.algorithm()));
-    let mut decompressor = Decompressor::new(&mut scanner);
     let mut decompress_error = None;
+    let mut discard = resume.as_ref().map_or(0, |r| r.discard);
+    let mut decompressor = match (&resume, record) {
+        (Some(r), _) => match Decompressor::resume(&mut scanner, r.compression, &r.point, r.skip) {
+            Ok(d) => d,
+            Err(e) => {
+                let (visitor, outcome) = scanner.finish();
+                return Some(Scanned {
+                    visitor,
+                    outcome,
+                    decompress_error: Some(e),
+                    compression: Some(r.compression),
+                    compressed_bytes: 0,
+                    tar_bytes: 0,
+                    digest: None,
+                    points: Vec::new(),
+                });
+            }
+        },
+        (None, Some(spacing)) => Decompressor::recording(&mut scanner, spacing),
+        (None, None) => Decompressor::new(&mut scanner),
+    };
     let mut decoding = true;
     let mut whole = false;
     let mut read = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
-        let data = match chunk {
+        let mut data = match chunk {
             Chunk::Data(data) => data,
             Chunk::End => {
                 whole = true;
@@ -156,6 +225,11 @@ fn decompress<V: Visitor>(mut rx: mpsc::Receiver<Chunk>, visitor: V, verify: Opt
         read += data.len() as u64;
         if let Some(hasher) = &mut hasher {
             hasher.update(&data);
+        }
+        if discard > 0 {
+            let n = usize::try_from(discard).unwrap_or(usize::MAX).min(data.len());
+            discard -= n as u64;
+            let _ = data.split_to(n);
         }
         for step in data.chunks(STEP) {
             if !decoding {
@@ -174,6 +248,7 @@ fn decompress<V: Visitor>(mut rx: mpsc::Receiver<Chunk>, visitor: V, verify: Opt
         return None;
     }
     let compression = decompressor.compression();
+    let points = decompressor.resume_points();
     drop(decompressor);
     let tar_bytes = scanner.position();
     let (visitor, outcome) = scanner.finish();
@@ -185,5 +260,6 @@ fn decompress<V: Visitor>(mut rx: mpsc::Receiver<Chunk>, visitor: V, verify: Opt
         compressed_bytes: read,
         tar_bytes,
         digest: hasher.filter(|_| whole).map(Hasher::finish),
+        points,
     })
 }

@@ -47,7 +47,8 @@ pub enum TypeFlag {
 }
 
 impl TypeFlag {
-    fn from_byte(flag: u8) -> TypeFlag {
+    /// The type for a header's type-flag byte.
+    pub fn from_byte(flag: u8) -> TypeFlag {
         match flag {
             b'0' | 0 | b'7' => TypeFlag::File,
             b'1' => TypeFlag::HardLink,
@@ -98,6 +99,11 @@ pub struct Header {
     pub dev_major: u32,
     /// Minor number of a device.
     pub dev_minor: u32,
+    /// Offset in the archive of the entry's first header block (its PAX or GNU
+    /// extension headers included): where reading may start to meet this entry whole.
+    pub offset: u64,
+    /// Offset in the archive of the entry's data (set as the entry is shown).
+    pub data_offset: u64,
 }
 
 /// What a visitor wants done with the entry it was just shown.
@@ -256,21 +262,31 @@ pub struct Scanner<V> {
     global: Overrides,
     local: Overrides,
     entries: u64,
+    /// Where the entry being read began, from its first (extension) header block.
+    entry_start: Option<u64>,
 }
 
 impl<V: Visitor> Scanner<V> {
     /// A reader at the start of an archive, telling `visitor` what it finds.
     pub fn new(visitor: V) -> Scanner<V> {
+        Scanner::at(visitor, 0)
+    }
+
+    /// A reader whose first byte is at `offset` of an archive: an entry's first header
+    /// block, when resuming from an index. Offsets it reports count from the archive's
+    /// start; PAX globals met before `offset` are not known.
+    pub fn at(visitor: V, offset: u64) -> Scanner<V> {
         Scanner {
             visitor,
             state: State::Header { after_zero_block: false },
             block: Box::new([0; BLOCK]),
             filled: 0,
-            position: 0,
-            block_start: 0,
+            position: offset,
+            block_start: offset,
             global: Overrides::default(),
             local: Overrides::default(),
             entries: 0,
+            entry_start: None,
         }
     }
 
@@ -388,6 +404,7 @@ impl<V: Visitor> Scanner<V> {
     /// The state a header block leads to: an extension's data, a sparse map, or the
     /// entry (shown to the visitor) and its data.
     fn parse_header(&mut self, at: u64) -> Result<State, TarError> {
+        let start = *self.entry_start.get_or_insert(at);
         let block = &*self.block;
         let fail = |problem: &str| TarError { offset: at, problem: problem.to_owned() };
         check_checksum(block).map_err(|p| fail(&p))?;
@@ -438,6 +455,8 @@ impl<V: Visitor> Scanner<V> {
                 .map_or_else(|| number(136..148, "mtime").map(|t| i64::try_from(t).unwrap_or(i64::MAX)), Ok)?,
             dev_major: u32::try_from(device(329..337, "device major")?).unwrap_or(u32::MAX),
             dev_minor: u32::try_from(device(337..345, "device minor")?).unwrap_or(u32::MAX),
+            offset: start,
+            data_offset: 0,
         };
         let mut stored = header.size;
         if kind == TypeFlag::Sparse {
@@ -456,8 +475,10 @@ impl<V: Visitor> Scanner<V> {
     }
 
     /// Shows an entry to the visitor; the state for its `stored` bytes of data.
-    fn emit(&mut self, header: Header, stored: u64) -> State {
+    fn emit(&mut self, mut header: Header, stored: u64) -> State {
         self.entries += 1;
+        self.entry_start = None;
+        header.data_offset = self.position;
         match self.visitor.entry(header) {
             Want::Stop => State::Done(Done::Stopped),
             Want::Skip => State::Data { remaining: stored, deliver: false },
@@ -729,6 +750,27 @@ mod tests {
             format!("{}/{}", "q".repeat(60), "r".repeat(69)).into_bytes(),
             b"big256".to_vec(),
         ]
+    }
+
+    #[test]
+    fn reading_from_an_entrys_offset_meets_that_entry_whole() {
+        let archive = sample();
+        let (r, _) = scan(&archive, std::iter::empty(), None);
+        // Offsets rise, and the GNU `L` and PAX `x` records count as their entry's start.
+        assert_eq!(r.headers[0].offset, 0);
+        assert!(r.headers.windows(2).all(|w| w[0].offset < w[1].offset));
+        assert!(r.headers.iter().all(|h| h.data_offset >= h.offset + 512 && h.data_offset % 512 == 0));
+        assert_eq!(r.headers[1].data_offset, r.headers[1].offset + 3 * 512, "a GNU L record and its name");
+        let a = r.headers[0].data_offset as usize;
+        assert_eq!(&archive[a..a + 5], b"hello");
+        for (i, h) in r.headers.iter().enumerate() {
+            let mut scanner = Scanner::at(Recorder::default(), h.offset);
+            scanner.feed(&archive[h.offset as usize..]);
+            let (again, outcome) = scanner.finish();
+            assert_eq!(outcome, Outcome::End);
+            assert_eq!(again.headers[0], *h, "entry {i}");
+            assert_eq!(again.headers.len(), r.headers.len() - i);
+        }
     }
 
     #[test]

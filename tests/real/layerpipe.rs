@@ -1,5 +1,6 @@
 //! layerpipe in-process, with a [`RealRegistry`](super::RealRegistry) listed.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use layerpipe::config::Config;
@@ -15,11 +16,18 @@ pub struct Layerpipe {
 }
 
 impl Layerpipe {
-    /// layerpipe configured with `registry` listed (plain http, loopback).
+    /// layerpipe configured with `registry` listed (plain http, loopback), its layer
+    /// indexes in memory only.
     pub async fn start(registry: &RealRegistry, verify_digests: bool) -> Layerpipe {
+        Layerpipe::with_index_dir(registry, verify_digests, Path::new("")).await
+    }
+
+    /// The same, keeping layer indexes in `index_dir` (empty: memory only).
+    pub async fn with_index_dir(registry: &RealRegistry, verify_digests: bool, index_dir: &Path) -> Layerpipe {
         let config = Config::parse(&format!(
-            r#"{{"verify_digests": {verify_digests},
+            r#"{{"verify_digests": {verify_digests}, "index": {{"dir": {index_dir:?}}},
                 "registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
+            index_dir = index_dir.display().to_string(),
             host = registry.host(),
             endpoint = registry.endpoint(),
         ))

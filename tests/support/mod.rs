@@ -348,8 +348,13 @@ pub struct Layerpipe {
 }
 
 impl Layerpipe {
+    /// layerpipe with `config_json`; unless it says otherwise, its layer indexes stay in
+    /// memory, so that no test sees another's (or an earlier run's) indexes on disk.
     pub async fn start(config_json: &str) -> Layerpipe {
-        let config = layerpipe::config::Config::parse(config_json).unwrap();
+        let mut config = layerpipe::config::Config::parse(config_json).unwrap();
+        if !config_json.contains("\"index\"") {
+            config.index.dir = Default::default();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Arc::new(layerpipe::routes::App::new(Arc::new(config)));

@@ -1,0 +1,128 @@
+//! A layer's index: its listing (every entry with where it lies in the tar stream) and
+//! the resume points recorded while it was first read, so that one file later costs
+//! one small `Range` read instead of the whole blob.
+//!
+//! The first read of a layer records both ([`crate::layer::decompress`] notes resume
+//! points, the tar reader the entries' offsets). To read entry N afterwards,
+//! [`LayerIndex::plan`] picks the last resume point at or before the entry's first
+//! header block and the first one after the bytes wanted; the blob's bytes between
+//! them are fetched, decompression resumes there, and the tar reader starts at the
+//! entry, which [`resume::Expect`] checks is the one promised before any byte of it is
+//! used. Indexes are kept by blob digest ([`store`]): blobs are content-addressed, so an
+//! index is as good for every repository that has the blob.
+
+pub mod codec;
+pub mod resume;
+pub mod store;
+
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::layer::decompress::{Compression, ResumePoint};
+use crate::layer::listing::Listing;
+
+/// Compressed bytes between resume points, chosen by measurement (BENCHMARKS.md,
+/// "Random access inside layers"): a file costs at most about two spacings of blob,
+/// and each point costs its deflated window (about 8–16 KiB).
+pub const DEFAULT_SPACING: u64 = 1024 * 1024;
+
+/// One layer's index; see the module docs.
+pub struct LayerIndex {
+    /// The blob it indexes.
+    pub digest: Digest,
+    /// Every entry, with offsets, and how reading went.
+    pub listing: Arc<Listing>,
+    /// Where decompression can resume, in blob order, the blob's first point first.
+    pub points: Vec<ResumePoint>,
+    /// Whether the blob read was checked against its digest. Only a verified index may
+    /// serve a repository other than `origin`: an unverified one says only what one
+    /// registry sent for that digest.
+    pub verified: bool,
+    /// `registry/repository` it was read from.
+    pub origin: String,
+}
+
+/// How to read part of one entry from the blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The layer's compression.
+    pub compression: Compression,
+    /// Where decompression resumes.
+    pub point: ResumePoint,
+    /// The blob bytes to fetch: from `start`, to `end` (exclusive) or the blob's end.
+    pub start: u64,
+    /// See `start`.
+    pub end: Option<u64>,
+    /// Decompressed bytes to drop between the point and the entry's first header block.
+    pub skip: u64,
+    /// The entry's first header block, in the tar stream.
+    pub entry_offset: u64,
+}
+
+impl Plan {
+    /// The `Range` header value asking for these bytes.
+    pub fn range_header(&self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{}", self.start, end - 1),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+
+    /// How many blob bytes the plan fetches, when its end is known.
+    pub fn len(&self) -> Option<u64> {
+        self.end.map(|end| end - self.start)
+    }
+}
+
+impl LayerIndex {
+    /// Whether this index may answer for `origin` (`registry/repository`) once that
+    /// repository is known to have the blob.
+    pub fn serves(&self, origin: &str) -> bool {
+        self.verified || self.origin == origin
+    }
+
+    /// The read that yields entry `index`'s header and its first `want` data bytes (all
+    /// of them when `want` is at least its size). `None` when the layer's compression is
+    /// not known (it was never read far enough).
+    pub fn plan(&self, index: usize, want: u64) -> Option<Plan> {
+        let compression = self.listing.summary.compression?;
+        let (entry_offset, data_offset) = self.listing.offsets(index);
+        let size = self.listing.entry(index).entry.size;
+        let through = data_offset.saturating_add(want.min(size));
+        if compression == Compression::None {
+            // Any byte of a plain tar is a resume point.
+            let point = ResumePoint { compressed: entry_offset, bits: 0, tar: entry_offset, window: Vec::new() };
+            let end = through.max(data_offset).max(entry_offset + 1);
+            return Some(Plan { compression, point, start: entry_offset, end: Some(end), skip: 0, entry_offset });
+        }
+        // Points are in order of both offsets; the first is at the tar stream's start
+        // (for gzip, just past the first member's header). Without one, no plan.
+        let before = self.points.partition_point(|p| p.tar <= entry_offset);
+        let point = self.points.get(before.checked_sub(1)?)?.clone();
+        let end = self.points[before..].iter().find(|p| p.tar >= through && p.compressed > point.compressed);
+        Some(Plan {
+            compression,
+            start: point.fetch_from(),
+            end: end.map(|p| p.compressed),
+            skip: entry_offset - point.tar,
+            point,
+            entry_offset,
+        })
+    }
+
+    /// Memory the index holds, for the cache's weigher.
+    pub fn weight(&self) -> usize {
+        self.listing.weight()
+            + self
+                .points
+                .iter()
+                .map(|p| std::mem::size_of::<ResumePoint>() + p.window.capacity())
+                .sum::<usize>()
+            + self.origin.len()
+    }
+
+    /// Bytes of the points' windows: the bulk of an index beyond its listing.
+    pub fn window_bytes(&self) -> usize {
+        self.points.iter().map(|p| p.window.len()).sum()
+    }
+}
