@@ -537,6 +537,64 @@ async fn a_preview_and_a_save_stop_reading_the_blob_once_they_have_their_bytes()
     eventually("the save's registry connection closes", || s.fake.registry.closed() > closed).await;
 }
 
+/// A layer of `count` incompressible files of 256 KiB, named `f0000.bin`…, and the
+/// contents of each: several MiB of gzip, so its index has many resume points.
+fn many_files(count: usize) -> (Vec<u8>, Vec<Bytes>) {
+    let mut b = tar::Builder::new(Vec::new());
+    let files: Vec<Bytes> = (0..count).map(|i| pseudo_random(256 << 10, 100 + i as u64)).collect();
+    for (i, data) in files.iter().enumerate() {
+        add(&mut b, &format!("f{i:04}.bin"), tar::EntryType::Regular, 0o644, data);
+    }
+    (b.into_inner().unwrap(), files)
+}
+
+#[tokio::test]
+async fn after_a_listing_a_file_is_one_range_read_of_little_more_than_itself() {
+    let (tar, files) = many_files(40);
+    for (mt, blob) in [(GZIP_LAYER, gzip(&tar)), (ZSTD_LAYER, zstd_frames(&tar, 1 << 20)), (TAR_LAYER, tar.clone())] {
+        let s = serve(vec![(mt, blob.clone())]).await;
+        assert_eq!(s.files(1).await.status, StatusCode::OK);
+        assert_eq!(s.blob_requests(1), 1);
+        for i in [39, 0, 20] {
+            let got = s.get(&format!("/save/f{i:04}.bin?{}", s.query(1))).await;
+            assert_eq!(got.body.unwrap(), files[i], "{mt}: file {i}");
+        }
+        // Each save was one request, for a range; none read the blob whole.
+        let requests = s.fake.seen.blob_ranges(&digest(&blob));
+        assert_eq!(requests.len(), 4, "{mt}: {requests:?}");
+        assert_eq!(requests[0], None, "{mt}: the listing reads it all");
+        for range in &requests[1..] {
+            let (a, b) = range.as_deref().and_then(parse_range).unwrap_or_else(|| panic!("{mt}: {requests:?}"));
+            let b = b.unwrap_or(blob.len() as u64 - 1);
+            assert!(b - a < 3 << 20, "{mt}: fetched {} bytes for a 256 KiB file", b - a + 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_ignores_range_still_gets_the_right_bytes() {
+    let (tar, files) = many_files(24);
+    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.ignore_range = true).await;
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+    for i in [23, 11, 0] {
+        let got = s.get(&format!("/save/f{i:04}.bin?{}", s.query(1))).await;
+        assert_eq!(got.body.unwrap(), files[i], "file {i}");
+        let page = s.fs(1, &format!("f{i:04}.bin")).await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+}
+
+/// `Range: bytes=a-b` as (a, b), `b` absent for `a-`.
+fn parse_range(range: &str) -> Option<(u64, Option<u64>)> {
+    let (a, b) = range.strip_prefix("bytes=")?.split_once('-')?;
+    Some((a.parse().ok()?, if b.is_empty() { None } else { Some(b.parse().ok()?) }))
+}
+
+/// zstd in frames of `frame` input bytes each, as a seekable zstd writer makes them.
+fn zstd_frames(data: &[u8], frame: usize) -> Vec<u8> {
+    data.chunks(frame).flat_map(zstd).collect()
+}
+
 // ---- broken layers ---------------------------------------------------------------------
 
 /// The listing of a broken layer: 200, the entries read so far, and a note.

@@ -174,11 +174,13 @@ pub struct FakeBlob {
     pub cut_at: Option<(usize, Cut)>,
     /// Redirect the blob GET to this base URL (a "CDN").
     pub via_cdn: bool,
+    /// Answer every GET with the whole blob, `Range` or not.
+    pub ignore_range: bool,
 }
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false }
+        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false, ignore_range: false }
     }
 }
 
@@ -190,10 +192,20 @@ pub struct Seen {
     pub token_queries: Mutex<Vec<String>>,
     /// (path, authorization header) of every request to the registry.
     pub registry_requests: Mutex<Vec<(String, Option<String>)>>,
+    /// Path and `Range` header of each GET that reached the registry.
+    pub registry_gets: Mutex<Vec<(String, Option<String>)>>,
     /// Authorization headers that reached the CDN.
     pub cdn_authorizations: Mutex<Vec<Option<String>>>,
     /// Tokens the registry refuses from now on (to act out expiry).
     pub revoked: Mutex<Vec<String>>,
+}
+
+impl Seen {
+    /// The `Range` header of each authorised GET of blob `digest`, in order.
+    pub fn blob_ranges(&self, digest: &str) -> Vec<Option<String>> {
+        let gets = self.registry_gets.lock().unwrap();
+        gets.iter().filter(|(path, _)| path.ends_with(digest)).map(|(_, range)| range.clone()).collect()
+    }
 }
 
 /// A fake registry demanding Bearer tokens from a separate token server, with an
@@ -237,6 +249,9 @@ impl FakeRegistry {
             let path = req.uri().path().to_owned();
             let auth = header(req.headers(), "authorization");
             registry_seen.registry_requests.lock().unwrap().push((path.clone(), auth.clone()));
+            if req.method() == http::Method::GET && auth.is_some() {
+                registry_seen.registry_gets.lock().unwrap().push((path.clone(), header(req.headers(), "range")));
+            }
             let authorized = auth.as_deref().is_some_and(|a| {
                 a.starts_with("Bearer token-")
                     && !registry_seen.revoked.lock().unwrap().iter().any(|r| a.ends_with(r.as_str()))
@@ -299,7 +314,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
     let data = blob.served.clone().unwrap_or_else(|| blob.data.clone());
     let total = data.len();
-    if let Some(range) = header(headers, "range") {
+    if let Some(range) = header(headers, "range").filter(|_| !blob.ignore_range) {
         let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
         let a: usize = a.parse().unwrap();
         let b: usize = if b.is_empty() { total - 1 } else { b.parse::<usize>().unwrap().min(total - 1) };
