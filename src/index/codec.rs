@@ -62,6 +62,11 @@ pub fn encode(index: &LayerIndex) -> Vec<u8> {
         w.u64(p.tar);
         w.bytes(&p.window);
     }
+    w.u64(index.marks.len() as u64);
+    for &(compressed, tar) in &index.marks {
+        w.u64(compressed);
+        w.u64(tar);
+    }
     let sum = Digest::of(Algorithm::Sha256, &w.0);
     let sum = hex_bytes(sum.hex());
     w.0.extend_from_slice(&sum);
@@ -115,12 +120,17 @@ pub fn decode(bytes: &[u8]) -> Result<LayerIndex, String> {
         let (compressed, bits, tar) = (r.u64()?, r.u8()?, r.u64()?);
         points.push(ResumePoint { compressed, bits, tar, window: r.bytes()?.to_vec() });
     }
+    let count = r.u64()?;
+    let mut marks = Vec::with_capacity(usize::try_from(count.min(1 << 20)).unwrap_or(0));
+    for _ in 0..count {
+        marks.push((r.u64()?, r.u64()?));
+    }
     if !r.bytes.is_empty() {
         return Err("bytes left over after the index".into());
     }
     let summary = Summary { compression, compressed_bytes, tar_bytes, stopped };
     let listing: Listing = builder.finish(summary);
-    Ok(LayerIndex { digest, listing: Arc::new(listing), points, verified, origin })
+    Ok(LayerIndex { digest, listing: Arc::new(listing), points, marks, verified, origin })
 }
 
 /// The tar type flag that gives `kind` back when replayed.
@@ -241,6 +251,7 @@ mod tests {
                 ResumePoint { compressed: 10, bits: 0, tar: 0, window: vec![] },
                 ResumePoint { compressed: 500, bits: 3, tar: 2048, window: vec![1, 2, 3] },
             ],
+            marks: vec![(10, 0), (300, 1000), (500, 2048)],
             verified: true,
             origin: "127.0.0.1:5000/team/app".into(),
         }
@@ -252,6 +263,7 @@ mod tests {
         let back = decode(&encode(&index)).unwrap();
         assert_eq!(back.digest, index.digest);
         assert_eq!(back.points, index.points);
+        assert_eq!(back.marks, index.marks);
         assert_eq!((back.verified, &back.origin), (true, &index.origin));
         let (a, b) = (&index.listing, &back.listing);
         assert_eq!(a.len(), b.len());

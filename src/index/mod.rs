@@ -18,13 +18,16 @@ pub mod store;
 use std::sync::Arc;
 
 use crate::digest::Digest;
-use crate::layer::decompress::{Compression, ResumePoint};
+use crate::layer::decompress::{Compression, ResumePoint, Spacing};
 use crate::layer::listing::Listing;
 
-/// Compressed bytes between resume points, chosen by measurement (BENCHMARKS.md,
-/// "Random access inside layers"): a file costs at most about two spacings of blob,
-/// and each point costs its deflated window (about 8–16 KiB).
-pub const DEFAULT_SPACING: u64 = 1024 * 1024;
+/// How densely resume points are recorded, chosen by measurement (BENCHMARKS.md,
+/// "Random access inside layers"): windows may take 1.5% of the blob, which puts a
+/// point every ~2 MiB in an incompressible layer (each window ~32 KiB) and closer in
+/// compressible ones, and no closer than 256 KiB. A file then costs the blob bytes
+/// from the point before it to the mark after it: at most about one spacing more
+/// than the file itself.
+pub const DEFAULT_SPACING: Spacing = Spacing { min: 256 * 1024, window_ppm: 15_000 };
 
 /// One layer's index; see the module docs.
 pub struct LayerIndex {
@@ -34,6 +37,8 @@ pub struct LayerIndex {
     pub listing: Arc<Listing>,
     /// Where decompression can resume, in blob order, the blob's first point first.
     pub points: Vec<ResumePoint>,
+    /// Where a resumed read may stop: `(blob offset, tar bytes out by then)`.
+    pub marks: Vec<(u64, u64)>,
     /// Whether the blob read was checked against its digest. Only a verified index may
     /// serve a repository other than `origin`: an unverified one says only what one
     /// registry sent for that digest.
@@ -69,7 +74,7 @@ impl Plan {
     }
 
     /// How many blob bytes the plan fetches, when its end is known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn fetch_bytes(&self) -> Option<u64> {
         self.end.map(|end| end - self.start)
     }
 }
@@ -99,25 +104,21 @@ impl LayerIndex {
         // (for gzip, just past the first member's header). Without one, no plan.
         let before = self.points.partition_point(|p| p.tar <= entry_offset);
         let point = self.points.get(before.checked_sub(1)?)?.clone();
-        let end = self.points[before..].iter().find(|p| p.tar >= through && p.compressed > point.compressed);
-        Some(Plan {
-            compression,
-            start: point.fetch_from(),
-            end: end.map(|p| p.compressed),
-            skip: entry_offset - point.tar,
-            point,
-            entry_offset,
-        })
+        // The read may stop at the first mark (or point) past the bytes wanted.
+        let mark = self.marks.iter().find(|&&(c, tar)| tar >= through && c > point.compressed).map(|m| m.0);
+        let next = self.points[before..].iter().find(|p| p.tar >= through && p.compressed > point.compressed);
+        let end = match (mark, next.map(|p| p.compressed)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Plan { compression, start: point.fetch_from(), end, skip: entry_offset - point.tar, point, entry_offset })
     }
 
     /// Memory the index holds, for the cache's weigher.
     pub fn weight(&self) -> usize {
         self.listing.weight()
-            + self
-                .points
-                .iter()
-                .map(|p| std::mem::size_of::<ResumePoint>() + p.window.capacity())
-                .sum::<usize>()
+            + self.points.iter().map(|p| std::mem::size_of::<ResumePoint>() + p.window.capacity()).sum::<usize>()
+            + self.marks.capacity() * std::mem::size_of::<(u64, u64)>()
             + self.origin.len()
     }
 

@@ -211,6 +211,7 @@ mod tests {
                 tar: 0,
                 window: vec![n; window],
             }],
+            marks: Vec::new(),
             verified: true,
             origin: "r/x".into(),
         }

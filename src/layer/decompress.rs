@@ -117,29 +117,61 @@ impl ResumePoint {
     pub fn fetch_from(&self) -> u64 {
         self.compressed - u64::from(self.bits > 0)
     }
-
 }
 
-/// Collects resume points as a blob is decompressed, one at most every `spacing`
-/// compressed bytes (or eight times that many decompressed ones, for layers that
-/// compress very well, so that resuming never inflates much more than it must).
+/// How densely resume points are noted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spacing {
+    /// Fewest compressed bytes between two points.
+    pub min: u64,
+    /// Most the points' windows may take, in millionths of the compressed bytes read so
+    /// far. A point is noted only where its deflated window fits: incompressible
+    /// layers, whose windows do not shrink, get fewer points, compressible ones more.
+    pub window_ppm: u64,
+}
+
+/// Compressed bytes between two marks: where a resumed read may stop.
+const MARK_SPACING: u64 = 64 * 1024;
+
+/// What recording noted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Where decompression can resume, in blob order.
+    pub points: Vec<ResumePoint>,
+    /// `(compressed, tar)`: by blob offset `compressed` (exclusive), the tar stream's
+    /// first `tar` bytes have come out. A resumed read may stop at a mark; marks cost
+    /// no window, so there are many more of them than points.
+    pub marks: Vec<(u64, u64)>,
+}
+
+/// Collects resume points and marks at the block (or frame) boundaries met.
 struct Recorder {
-    spacing: u64,
-    points: Vec<ResumePoint>,
+    spacing: Spacing,
+    recorded: Recorded,
+    /// Window bytes spent so far.
+    spent: u64,
+    /// Where a point was last considered (a window compressed).
+    last_try: u64,
     scratch: Vec<u8>,
 }
 
 impl Recorder {
-    fn wants(&self, compressed: u64, tar: u64) -> bool {
-        self.points.last().is_none_or(|p| {
-            compressed > p.compressed
-                && (compressed - p.compressed >= self.spacing || tar - p.tar >= self.spacing.saturating_mul(8))
-        })
-    }
-
-    fn add(&mut self, compressed: u64, bits: u8, tar: u64, window: Option<&Inflater>) {
+    /// A boundary at blob offset `compressed` (`bits` into the byte before it) and tar
+    /// offset `tar`; `inflater` holds the window, for deflate.
+    fn boundary(&mut self, compressed: u64, bits: u8, tar: u64, inflater: Option<&Inflater>) {
+        let marks = &mut self.recorded.marks;
+        if marks.last().is_none_or(|&(c, _)| compressed >= c + MARK_SPACING) {
+            marks.push((compressed, tar));
+        }
+        if let Some(last) = self.recorded.points.last() {
+            let min = self.spacing.min;
+            if compressed < last.compressed + min || compressed < self.last_try + min / 4 {
+                return;
+            }
+        }
+        self.last_try = compressed;
         let mut deflated = Vec::new();
-        if let Some(inflater) = window {
+        if let Some(inflater) = inflater {
             inflater.window(&mut self.scratch);
             if !self.scratch.is_empty() {
                 let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -148,7 +180,13 @@ impl Recorder {
                 deflated = e.finish().unwrap_or_default();
             }
         }
-        self.points.push(ResumePoint { compressed, bits, tar, window: deflated });
+        let budget = u128::from(compressed) * u128::from(self.spacing.window_ppm) / 1_000_000;
+        let spent = self.spent + deflated.len() as u64;
+        if !self.recorded.points.is_empty() && u128::from(spent) > budget {
+            return;
+        }
+        self.spent = spent;
+        self.recorded.points.push(ResumePoint { compressed, bits, tar, window: deflated });
     }
 }
 
@@ -239,8 +277,8 @@ impl Gzip {
                         }
                         Stop::End => self.member = Member::Between,
                         Stop::Boundary { bits, last: false } => {
-                            if let Some(r) = recorder.as_mut().filter(|r| r.wants(*offset, out.position)) {
-                                r.add(*offset, bits, out.position, Some(&self.inflater));
+                            if let Some(r) = recorder {
+                                r.boundary(*offset, bits, out.position, Some(&self.inflater));
                             }
                         }
                         Stop::Boundary { last: true, .. } | Stop::More => {
@@ -295,10 +333,8 @@ impl Zstd {
             *offset += (src.pos() - before) as u64;
             // 0: a frame is complete and flushed, so the next byte starts a frame.
             self.in_frame = hint != 0;
-            if !self.in_frame {
-                if let Some(r) = recorder.as_mut().filter(|r| r.wants(*offset, out.position)) {
-                    r.add(*offset, 0, out.position, None);
-                }
+            if let (false, Some(r)) = (self.in_frame, recorder.as_mut()) {
+                r.boundary(*offset, 0, out.position, None);
             }
             if src.pos() == input.len() && produced < self.buffer.len() {
                 return Ok(());
@@ -351,11 +387,12 @@ impl<W: Write> Decompressor<W> {
         }
     }
 
-    /// Like [`Decompressor::new`], also noting resume points about every `spacing`
-    /// compressed bytes, for [`Decompressor::resume_points`].
-    pub fn recording(sink: W, spacing: u64) -> Decompressor<W> {
+    /// Like [`Decompressor::new`], also noting resume points and marks as `spacing`
+    /// says, for [`Decompressor::recorded`].
+    pub fn recording(sink: W, spacing: Spacing) -> Decompressor<W> {
         let mut d = Decompressor::new(sink);
-        d.recorder = Some(Recorder { spacing: spacing.max(1), points: Vec::new(), scratch: Vec::new() });
+        d.recorder =
+            Some(Recorder { spacing, recorded: Recorded::default(), spent: 0, last_try: 0, scratch: Vec::new() });
         d
     }
 
@@ -399,10 +436,10 @@ impl<W: Write> Decompressor<W> {
         self.taken
     }
 
-    /// The resume points noted so far (none unless [`Decompressor::recording`]); a
-    /// plain tar needs none, since any byte is one.
-    pub fn resume_points(&mut self) -> Vec<ResumePoint> {
-        self.recorder.as_mut().map(|r| std::mem::take(&mut r.points)).unwrap_or_default()
+    /// The resume points and marks noted so far (none unless
+    /// [`Decompressor::recording`]); a plain tar needs none, since any byte is both.
+    pub fn recorded(&mut self) -> Recorded {
+        self.recorder.as_mut().map(|r| std::mem::take(&mut r.recorded)).unwrap_or_default()
     }
 
     fn output(&self) -> &Output<W> {
@@ -453,7 +490,7 @@ impl<W: Write> Decompressor<W> {
             Compression::Zstd | Compression::None => None,
         };
         if let (Some(r), Compression::Zstd) = (&mut self.recorder, compression) {
-            r.add(0, 0, 0, None);
+            r.boundary(0, 0, 0, None);
         }
         let mut replay = Vec::new();
         // `Switching` lasts only until the assignment: nothing in between can fail.
@@ -603,15 +640,18 @@ mod tests {
     /// Decompresses `blob` recording every `spacing` bytes, checks the whole output,
     /// then resumes at every point (fed in awkward chunks) and checks that each gives
     /// exactly the rest of the stream.
-    fn resume_everywhere(blob: &[u8], data: &[u8], spacing: u64) -> usize {
-        let mut d = Decompressor::recording(Vec::new(), spacing);
+    fn resume_everywhere(blob: &[u8], data: &[u8], min: u64) -> usize {
+        let mut d = Decompressor::recording(Vec::new(), Spacing { min, window_ppm: 1_000_000 });
         for c in blob.chunks(9999) {
             d.write(c).unwrap();
         }
         d.finish().unwrap();
         assert!(d.sink() == data);
         let compression = d.compression().unwrap();
-        let points = d.resume_points();
+        let Recorded { points, marks } = d.recorded();
+        // Marks are in order, and each says truly how much had come out by then.
+        assert!(marks.windows(2).all(|m| m[0].0 < m[1].0 && m[0].1 <= m[1].1));
+        assert!(marks.iter().all(|&(_, tar)| tar <= data.len() as u64));
         for (i, p) in points.iter().enumerate() {
             let skip = (i as u64 * 37) % 1000;
             let mut r = Decompressor::resume(Vec::new(), compression, p, skip).unwrap();
@@ -681,13 +721,57 @@ mod tests {
     fn a_resumed_read_cut_short_ends_early() {
         let data = layer_like(400_000, 3);
         let blob = gzip(&data);
-        let mut d = Decompressor::recording(Vec::new(), 10_000);
+        let mut d = Decompressor::recording(Vec::new(), Spacing { min: 10_000, window_ppm: 1_000_000 });
         d.write(&blob).unwrap();
         d.finish().unwrap();
-        let points = d.resume_points();
+        let points = d.recorded().points;
         let p = &points[1];
         let mut r = Decompressor::resume(Vec::new(), Compression::Gzip, p, 0).unwrap();
         r.write(&blob[p.fetch_from() as usize..blob.len() - 100]).unwrap();
         assert!(r.finish().unwrap_err().to_string().contains("ends early"));
+    }
+
+    #[test]
+    fn the_window_budget_spaces_points_by_how_well_windows_compress() {
+        let spacing = Spacing { min: 64 * 1024, window_ppm: 15_000 };
+        let count = |data: &[u8]| {
+            let mut d = Decompressor::recording(Vec::new(), spacing);
+            let blob = gzip(data);
+            d.write(&blob).unwrap();
+            d.finish().unwrap();
+            let recorded = d.recorded();
+            let windows: usize = recorded.points.iter().map(|p| p.window.len()).sum();
+            assert!(windows as u64 <= blob.len() as u64 * spacing.window_ppm / 1_000_000 + 32 * 1024);
+            (recorded.points.len(), recorded.marks.len(), blob.len())
+        };
+        // Incompressible: each window costs ~32 KiB, so a point every ~2 MiB.
+        let random: Vec<u8> = {
+            let mut x = 88172645463325252u64;
+            (0..12 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let (points, marks, blob) = count(&random);
+        assert!((4..=9).contains(&points), "{points} points in {blob} incompressible bytes");
+        assert!(marks as u64 >= blob as u64 / MARK_SPACING / 2, "{marks} marks");
+        // Text: windows deflate well, so points come closer together.
+        let words = ["layer ", "index ", "resume ", "point ", "window ", "deflate ", "tar ", "blob\n"];
+        let mut x = 7u32;
+        let text: Vec<u8> = (0..2_000_000)
+            .flat_map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                words[(x >> 16) as usize % words.len()].bytes()
+            })
+            .collect();
+        let (text_points, _, text_blob) = count(&text);
+        assert!(
+            text_points as f64 / text_blob as f64 > 2.0 * points as f64 / blob as f64,
+            "{text_points} in {text_blob}"
+        );
     }
 }

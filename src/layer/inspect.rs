@@ -23,19 +23,20 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::decompress::Spacing;
 use super::listing::{Listing, ListingBuilder, Summary};
 use super::preview::{PreviewVisitor, PREVIEW_BYTES};
 use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
 use super::scan::{scan, Resume, ScanError, ScanOptions, Scanned};
 use super::tar::Visitor;
-use crate::index::resume::{Expect, Expected};
-use crate::index::store::IndexStore;
-use crate::index::{LayerIndex, Plan, DEFAULT_SPACING};
 use crate::body::Body;
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::download::{content_disposition, DownloadLink};
 use crate::error::Error;
+use crate::index::resume::{Expect, Expected};
+use crate::index::store::IndexStore;
+use crate::index::{LayerIndex, Plan, DEFAULT_SPACING};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::registry::RegistryClient;
 use crate::upstream::UpstreamBody;
@@ -85,7 +86,7 @@ pub struct Inspector {
     /// `registry/repository@digest` seen to exist (by reading or a HEAD).
     access: moka::future::Cache<String, ()>,
     store: Option<Arc<IndexStore>>,
-    spacing: u64,
+    spacing: Spacing,
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
     idle_timeout: Duration,
@@ -184,7 +185,8 @@ impl Inspector {
         let index = Arc::new(LayerIndex {
             digest: link.digest.clone(),
             verified: scanned.digest.is_some(),
-            points: scanned.points,
+            points: scanned.recorded.points,
+            marks: scanned.recorded.marks,
             listing: Arc::new(scanned.visitor.finish(summary)),
             origin: origin(link),
         });

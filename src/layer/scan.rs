@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
-use super::decompress::{Compression, DecompressError, Decompressor, ResumePoint};
+use super::decompress::{Compression, DecompressError, Decompressor, Recorded, ResumePoint, Spacing};
 use super::tar::{Outcome, Scanner, Visitor};
 use crate::digest::{Digest, Hasher};
 use crate::upstream::UpstreamBody;
@@ -38,8 +38,8 @@ pub struct ScanOptions {
     /// Hash the whole blob and compare with this digest. The blob is then read to its
     /// end even after the archive stops, so that what was read is known to be the blob.
     pub verify: Option<Digest>,
-    /// Note resume points about every this many compressed bytes ([`Scanned::points`]).
-    pub record: Option<u64>,
+    /// Note resume points and marks as this says ([`Scanned::recorded`]).
+    pub record: Option<Spacing>,
     /// Start inside the blob rather than at its first byte.
     pub resume: Option<Resume>,
 }
@@ -82,8 +82,8 @@ pub struct Scanned<V> {
     pub tar_bytes: u64,
     /// With [`ScanOptions::verify`]: what the whole blob hashed to.
     pub digest: Option<Digest>,
-    /// With [`ScanOptions::record`]: the resume points noted.
-    pub points: Vec<ResumePoint>,
+    /// With [`ScanOptions::record`]: the resume points and marks noted.
+    pub recorded: Recorded,
 }
 
 impl<V> Scanned<V> {
@@ -97,7 +97,7 @@ impl<V> Scanned<V> {
             compressed_bytes: self.compressed_bytes,
             tar_bytes: self.tar_bytes,
             digest: self.digest,
-            points: self.points,
+            recorded: self.recorded,
         }
     }
 
@@ -180,7 +180,7 @@ fn decompress<V: Visitor>(
     mut rx: mpsc::Receiver<Chunk>,
     visitor: V,
     verify: Option<Digest>,
-    record: Option<u64>,
+    record: Option<Spacing>,
     resume: Option<Resume>,
 ) -> Option<Scanned<V>> {
     let start = resume.as_ref().map_or(0, |r| r.point.tar + r.skip);
@@ -201,7 +201,7 @@ fn decompress<V: Visitor>(
                     compressed_bytes: 0,
                     tar_bytes: 0,
                     digest: None,
-                    points: Vec::new(),
+                    recorded: Recorded::default(),
                 });
             }
         },
@@ -248,7 +248,7 @@ fn decompress<V: Visitor>(
         return None;
     }
     let compression = decompressor.compression();
-    let points = decompressor.resume_points();
+    let recorded = decompressor.recorded();
     drop(decompressor);
     let tar_bytes = scanner.position();
     let (visitor, outcome) = scanner.finish();
@@ -260,6 +260,6 @@ fn decompress<V: Visitor>(
         compressed_bytes: read,
         tar_bytes,
         digest: hasher.filter(|_| whole).map(Hasher::finish),
-        points,
+        recorded,
     })
 }

@@ -24,12 +24,22 @@ impl Layerpipe {
 
     /// The same, keeping layer indexes in `index_dir` (empty: memory only).
     pub async fn with_index_dir(registry: &RealRegistry, verify_digests: bool, index_dir: &Path) -> Layerpipe {
+        Layerpipe::reaching(registry, &registry.endpoint(), verify_digests, index_dir).await
+    }
+
+    /// layerpipe listing `registry` under its own host, reached at `endpoint` (a relay
+    /// in front of it), layer indexes in `index_dir`.
+    pub async fn reaching(
+        registry: &RealRegistry,
+        endpoint: &str,
+        verify_digests: bool,
+        index_dir: &Path,
+    ) -> Layerpipe {
         let config = Config::parse(&format!(
             r#"{{"verify_digests": {verify_digests}, "index": {{"dir": {index_dir:?}}},
                 "registries": {{"{host}": {{"endpoint": "{endpoint}"}}}}}}"#,
             index_dir = index_dir.display().to_string(),
             host = registry.host(),
-            endpoint = registry.endpoint(),
         ))
         .expect("layerpipe config");
         let app = Arc::new(App::new(Arc::new(config)));

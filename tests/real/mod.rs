@@ -20,6 +20,7 @@ pub mod images;
 pub mod issuer;
 pub mod layerpipe;
 pub mod push;
+pub mod relay;
 
 use std::fs;
 use std::io::{Read as _, Write as _};

@@ -1,0 +1,66 @@
+//! A TCP relay on 127.0.0.1 in front of the real registry that counts the bytes the
+//! registry sends: what a layerpipe configured with the relay as the registry's
+//! endpoint fetched, measured outside layerpipe.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The relay; it runs until the test's runtime ends.
+pub struct CountingRelay {
+    addr: SocketAddr,
+    from_registry: Arc<AtomicU64>,
+}
+
+impl CountingRelay {
+    /// A relay to `target`.
+    pub async fn start(target: SocketAddr) -> CountingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the relay");
+        let addr = listener.local_addr().unwrap();
+        let from_registry = Arc::new(AtomicU64::new(0));
+        let counter = from_registry.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(upstream) = TcpStream::connect(target).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+                    let up = async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+                        let _ = upstream_write.shutdown().await;
+                    };
+                    let down = async move {
+                        let mut buffer = vec![0; 64 * 1024];
+                        loop {
+                            let n = match upstream_read.read(&mut buffer).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            counter.fetch_add(n as u64, Ordering::SeqCst);
+                            if client_write.write_all(&buffer[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        CountingRelay { addr, from_registry }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Bytes the registry has sent through the relay so far.
+    pub fn bytes_from_registry(&self) -> u64 {
+        self.from_registry.load(Ordering::SeqCst)
+    }
+}
