@@ -1,5 +1,5 @@
 //! The body of every layerpipe response: a small page held whole, a blob streamed
-//! from a registry, or one file of a layer as it is decompressed. An enum rather than
+//! from a registry, one file of a layer as it is decompressed, or a page in parts. An enum rather than
 //! a boxed trait object keeps the hot path (one call per frame of a multi-GB layer)
 //! free of dynamic dispatch and allocation.
 
@@ -23,6 +23,9 @@ pub enum Body {
     Blob(BlobBody),
     /// One file of a layer, as it is decompressed.
     Entry(EntryBody),
+    /// A page sent in parts as they are ready (a first visit's progress); it ends when
+    /// the sender is dropped.
+    Parts(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl Body {
@@ -53,6 +56,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::Blob(blob) => Pin::new(blob).poll_frame(cx),
             Body::Entry(entry) => Pin::new(entry).poll_frame(cx),
+            Body::Parts(rx) => rx.poll_recv(cx).map(|part| part.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -61,6 +65,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => bytes.is_none(),
             Body::Blob(blob) => blob.is_end_stream(),
             Body::Entry(entry) => entry.is_end_stream(),
+            Body::Parts(_) => false,
         }
     }
 
@@ -69,6 +74,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Blob(blob) => blob.size_hint(),
             Body::Entry(entry) => entry.size_hint(),
+            Body::Parts(_) => SizeHint::default(),
         }
     }
 }

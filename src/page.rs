@@ -57,7 +57,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#
 code{font-family:ui-monospace,monospace;font-size:.9em}\
 table{border-collapse:collapse;margin-top:1rem}th,td{padding:.25rem .6rem;text-align:left;border-bottom:1px solid #ddd}\
 td.n,th.n{text-align:right;white-space:nowrap}input[name=image]{width:32rem;max-width:90%}.error{color:#a00}dt{font-weight:bold}\
-.warn{color:#a60}del{color:#a00}td.p{overflow-wrap:anywhere}nav{margin:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-width:100%}";
+.warn{color:#a60}del{color:#a00}td.p{overflow-wrap:anywhere}nav{margin:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-width:100%}\
+.progress p{margin:.2rem 0;color:#555}.progress p:not(:last-child){display:none}";
 
 /// The page frame: title, the reference form (pre-filled with `image`), and `content`.
 fn layout(title: &str, image: &str, content: &str) -> String {
@@ -70,6 +71,47 @@ fn layout(title: &str, image: &str, content: &str) -> String {
 <button type=\"submit\">show layers</button></form></header>\n<main>\n{content}</main></body></html>\n",
         title = escape(title),
         image = escape(image),
+    )
+}
+
+/// What follows `<main>` in a page that [`layout`] made: its content and closing tags.
+fn after_main(page: &str) -> &str {
+    page.split_once("<main>\n").map_or(page, |(_, rest)| rest)
+}
+
+/// The first part of a page that streams while a layer is read: the frame, titled,
+/// and the opening of the progress block. [`progress_line`]s follow, then
+/// [`streamed_end`].
+pub fn streamed_start(title: &str, image: &str) -> String {
+    let page = layout(title, image, "");
+    let head = page.split_once("<main>\n").map_or(page.as_str(), |(head, _)| head);
+    format!("{head}<main>\n<div class=\"progress\" id=\"progress\">\n")
+}
+
+/// One line of progress: blob bytes read (of `total`, when known) and entries so far.
+/// Each line hides the one before it (CSS), so the page shows the latest without
+/// script.
+pub fn progress_line(bytes: u64, total: u64, entries: u64) -> String {
+    let of = if total > 0 {
+        format!(" of {} ({}%)", human_size(total), bytes.saturating_mul(100) / total)
+    } else {
+        String::new()
+    };
+    format!("<p>Reading the layer for the first time: {}{of}, {entries} entries so far…</p>\n", human_size(bytes))
+}
+
+/// The rest of a streamed page: the progress block closed, then what follows `<main>`
+/// in `page` (the page as it would have been sent whole).
+pub fn streamed_end(page: &str) -> String {
+    format!("</div>\n{}", after_main(page))
+}
+
+/// The rest of a streamed page whose reading failed: the reason, and the frame closed.
+pub fn streamed_failure(e: &Error) -> String {
+    format!(
+        "</div>\n<h1 class=\"error\">{}</h1>\n<p class=\"error\" id=\"reason\">{}</p>\n</main></body></html>\n",
+        e.status(),
+        escape(e.message())
     )
 }
 
@@ -190,6 +232,11 @@ fn platforms(out: &mut String, reference: &ImageReference, index: &ImageIndex) {
 pub const FILES_PER_PAGE: usize = 10_000;
 
 /// A layer's name for headings: `layer 2 of team/app:v1`.
+/// The title of a layer's page streamed on a first visit.
+pub fn reading_title(link: &DownloadLink) -> String {
+    layer_title(link)
+}
+
 fn layer_title(link: &DownloadLink) -> String {
     format!("layer {} of {}", link.layer, link.image)
 }

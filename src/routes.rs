@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -35,12 +37,17 @@ use crate::registry::{RegistryClient, PASSED_ON_REQUEST_HEADERS};
 
 /// The application: shared by every connection.
 pub struct App {
-    registry: RegistryClient,
+    registry: Arc<RegistryClient>,
     downloads: DownloadSlots,
     stream: StreamOptions,
-    layers: Inspector,
+    layers: Arc<Inspector>,
     metrics: Arc<Metrics>,
 }
+
+/// How long a first visit waits for a layer's index before it streams the page.
+const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often a first visit's page gets a line of progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Pages may load nothing from anywhere and submit forms only to layerpipe.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
@@ -52,8 +59,8 @@ impl App {
         App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
-            layers: Inspector::new(&config, metrics.clone()),
-            registry: RegistryClient::new(config, metrics.clone()),
+            layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
         }
     }
@@ -82,7 +89,7 @@ impl App {
             match request.uri().path() {
                 "/" => self.image_page(&pairs).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
-                "/files" => self.files(&pairs).await,
+                "/files" => self.files(method, &pairs).await,
                 "/fs" => DownloadLink::from_query(&pairs)
                     .map(|link| redirect(&Here::root().fs(&link, &LayerPath::root(), true))),
                 path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs).await,
@@ -123,11 +130,14 @@ impl App {
     }
 
     /// `files`: the layer's entries, largest first.
-    async fn files(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    async fn files(&self, method: &Method, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         let page = page_number(pairs)?;
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             return Ok(self.not_a_layer(&link, Here::root()).await);
+        }
+        if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+            return self.first_visit(link, |link, listing| page::layer_files(link, listing, 1)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
         if page > listing.len().div_ceil(page::FILES_PER_PAGE).max(1) {
@@ -150,6 +160,10 @@ impl App {
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
             return Ok(self.not_a_layer(&link, here).await);
+        }
+        if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+            let root = LayerPath::root();
+            return self.first_visit(link, move |link, listing| page::layer_dir(link, listing, &root)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
         let entry = match listing.lookup(path.as_bytes()) {
@@ -197,6 +211,61 @@ impl App {
         let name = String::from_utf8_lossy(path.name()).into_owned();
         let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
         self.layers.save(&self.registry, &link, method, file).await
+    }
+
+    /// A layer's page on the first visit. When the layer's index comes within
+    /// [`STREAM_AFTER`] (or reading fails by then), the page is sent whole, with its
+    /// status. Otherwise the page streams: its frame at once, a line of progress as the
+    /// bytes come (about four a second), then the page `render` makes of the listing,
+    /// or the reason reading failed. Proxies are asked not to buffer it
+    /// (`X-Accel-Buffering: no`), so the progress reaches the browser live.
+    async fn first_visit(
+        &self,
+        link: DownloadLink,
+        render: impl FnOnce(&DownloadLink, &Listing) -> String + Send + 'static,
+    ) -> Result<Response<Body>, Error> {
+        let (registry, layers) = (self.registry.clone(), self.layers.clone());
+        let reading = (layers.clone(), link.clone());
+        let mut index = Box::pin(async move { reading.0.index(&registry, &reading.1).await });
+        tokio::select! {
+            result = &mut index => return Ok(html_response(StatusCode::OK, render(&link, &result?.listing))),
+            _ = tokio::time::sleep(STREAM_AFTER) => {}
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        tokio::spawn(async move {
+            let start = page::streamed_start(&page::reading_title(&link), &link.image.to_string());
+            if tx.send(start.into()).await.is_err() {
+                return;
+            }
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            let result = loop {
+                tokio::select! {
+                    result = &mut index => break result,
+                    _ = tick.tick() => {
+                        let Some((bytes, total, entries)) = layers.progress(&link.digest).map(|p| p.get()) else {
+                            continue;
+                        };
+                        // A client gone stops the reading with it (the index future is dropped).
+                        if tx.send(page::progress_line(bytes, total, entries).into()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            };
+            let rest = match result {
+                Ok(index) => {
+                    let s = &index.listing.summary;
+                    let done = page::progress_line(s.compressed_bytes, s.compressed_bytes, index.listing.len() as u64);
+                    format!("{done}{}", page::streamed_end(&render(&link, &index.listing)))
+                }
+                Err(e) => page::streamed_failure(&e),
+            };
+            let _ = tx.send(rest.into()).await;
+        });
+        let mut response = html_response(StatusCode::OK, String::new());
+        *response.body_mut() = Body::Parts(rx);
+        response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(response)
     }
 
     /// The page for a blob that is not a layer; a JSON one is shown.

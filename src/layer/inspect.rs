@@ -27,7 +27,7 @@ use super::decompress::Spacing;
 use super::listing::{Listing, ListingBuilder, Summary};
 use super::preview::{PreviewVisitor, PREVIEW_BYTES};
 use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
-use super::scan::{scan, Resume, ScanError, ScanOptions, Scanned};
+use super::scan::{scan, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
 use super::tar::Visitor;
 use crate::body::Body;
 use crate::config::Config;
@@ -86,6 +86,8 @@ pub struct Inspector {
     /// `registry/repository@digest` seen to exist (by reading or a HEAD).
     access: moka::future::Cache<String, ()>,
     store: Option<Arc<IndexStore>>,
+    /// Layers being read for their index now, and how far each has come.
+    reading: std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
     spacing: Spacing,
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
@@ -113,6 +115,7 @@ impl Inspector {
                 .build(),
             access: moka::future::Cache::builder().max_capacity(100_000).time_to_live(ACCESS_TTL).build(),
             store,
+            reading: Default::default(),
             spacing: DEFAULT_SPACING,
             listing_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_LISTINGS)),
             extract_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS)),
@@ -120,6 +123,16 @@ impl Inspector {
             verify: config.verify_digests,
             metrics,
         }
+    }
+
+    /// Whether the index of `digest` is in memory, so that its pages come at once.
+    pub fn is_indexed(&self, digest: &Digest) -> bool {
+        self.indexes.contains_key(digest)
+    }
+
+    /// How far the reading of `digest` for its index has come, while it runs.
+    pub fn progress(&self, digest: &Digest) -> Option<Arc<ScanProgress>> {
+        self.reading.lock().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
     }
 
     /// The listing of the layer `link` names; see [`Inspector::index`].
@@ -160,9 +173,13 @@ impl Inspector {
     async fn build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
         let _slot = take(&self.listing_slots, "layer listings")?;
         let body = self.blob(registry, link).await?;
+        let progress = Arc::new(ScanProgress::default());
+        progress.total.store(body.size_hint().exact().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        let _reading = Reading::start(&self.reading, &link.digest, progress.clone());
         let options = ScanOptions {
             verify: self.verify.then(|| link.digest.clone()),
             record: Some(self.spacing),
+            progress: Some(progress),
             ..ScanOptions::plain(self.idle_timeout)
         };
         let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
@@ -436,6 +453,29 @@ impl Inspector {
             )));
         }
         Ok(response.into_body())
+    }
+}
+
+/// A layer's entry in [`Inspector::progress`] for as long as its reading runs.
+struct Reading<'a> {
+    map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
+    digest: Digest,
+}
+
+impl<'a> Reading<'a> {
+    fn start(
+        map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
+        digest: &Digest,
+        progress: Arc<ScanProgress>,
+    ) -> Reading<'a> {
+        map.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.clone(), progress);
+        Reading { map, digest: digest.clone() }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.digest);
     }
 }
 

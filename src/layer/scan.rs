@@ -12,6 +12,8 @@
 //! closing that connection; when the caller drops the scan (client gone), the reader is
 //! dropped with it and the thread sees its channel close.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,12 +44,32 @@ pub struct ScanOptions {
     pub record: Option<Spacing>,
     /// Start inside the blob rather than at its first byte.
     pub resume: Option<Resume>,
+    /// Counters to keep up to date as the blob is read, for a page showing progress.
+    pub progress: Option<Arc<ScanProgress>>,
+}
+
+/// How far a read has come, updated as frames are decompressed.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    /// Blob bytes read.
+    pub bytes: AtomicU64,
+    /// The blob's size, when the registry said (0 when not known).
+    pub total: AtomicU64,
+    /// Tar entries seen.
+    pub entries: AtomicU64,
+}
+
+impl ScanProgress {
+    /// (bytes read, size or 0, entries seen).
+    pub fn get(&self) -> (u64, u64, u64) {
+        (self.bytes.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed), self.entries.load(Ordering::Relaxed))
+    }
 }
 
 impl ScanOptions {
     /// A plain read from the blob's start: nothing verified, recorded or resumed.
     pub fn plain(idle_timeout: Duration) -> ScanOptions {
-        ScanOptions { idle_timeout, verify: None, record: None, resume: None }
+        ScanOptions { idle_timeout, verify: None, record: None, resume: None, progress: None }
     }
 }
 
@@ -140,7 +162,8 @@ where
 {
     let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
     let (verify, record, resume) = (options.verify.clone(), options.record, options.resume.clone());
-    let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify, record, resume));
+    let progress = options.progress.clone();
+    let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify, record, resume, progress));
     let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout), worker);
     match (worked, read) {
         // A thread that finished had all it needed, whatever became of the rest.
@@ -182,6 +205,7 @@ fn decompress<V: Visitor>(
     verify: Option<Digest>,
     record: Option<Spacing>,
     resume: Option<Resume>,
+    progress: Option<Arc<ScanProgress>>,
 ) -> Option<Scanned<V>> {
     let start = resume.as_ref().map_or(0, |r| r.point.tar + r.skip);
     let mut scanner = Scanner::at(visitor, start);
@@ -239,6 +263,10 @@ fn decompress<V: Visitor>(
                 decompress_error = Some(e);
             }
             decoding = decompress_error.is_none() && !decompressor.sink().is_done();
+        }
+        if let Some(progress) = &progress {
+            progress.bytes.store(read, Ordering::Relaxed);
+            progress.entries.store(decompressor.sink().entries(), Ordering::Relaxed);
         }
         if !decoding && hasher.is_none() {
             break;
