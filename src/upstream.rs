@@ -275,7 +275,7 @@ impl Upstream {
         let ceiling = self.retries.initial_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
         // RandomState is seeded randomly per instance: enough randomness for jitter.
         let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        Duration::from_millis(random % (ceiling + 1))
+        Duration::from_millis(random % ceiling.saturating_add(1))
     }
 }
 
@@ -354,5 +354,28 @@ where
                 )) as BoxError),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn backoff_stays_within_its_ceiling_whatever_the_numbers() {
+        // Config validation keeps initial_backoff_ms small; the arithmetic must hold
+        // without it too (u64::MAX once made `ceiling + 1` wrap to a division by zero).
+        for initial_backoff_ms in [0, 1, 100, u64::MAX] {
+            let mut config = Config::default();
+            config.retries.initial_backoff_ms = initial_backoff_ms;
+            let upstream = Upstream::new(&config, Arc::new(Metrics::default()));
+            for attempt in 1..=20 {
+                let ceiling = initial_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
+                assert!(
+                    upstream.backoff(attempt) <= Duration::from_millis(ceiling),
+                    "{initial_backoff_ms} ms, {attempt}"
+                );
+            }
+        }
     }
 }
