@@ -540,3 +540,56 @@ async fn the_client_for_unlisted_registries_refuses_local_realms_and_redirect_ta
         assert_eq!(sent.await.map(|r| r.status()).unwrap_or_else(|e| panic!("{transport:?}: {e}")), StatusCode::OK);
     }
 }
+
+/// An old GNU sparse entry (`S`) with nothing stored and `real_size` written base-256:
+/// the size a listing adds up comes from the header alone.
+fn sparse_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, real_size: u64) {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_size(0);
+    h.set_mode(0o644);
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.realsize = [0; 12];
+    gnu.realsize[0] = 0x80;
+    gnu.realsize[4..].copy_from_slice(&real_size.to_be_bytes());
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+}
+
+/// Sizes come from the registry (a manifest's layer sizes) and from the layer (tar
+/// headers): both are summed saturating, so two sizes that overflow a u64 show as the
+/// most there can be, never as a small wrapped-around total.
+#[tokio::test]
+async fn untrusted_sizes_add_up_saturating_not_wrapping() {
+    const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+    let mut b = tar::Builder::new(Vec::new());
+    sparse_entry(&mut b, "huge", u64::MAX);
+    sparse_entry(&mut b, "two", 2);
+    let layer = Bytes::from(b.into_inner().unwrap());
+    let d = digest(b"{}");
+    let huge = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":2}},
+        "layers":[{{"mediaType":"{GZIP_LAYER}","digest":"{d}","size":18446744073709551615}},{{"mediaType":"{GZIP_LAYER}","digest":"{d}","size":2}}]}}"#
+    );
+    let mut manifests = HashMap::new();
+    manifests.insert("huge".to_owned(), (OCI_MANIFEST.to_owned(), Bytes::from(huge)));
+    let mut blobs = HashMap::new();
+    blobs.insert(digest(&layer), FakeBlob::new(layer.clone()));
+    let fake = FakeRegistry::start(manifests, blobs).await;
+    let lp = Layerpipe::for_fake(&fake, true).await;
+
+    let page = fetch(&lp.url(&page_path(&format!("{}/{REPO}:huge", fake.host()))), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("2 layers, 16.0 EiB in all."), "{}", page.text());
+
+    let files = format!(
+        "/files?image={}&digest={}&layer=1&mt={}",
+        layerpipe::query::encode(&format!("{}/{REPO}:huge", fake.host())),
+        digest(&layer),
+        layerpipe::query::encode(TAR_LAYER)
+    );
+    let got = fetch(&lp.url(&files), &[]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(got.text().contains("2 entries, 16.0 EiB in files."), "{}", got.text());
+}
