@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -398,7 +398,32 @@ async fn registry_strings_are_escaped_and_tokens_never_reach_a_page() {
 struct Process {
     child: std::process::Child,
     addr: std::net::SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr; it returns every line once stderr ends.
+    reader: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Process {
+    /// Waits for layerpipe to exit, then joins the stderr reader, which ends only at the
+    /// pipe's end: the log returned is complete, with no sleep to guess when it is.
+    fn wait_for_exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let lines = self.reader.take().unwrap().join().unwrap();
+        (status, lines.join("\n"))
+    }
+
+    /// Kills layerpipe and returns all it logged.
+    fn kill_and_read_log(mut self) -> String {
+        self.child.kill().unwrap();
+        self.wait_for_exit().1
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A test that failed half-way leaves no layerpipe behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn spawn_layerpipe(config: &str) -> Process {
@@ -412,11 +437,10 @@ fn spawn_layerpipe(config: &str) -> Process {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
-    let lines = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
         for line in std::io::BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
             // Text logs say `listen=ADDR`, JSON logs `"listen":"ADDR"`.
@@ -424,11 +448,12 @@ fn spawn_layerpipe(config: &str) -> Process {
                 let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("");
                 let _ = tx.send(addr.to_owned());
             }
-            lines.lock().unwrap().push(line);
+            lines.push(line);
         }
+        lines
     });
     let addr = rx.recv_timeout(Duration::from_secs(20)).expect("layerpipe did not say where it listens");
-    Process { child, addr: addr.parse().unwrap(), log }
+    Process { child, addr: addr.parse().unwrap(), reader: Some(reader) }
 }
 
 fn rand_suffix() -> u64 {
@@ -440,7 +465,7 @@ fn rand_suffix() -> u64 {
 async fn sigterm_lets_a_download_in_flight_finish_refuses_new_ones_and_exits_zero() {
     let (fake, data) = one_blob(FakeBlob::new(pseudo_random(24 << 20, 17))).await;
     let password = "s3cret-Passw0rd";
-    let mut lp = spawn_layerpipe(&format!(
+    let lp = spawn_layerpipe(&format!(
         r#"{{"timeouts":{{"shutdown_grace_secs":30}},"registries":{{"{h}":{{"endpoint":"http://{h}","username":"puller","password":"{password}"}}}}}}"#,
         h = fake.host()
     ));
@@ -475,10 +500,9 @@ async fn sigterm_lets_a_download_in_flight_finish_refuses_new_ones_and_exits_zer
     }
     assert_eq!(got, data.len());
     assert_eq!(format!("{:x}", sha2::Digest::finalize(hasher)), sha256_hex(&data));
-    let exit = tokio::task::spawn_blocking(move || lp.child.wait()).await.unwrap().unwrap();
+    let (exit, log) = tokio::task::spawn_blocking(move || lp.wait_for_exit()).await.unwrap();
     assert!(exit.success(), "layerpipe exited with {exit}");
     // The logs (at debug level) never hold the password or a token.
-    let log = lp.log.lock().unwrap().join("\n");
     assert!(log.contains("status=200"), "no access line:\n{log}");
     assert!(!log.contains(password), "the password reached the log");
     assert!(!log.contains("token-1"), "a token reached the log");
@@ -487,14 +511,12 @@ async fn sigterm_lets_a_download_in_flight_finish_refuses_new_ones_and_exits_zer
 
 #[test]
 fn json_logs_are_one_object_per_line() {
-    let mut lp = spawn_layerpipe(r#"{"log_format":"json"}"#);
+    let lp = spawn_layerpipe(r#"{"log_format":"json"}"#);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let got = runtime.block_on(fetch(&format!("http://{}/healthz", lp.addr), &[]));
     assert_eq!(got.status, StatusCode::OK);
-    lp.child.kill().unwrap();
-    lp.child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let log = lp.log.lock().unwrap().clone();
+    let log = lp.kill_and_read_log();
+    let log: Vec<&str> = log.lines().collect();
     assert!(log.len() >= 2, "{log:?}");
     for line in &log {
         let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
