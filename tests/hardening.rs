@@ -615,3 +615,39 @@ async fn untrusted_sizes_add_up_saturating_not_wrapping() {
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
     assert!(got.text().contains("2 entries, 16.0 EiB in files."), "{}", got.text());
 }
+
+/// A registry whose blob GET redirects to a "CDN" URL carrying a pre-signed signature in
+/// its query, and a CDN that is busy (503) at first, so layerpipe retries that URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_hold_the_query_of_a_redirect() {
+    const SIGNATURE: &str = "X-Amz-Signature=5ec7e75157a7e";
+    let data = pseudo_random(10_000, 21);
+    let cdn_data = data.clone();
+    let cdn_requests = Arc::new(AtomicUsize::new(0));
+    let counted = cdn_requests.clone();
+    let cdn = FakeServer::start(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+        0 => respond(StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        _ => respond(StatusCode::OK, cdn_data.clone()),
+    })
+    .await;
+    let location = format!("{}/blob-store/layer?X-Amz-Credential=AKIA&{SIGNATURE}", cdn.url());
+    let registry = FakeServer::start(move |req| {
+        if req.uri().path() == "/v2/" {
+            return respond(StatusCode::OK, "{}");
+        }
+        let mut r = respond(StatusCode::TEMPORARY_REDIRECT, "");
+        r.headers_mut().insert("location", HeaderValue::try_from(location.as_str()).unwrap());
+        r
+    })
+    .await;
+    let host = registry.addr.to_string();
+    let lp = spawn_layerpipe(&format!(r#"{{"registries":{{"{host}":{{"endpoint":"http://{host}"}}}}}}"#));
+    let got = fetch(&format!("http://{}{}", lp.addr, download_path(&host, &data)), &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body.as_ref().unwrap(), &data);
+    assert_eq!(cdn_requests.load(Ordering::SeqCst), 2, "the busy CDN was retried");
+    let log = tokio::task::spawn_blocking(move || lp.kill_and_read_log()).await.unwrap();
+    assert!(log.contains("retrying registry request"), "no retry line at debug level:\n{log}");
+    assert!(log.contains("/blob-store/layer"), "the retry line does not say where:\n{log}");
+    assert!(!log.contains(SIGNATURE) && !log.contains("AKIA"), "a redirect's query reached the log:\n{log}");
+}
