@@ -651,3 +651,46 @@ async fn logs_never_hold_the_query_of_a_redirect() {
     assert!(log.contains("/blob-store/layer"), "the retry line does not say where:\n{log}");
     assert!(!log.contains(SIGNATURE) && !log.contains("AKIA"), "a redirect's query reached the log:\n{log}");
 }
+
+/// A registry that answers every blob GET with a 206 for the first `len` bytes, whatever
+/// was asked for.
+async fn registry_answering_partial(data: Bytes, len: usize) -> FakeServer {
+    FakeServer::start(move |req| {
+        if req.uri().path() == "/v2/" {
+            return respond(StatusCode::OK, "{}");
+        }
+        let mut r = respond(StatusCode::PARTIAL_CONTENT, data.slice(..len));
+        let range = format!("bytes 0-{}/{}", len - 1, data.len());
+        r.headers_mut().insert("content-range", HeaderValue::try_from(range).unwrap());
+        r.headers_mut().insert("content-length", HeaderValue::from(len));
+        r
+    })
+    .await
+}
+
+/// A 206 is passed on only as the answer to the range the client asked for: to a request
+/// without `Range`, or with another range, it is the registry's error (502), and none of
+/// its bytes reach the client.
+#[tokio::test]
+async fn a_206_that_answers_no_range_or_another_range_is_a_502() {
+    let data = pseudo_random(10_000, 23);
+    let registry = registry_answering_partial(data.clone(), 1000).await;
+    let host = registry.addr.to_string();
+    let lp = layerpipe_with(&host, "").await;
+    let url = lp.url(&download_path(&host, &data));
+    for (range, what) in [(None, "no Range"), (Some("bytes=1000-1999"), "another range")] {
+        let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+        let got = fetch(&url, &headers).await;
+        let body = got.body.as_ref().unwrap();
+        assert!(!body.windows(16).any(|w| w == &data[..16]), "{what}: the registry's bytes reached the client");
+        assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{what}: {}", got.text());
+        assert_eq!(got.header("content-range"), None, "{what}");
+    }
+    // The range asked for, though, is passed on.
+    let got = fetch(&url, &[("range", "bytes=0-999")]).await;
+    assert_eq!(got.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(got.header("content-range"), Some("bytes 0-999/10000"));
+    assert_eq!(got.body.unwrap(), data.slice(..1000));
+    let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"invalid_response\"} 2"), "{metrics}");
+}
