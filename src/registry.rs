@@ -3,7 +3,8 @@
 //! carries its requests.
 //!
 //! Credentials (Basic or Bearer) go only to the registry's own origin; a redirect to a
-//! CDN on another host is followed without them. Unlisted registries are reached only
+//! CDN on another host is followed without them. Basic credentials go to the token realm
+//! only when it is on the registry's domain ([`crate::auth::realm`]). Unlisted registries are reached only
 //! over https and only at public addresses (see [`crate::egress`]).
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
-use crate::auth::{challenge, Scheme};
+use crate::auth::{challenge, realm, Scheme};
 use crate::config::{Config, Registry};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
@@ -268,9 +269,21 @@ impl RegistryClient {
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
             return Err(self.invalid(format!("{} names a token realm that is not an http(s) URL", registry.host)));
         }
+        let credentials = realm::judge(&url, &registry.host, &registry.endpoint).map_err(|refusal| {
+            self.metrics().upstream_error(UpstreamError::Refused);
+            Error::forbidden(refusal)
+        })?;
         let mut headers = HeaderMap::new();
         if let Some(auth) = basic(registry) {
-            headers.insert(header::AUTHORIZATION, auth);
+            if credentials == realm::Credentials::Send {
+                headers.insert(header::AUTHORIZATION, auth);
+            } else {
+                tracing::warn!(
+                    registry = %registry.host,
+                    realm_host = url.host().unwrap_or_default(),
+                    "the token realm is not on the registry's domain: asking it without the configured credentials"
+                );
+            }
         }
         self.metrics().token_fetch();
         let response = self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &headers).await?;

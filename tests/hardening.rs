@@ -694,3 +694,28 @@ async fn a_206_that_answers_no_range_or_another_range_is_a_502() {
     let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
     assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"invalid_response\"} 2"), "{metrics}");
 }
+
+/// Basic credentials go to a token realm on the registry's own host (any port), and not
+/// to one elsewhere, which is still asked for a token, without them (src/auth/realm.rs).
+#[tokio::test]
+async fn credentials_go_only_to_a_realm_on_the_registry_s_own_host() {
+    for (realm_host, sent) in [("127.0.0.1", true), ("localhost", false)] {
+        let data = Bytes::from_static(b"layer");
+        let mut blobs = HashMap::new();
+        blobs.insert(digest(&data), FakeBlob::new(data.clone()));
+        let mut manifests = HashMap::new();
+        manifests.insert("v1".to_owned(), (OCI_MANIFEST.to_owned(), oci_manifest(b"{}", &[(GZIP_LAYER, &data)])));
+        let fake = FakeRegistry::start_with_realm_host(manifests, blobs, realm_host).await;
+        let lp = Layerpipe::start(&format!(
+            r#"{{"registries":{{"{h}":{{"endpoint":"http://{h}","username":"puller","password":"pw"}}}}}}"#,
+            h = fake.host()
+        ))
+        .await;
+        let got = fetch(&lp.url(&page_path(&format!("{}/{REPO}:v1", fake.host()))), &[]).await;
+        assert_eq!(got.status, StatusCode::OK, "{realm_host}: {}", got.text());
+        let authorizations = fake.seen.token_authorizations.lock().unwrap().clone();
+        // "puller:pw" in base64.
+        let expected = sent.then(|| "Basic cHVsbGVyOnB3".to_owned());
+        assert_eq!(authorizations, vec![expected], "realm on {realm_host}");
+    }
+}
