@@ -719,3 +719,38 @@ async fn credentials_go_only_to_a_realm_on_the_registry_s_own_host() {
         assert_eq!(authorizations, vec![expected], "realm on {realm_host}");
     }
 }
+
+/// A HEAD on a download sends no body: it is not a download (no slot, not in the download
+/// metrics) and its access line says it completed, not that the client went away. The
+/// routes inside a layer have their own `route` labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_on_a_download_is_no_download_and_routes_have_their_labels() {
+    let (fake, data) = one_blob(FakeBlob::new(pseudo_random(300_000, 25))).await;
+    let lp = spawn_layerpipe(&format!(
+        r#"{{"limits":{{"max_concurrent_downloads":1}},"registries":{{"{h}":{{"endpoint":"http://{h}"}}}}}}"#,
+        h = fake.host()
+    ));
+    let base = format!("http://{}", lp.addr);
+    let got = fetch_method("HEAD", &format!("{base}{}", download_path(&fake.host(), &data)), &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header("content-length"), Some(data.len().to_string().as_str()));
+    assert!(got.body.unwrap().is_empty());
+    for path in ["/files", "/fs/etc/", "/save/etc/motd"] {
+        assert_eq!(fetch(&format!("{base}{path}"), &[]).await.status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    let metrics = fetch(&format!("{base}/metrics"), &[]).await.text();
+    for line in [
+        "layerpipe_requests_total{route=\"download\",status=\"200\"} 1",
+        "layerpipe_requests_total{route=\"files\",status=\"400\"} 1",
+        "layerpipe_requests_total{route=\"browse\",status=\"400\"} 1",
+        "layerpipe_requests_total{route=\"save\",status=\"400\"} 1",
+        "layerpipe_download_duration_seconds_count 0",
+        "layerpipe_download_bytes_total 0",
+        "layerpipe_active_downloads 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+    }
+    let log = tokio::task::spawn_blocking(move || lp.kill_and_read_log()).await.unwrap();
+    let head = log.lines().find(|l| l.contains("method=HEAD")).unwrap_or_else(|| panic!("no HEAD line:\n{log}"));
+    assert!(head.contains("outcome=\"complete\"") || head.contains("outcome=complete"), "{head}");
+}
