@@ -80,6 +80,10 @@ async fn a_registry_that_stalls_mid_stream_aborts_the_download() {
     assert!(got.body.is_err(), "a stalled download ended cleanly");
     let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
     assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    // Aborted, not retried behind the client's back: the registry saw one blob request.
+    let blob_path = format!("/v2/{REPO}/blobs/{}", digest(&data));
+    let requests = fake.seen.registry_requests.lock().unwrap().clone();
+    assert_eq!(requests.iter().filter(|(path, _)| *path == blob_path).count(), 1, "{requests:?}");
 }
 
 #[tokio::test]
