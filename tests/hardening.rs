@@ -755,3 +755,181 @@ async fn a_head_on_a_download_is_no_download_and_routes_have_their_labels() {
     let head = log.lines().find(|l| l.contains("method=HEAD")).unwrap_or_else(|| panic!("no HEAD line:\n{log}"));
     assert!(head.contains("outcome=\"complete\"") || head.contains("outcome=complete"), "{head}");
 }
+
+/// A manifest (index or image) padded with spaces to exactly `size` bytes.
+fn manifest_of_size(size: usize) -> Bytes {
+    let json = oci_manifest(b"{}", &[(GZIP_LAYER, b"layer")]);
+    assert!(json.len() <= size);
+    let mut padded = json.to_vec();
+    padded.resize(size, b' ');
+    padded.into()
+}
+
+/// `limits.max_manifest_bytes`: a manifest of exactly the limit is read; one byte more is
+/// a 502, whether the registry announces its length or sends it chunked.
+#[tokio::test]
+async fn a_manifest_beyond_the_limit_is_a_502() {
+    for (size, announced, status) in [
+        (2048, true, StatusCode::OK),
+        (2048, false, StatusCode::OK),
+        (2049, true, StatusCode::BAD_GATEWAY),
+        (2049, false, StatusCode::BAD_GATEWAY),
+    ] {
+        let (server, _) = scripted_registry(move |_| {
+            let mut r = respond(StatusCode::OK, manifest_of_size(size));
+            r.headers_mut().insert("content-type", HeaderValue::from_static(OCI_MANIFEST));
+            if announced {
+                r.headers_mut().insert("content-length", HeaderValue::from(size));
+            }
+            r
+        })
+        .await;
+        let lp = layerpipe_with(&server.addr.to_string(), r#""limits":{"max_manifest_bytes":2048},"#).await;
+        let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
+        assert_eq!(got.status, status, "{size} bytes, length announced: {announced}: {}", got.text());
+        if status == StatusCode::BAD_GATEWAY {
+            assert!(got.text().contains("manifest is larger than 2048 bytes"), "{}", got.text());
+        }
+    }
+}
+
+/// `limits.max_token_response_bytes`: a token server's answer beyond the limit is a 502,
+/// announced or chunked.
+#[tokio::test]
+async fn a_token_response_beyond_the_limit_is_a_502() {
+    for (size, announced, status) in [
+        (1024, true, StatusCode::OK),
+        (1024, false, StatusCode::OK),
+        (1025, true, StatusCode::BAD_GATEWAY),
+        (1025, false, StatusCode::BAD_GATEWAY),
+    ] {
+        let token_server = FakeServer::start(move |_| {
+            let mut json = br#"{"token":"token-1","expires_in":300}"#.to_vec();
+            json.resize(size, b' ');
+            let mut r = respond(StatusCode::OK, json);
+            if announced {
+                r.headers_mut().insert("content-length", HeaderValue::from(size));
+            }
+            r
+        })
+        .await;
+        let realm = format!("{}/token", token_server.url());
+        let registry = FakeServer::start(move |req| {
+            if req.headers().get("authorization").is_some_and(|a| a == "Bearer token-1") {
+                let mut r = respond(StatusCode::OK, oci_manifest(b"{}", &[(GZIP_LAYER, b"layer")]));
+                r.headers_mut().insert("content-type", HeaderValue::from_static(OCI_MANIFEST));
+                return r;
+            }
+            let mut r = respond(StatusCode::UNAUTHORIZED, "");
+            let challenge = format!(r#"Bearer realm="{realm}",service="s""#);
+            r.headers_mut().insert("www-authenticate", HeaderValue::try_from(challenge).unwrap());
+            r
+        })
+        .await;
+        let lp = layerpipe_with(&registry.addr.to_string(), r#""limits":{"max_token_response_bytes":1024},"#).await;
+        let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", registry.addr))), &[]).await;
+        assert_eq!(got.status, status, "{size} bytes, length announced: {announced}: {}", got.text());
+        if status == StatusCode::BAD_GATEWAY {
+            assert!(got.text().contains("token response is larger than 1024 bytes"), "{}", got.text());
+        }
+    }
+}
+
+/// A loopback address where a TCP connect hangs, for as long as this is kept: a listener
+/// with a backlog of one that never accepts, its queue filled by connections held here.
+/// Linux drops the SYNs of further connects, which then wait for SYN-ACKs that never come.
+struct UnansweredConnects {
+    addr: std::net::SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _filling: Vec<tokio::net::TcpStream>,
+}
+
+async fn unanswered_connects() -> UnansweredConnects {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    // Connects complete (the kernel answers them) until the accept queue is full.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => filling.push(stream),
+            Ok(Err(e)) => panic!("filling the accept queue: {e}"),
+            Err(_) => break,
+        }
+        assert!(filling.len() < 16, "the accept queue never filled");
+    }
+    UnansweredConnects { addr, _listener: listener, _filling: filling }
+}
+
+/// `timeouts.connect_secs`: a registry whose TCP connect never completes is a 504 after
+/// the configured time, not after the 30 s the response may take.
+#[tokio::test]
+async fn a_connect_that_hangs_is_a_504_after_the_connect_timeout() {
+    let hanging = unanswered_connects().await;
+    let addr = hanging.addr;
+    let lp = layerpipe_with(
+        &addr.to_string(),
+        r#""timeouts":{"connect_secs":0.3,"tls_handshake_secs":0.3},"retries":{"attempts":1},"#,
+    )
+    .await;
+    let started = Instant::now();
+    let got = fetch(&lp.url(&page_path(&format!("{addr}/a/b:v1"))), &[]).await;
+    let took = started.elapsed();
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
+    assert!(got.text().contains("timed out"), "{}", got.text());
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "took {took:?}");
+    let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+}
+
+/// `timeouts.tls_handshake_secs`: a listed https registry that accepts the connection and
+/// never speaks TLS is a 504 once connect and handshake have had their time.
+#[tokio::test]
+async fn a_tls_handshake_that_hangs_is_a_504_after_the_handshake_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(stream); // open, and silent
+        }
+    });
+    let lp = Layerpipe::start(&format!(
+        r#"{{"timeouts":{{"connect_secs":0.2,"tls_handshake_secs":0.3}},"retries":{{"attempts":1}},
+            "registries":{{"{addr}":{{"endpoint":"https://{addr}"}}}}}}"#
+    ))
+    .await;
+    let started = Instant::now();
+    let got = fetch(&lp.url(&page_path(&format!("{addr}/a/b:v1"))), &[]).await;
+    let took = started.elapsed();
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
+    assert!(got.text().contains("timed out"), "{}", got.text());
+    // Connect and handshake share one deadline, their sum (0.5 s).
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "the TCP connection itself was made");
+}
+
+/// `timeouts.client_header_read_secs`: a client that sends half a request line and stalls
+/// (slowloris) has its connection closed once the limit has passed.
+#[tokio::test]
+async fn a_client_that_stalls_mid_request_line_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lp = Layerpipe::start(r#"{"timeouts":{"client_header_read_secs":0.5}}"#).await;
+    let mut stream = tokio::net::TcpStream::connect(lp.addr).await.unwrap();
+    stream.write_all(b"GET /heal").await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(5), "closed after {took:?}");
+    // Whatever hyper says on the way out (a 408, or nothing), it is not an answer to the
+    // request, which never arrived.
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "{}", String::from_utf8_lossy(&answer));
+    // A client that does finish its request in time is served.
+    assert_eq!(fetch(&lp.url("/healthz"), &[]).await.status, StatusCode::OK);
+}
