@@ -1,7 +1,9 @@
-//! Registry authentication: reading a registry's challenge and caching the bearer tokens
-//! it leads to. The HTTP requests themselves are made by [`crate::registry`].
+//! Registry authentication: reading a registry's challenge, judging the token realm it
+//! names, and caching the bearer tokens it leads to. The HTTP requests themselves are
+//! made by [`crate::registry`].
 
 pub mod challenge;
+pub mod realm;
 pub mod tokens;
 
 use challenge::Challenge;

@@ -338,23 +338,37 @@ impl Config {
             ("timeouts.client_header_read_secs", t.client_header_read_secs),
             ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
         ] {
-            if !(secs > 0.0 && secs <= 86_400.0) {
-                return Err(format!("{key} must be more than 0 and at most 86400, got {secs}"));
+            // At least a millisecond: anything shorter rounds to a zero Duration, a
+            // deadline that has passed before it is set.
+            if !(0.001..=86_400.0).contains(&secs) {
+                return Err(format!("{key} must be from 0.001 to 86400, got {secs}"));
             }
         }
         let l = &self.limits;
-        for (key, value, min) in [
-            ("limits.max_request_header_bytes", l.max_request_header_bytes, 1024),
-            ("limits.max_manifest_bytes", l.max_manifest_bytes, 1024),
-            ("limits.max_token_response_bytes", l.max_token_response_bytes, 1024),
-            ("limits.max_concurrent_downloads", l.max_concurrent_downloads, 1),
+        for (key, value, min, max) in [
+            // hyper's read buffer stops at about 408 KiB: a larger limit could not apply.
+            ("limits.max_request_header_bytes", l.max_request_header_bytes, 1024, 400 << 10),
+            // Manifests and token responses are held whole in memory.
+            ("limits.max_manifest_bytes", l.max_manifest_bytes, 1024, 256 << 20),
+            ("limits.max_token_response_bytes", l.max_token_response_bytes, 1024, 16 << 20),
+            // tokio's semaphore panics past usize::MAX >> 3 permits.
+            ("limits.max_concurrent_downloads", l.max_concurrent_downloads, 1, 1_000_000),
+            ("limits.max_redirects", l.max_redirects, 0, 100),
         ] {
-            if value < min {
-                return Err(format!("{key} must be at least {min}, got {value}"));
+            if !(min..=max).contains(&value) {
+                return Err(format!("{key} must be from {min} to {max}, got {value}"));
             }
         }
-        if l.max_redirects > 100 {
-            return Err(format!("limits.max_redirects must be at most 100, got {}", l.max_redirects));
+        let r = &self.retries;
+        // The backoff ceiling is initial × 2^(attempts - 1); a huge initial value made its
+        // jitter divide by zero. A minute doubled nine times is already hours.
+        for (key, value, max) in [
+            ("retries.initial_backoff_ms", r.initial_backoff_ms, 60_000),
+            ("retries.max_retry_after_secs", r.max_retry_after_secs, 3_600),
+        ] {
+            if value > max {
+                return Err(format!("{key} must be from 0 to {max}, got {value}"));
+            }
         }
         if !(1..=1024).contains(&self.worker_threads) {
             return Err(format!("worker_threads must be from 1 to 1024, got {}", self.worker_threads));
@@ -464,6 +478,31 @@ mod tests {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");
         }
+    }
+
+    #[test]
+    fn numbers_that_would_break_arithmetic_are_refused_by_key() {
+        for (json, needle) in [
+            (r#"{"retries": {"initial_backoff_ms": 18446744073709551615}}"#, "retries.initial_backoff_ms"),
+            (r#"{"retries": {"initial_backoff_ms": 60001}}"#, "retries.initial_backoff_ms"),
+            (r#"{"retries": {"max_retry_after_secs": 18446744073709551615}}"#, "retries.max_retry_after_secs"),
+            (r#"{"retries": {"attempts": 11}}"#, "retries.attempts"),
+            (r#"{"limits": {"max_concurrent_downloads": 18446744073709551615}}"#, "limits.max_concurrent_downloads"),
+            (r#"{"limits": {"max_manifest_bytes": 18446744073709551615}}"#, "limits.max_manifest_bytes"),
+            (r#"{"limits": {"max_token_response_bytes": 18446744073709551615}}"#, "limits.max_token_response_bytes"),
+            (r#"{"limits": {"max_request_header_bytes": 18446744073709551615}}"#, "limits.max_request_header_bytes"),
+            (r#"{"limits": {"max_redirects": 18446744073709551615}}"#, "limits.max_redirects"),
+            (r#"{"timeouts": {"connect_secs": 1e300}}"#, "timeouts.connect_secs"),
+            (r#"{"timeouts": {"tls_handshake_secs": 1e-12}}"#, "timeouts.tls_handshake_secs"),
+            (r#"{"worker_threads": 18446744073709551615}"#, "worker_threads"),
+        ] {
+            let e = Config::parse(json).unwrap_err();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+        // The edges themselves are fine: no backoff, no waiting out a 429.
+        Config::parse(r#"{"retries": {"initial_backoff_ms": 0, "max_retry_after_secs": 0}}"#).unwrap();
+        Config::parse(r#"{"retries": {"initial_backoff_ms": 60000, "max_retry_after_secs": 3600}}"#).unwrap();
+        Config::parse(r#"{"timeouts": {"connect_secs": 0.001}}"#).unwrap();
     }
 
     #[test]

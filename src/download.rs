@@ -233,14 +233,7 @@ pub fn respond(
 ) -> Response<Body> {
     let (parts, incoming) = upstream.into_parts();
     if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
-        // The registry's 416 body is its own error text, and distribution 2.8 sends it
-        // under the blob's Content-Length: pass on only the status and Content-Range.
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = parts.status;
-        if let Some(range) = parts.headers.get(header::CONTENT_RANGE) {
-            response.headers_mut().insert(header::CONTENT_RANGE, range.clone());
-        }
-        return response;
+        return not_satisfiable(&parts);
     }
     // Only a whole blob can be checked against its digest; a range is passed on as is.
     let verification = (options.verify && parts.status == StatusCode::OK)
@@ -253,7 +246,34 @@ pub fn respond(
         waiting: false,
         slot,
     };
-    let mut response = Response::new(Body::Blob(body));
+    with_passed_on_headers(&parts, file_name, Body::Blob(body))
+}
+
+/// The download's answer to a HEAD: the same status and headers, no body. Nothing is
+/// streamed, so it takes no download slot and is not counted as a download; dropping the
+/// registry's (empty) body closes its connection.
+pub fn respond_to_head(upstream: Response<UpstreamBody>, file_name: &str) -> Response<Body> {
+    let (parts, _) = upstream.into_parts();
+    if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
+        return not_satisfiable(&parts);
+    }
+    with_passed_on_headers(&parts, file_name, Body::empty())
+}
+
+/// A 416 with only its status and `Content-Range`: the registry's body is its own error
+/// text, and distribution 2.8 sends it under the blob's Content-Length.
+fn not_satisfiable(parts: &http::response::Parts) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = parts.status;
+    if let Some(range) = parts.headers.get(header::CONTENT_RANGE) {
+        response.headers_mut().insert(header::CONTENT_RANGE, range.clone());
+    }
+    response
+}
+
+/// `body` under the registry's status and the headers passed on, named `file_name`.
+fn with_passed_on_headers(parts: &http::response::Parts, file_name: &str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     *response.status_mut() = parts.status;
     let headers = response.headers_mut();
     for name in PASSED_ON_RESPONSE_HEADERS {

@@ -46,12 +46,18 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    let o = ip.octets();
+    let last_32 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_public_v4(v4);
     }
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach an embedded IPv4 address.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
-        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+    // IPv4-translated (::ffff:0:0/96, SIIT) and the well-known NAT64 prefix
+    // (64:ff9b::/96) reach the IPv4 address in their last 32 bits.
+    if s[0..6] == [0, 0, 0, 0, 0xffff, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) {
+        return is_public_v4(last_32);
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return is_public_local_use_nat64(o);
     }
     if s[0] == 0x2002 {
         return is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
@@ -64,6 +70,27 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x2001 && s[1] == 0)      // Teredo, which tunnels to anywhere
         || (s[0] == 0x0100 && s[1..4] == [0; 3])) // discard-only 100::/64
+}
+
+/// The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215): the operator picks a sub-prefix
+/// of length /48, /56, /64 or /96, which puts the IPv4 address at a different place
+/// (RFC 6052, section 2.2), and nothing in the address says which. So every reading whose
+/// suffix is zero, as RFC 6052 requires, must be public; the /96 reading always counts.
+/// This errs towards refusing: with a /48, /56 or /64 sub-prefix the /96 reading is
+/// 0.0.0.0, so only /96 sub-prefixes (the usual layout, as with 64:ff9b::/96) reach
+/// public addresses.
+fn is_public_local_use_nat64(o: [u8; 16]) -> bool {
+    // Bits 64–71 are zero in every RFC 6052 format: anything else is no translation.
+    if o[8] != 0 {
+        return false;
+    }
+    let readings: [(Ipv4Addr, &[u8]); 4] = [
+        (Ipv4Addr::new(o[6], o[7], o[9], o[10]), &o[11..]),   // /48
+        (Ipv4Addr::new(o[7], o[9], o[10], o[11]), &o[12..]),  // /56
+        (Ipv4Addr::new(o[9], o[10], o[11], o[12]), &o[13..]), // /64
+        (Ipv4Addr::new(o[12], o[13], o[14], o[15]), &[]),     // /96
+    ];
+    readings.iter().filter(|(_, suffix)| suffix.iter().all(|&b| b == 0)).all(|(v4, _)| is_public_v4(*v4))
 }
 
 /// Refusal to connect to a non-public address on behalf of an unlisted registry.
@@ -182,6 +209,17 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1:ffff:ff:ffff:c0a8:101",
+            // 10.0.0.1 behind a /48 and a /64 local-use sub-prefix.
+            "64:ff9b:1:a00:0:100::",
+            "64:ff9b:1:0:a:0:100:0",
+            // Bits 64–71 set: not a translated address at all.
+            "64:ff9b:1:0:100::808:808",
             "2002:c0a8:0101::1",
             "2001:db8::1",
         ] {
@@ -191,9 +229,18 @@ mod tests {
 
     #[test]
     fn public_addresses_are_public() {
-        for ip in
-            ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::101:101"]
-        {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "64:ff9b::101:101",
+            "::ffff:0:8.8.8.8",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ab:cd:ef:808:808",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} counted as private");
         }
     }

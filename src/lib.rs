@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod page;
 pub mod query;
+pub mod range;
 pub mod reference;
 pub mod registry;
 pub mod routes;

@@ -155,7 +155,7 @@ pub fn image(reference: &ImageReference, fetched: &FetchedManifest) -> String {
 }
 
 fn layers(out: &mut String, reference: &ImageReference, manifest: &ImageManifest) {
-    let total: u64 = manifest.layers.iter().map(|l| l.size).sum();
+    let total = manifest.layers.iter().map(|l| l.size).fold(0, u64::saturating_add);
     let _ = write!(
         out,
         "<dt>config</dt><dd><code id=\"config-digest\"><a href=\"{}\">{}</a></code></dd>\n</dl>\n\

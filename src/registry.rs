@@ -3,7 +3,8 @@
 //! carries its requests.
 //!
 //! Credentials (Basic or Bearer) go only to the registry's own origin; a redirect to a
-//! CDN on another host is followed without them. Unlisted registries are reached only
+//! CDN on another host is followed without them. Basic credentials go to the token realm
+//! only when it is on the registry's domain ([`crate::auth::realm`]). Unlisted registries are reached only
 //! over https and only at public addresses (see [`crate::egress`]).
 
 use std::sync::Arc;
@@ -15,12 +16,13 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
-use crate::auth::{challenge, Scheme};
+use crate::auth::{challenge, realm, Scheme};
 use crate::config::{Config, Registry};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
 use crate::manifest::{self, FetchedManifest};
 use crate::metrics::{Metrics, UpstreamError};
+use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
@@ -94,21 +96,40 @@ impl RegistryClient {
         Ok(FetchedManifest { media_type, digest, manifest })
     }
 
-    /// Starts a blob download: GET or HEAD, with the client's `Range`/`If-Range` passed on.
-    /// Answers the registry's (or CDN's) response when it is 200, 206 or 416.
+    /// Starts a blob download: GET or HEAD, with the client's `Range`/`If-Range` passed on
+    /// when the range is one [`ByteRange`] (else both are dropped and the whole blob asked
+    /// for). Answers the registry's (or CDN's) response when it is 200, a 206 carrying
+    /// exactly the range asked for, or a 416 to a range; any other 206 or 416 is a 502.
     pub async fn blob(
         &self,
         reference: &ImageReference,
         digest: &Digest,
         method: &Method,
-        pass_on: HeaderMap,
+        mut pass_on: HeaderMap,
     ) -> Result<Response<UpstreamBody>, Error> {
         let registry = self.config.registry(reference.registry());
         let path = format!("/v2/{}/blobs/{}", reference.repository(), digest);
+        let range = pass_on.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(ByteRange::parse);
+        if range.is_none() {
+            pass_on.remove(header::RANGE);
+            pass_on.remove(header::IF_RANGE);
+        }
         let response =
             self.get(&registry, reference.repository(), Transport::Dedicated, method, &path, pass_on).await?;
-        match response.status() {
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => Ok(response),
+        match (response.status(), range) {
+            (StatusCode::OK, _) | (StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => Ok(response),
+            (StatusCode::PARTIAL_CONTENT, Some(range)) => {
+                let content_range = response.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
+                if range.answered_by(content_range.unwrap_or(""), content_length(response.headers())) {
+                    Ok(response)
+                } else {
+                    Err(self.invalid(format!("the registry answered {range} of blob {digest} with other bytes")))
+                }
+            }
+            (StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE, None) => Err(self.invalid(format!(
+                "the registry answered {} to a request for the whole blob {digest}",
+                response.status()
+            ))),
             _ => Err(status_error(&response, &format!("blob {digest} not found in {}", reference.repository()))),
         }
     }
@@ -248,9 +269,21 @@ impl RegistryClient {
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
             return Err(self.invalid(format!("{} names a token realm that is not an http(s) URL", registry.host)));
         }
+        let credentials = realm::judge(&url, &registry.host, &registry.endpoint).map_err(|refusal| {
+            self.metrics().upstream_error(UpstreamError::Refused);
+            Error::forbidden(refusal)
+        })?;
         let mut headers = HeaderMap::new();
         if let Some(auth) = basic(registry) {
-            headers.insert(header::AUTHORIZATION, auth);
+            if credentials == realm::Credentials::Send {
+                headers.insert(header::AUTHORIZATION, auth);
+            } else {
+                tracing::warn!(
+                    registry = %registry.host,
+                    realm_host = url.host().unwrap_or_default(),
+                    "the token realm is not on the registry's domain: asking it without the configured credentials"
+                );
+            }
         }
         self.metrics().token_fetch();
         let response = self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &headers).await?;

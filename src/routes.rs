@@ -118,7 +118,8 @@ impl App {
         pairs: &[(String, String)],
     ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
-        let slot = self.downloads.take()?;
+        // A HEAD streams nothing: no slot, and not counted as a download.
+        let slot = if method == Method::HEAD { None } else { Some(self.downloads.take()?) };
         let mut pass_on = HeaderMap::new();
         for name in PASSED_ON_REQUEST_HEADERS {
             if let Some(value) = headers.get(&name) {
@@ -126,7 +127,10 @@ impl App {
             }
         }
         let upstream = self.registry.blob(&link.image, &link.digest, &method, pass_on).await?;
-        Ok(download::respond(upstream, &link.digest, &link.file_name(), &self.stream, slot))
+        Ok(match slot {
+            Some(slot) => download::respond(upstream, &link.digest, &link.file_name(), &self.stream, slot),
+            None => download::respond_to_head(upstream, &link.file_name()),
+        })
     }
 
     /// `files`: the layer's entries, largest first.

@@ -10,6 +10,7 @@
 
 pub mod dedicated;
 
+use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher as _};
 use std::pin::Pin;
@@ -184,7 +185,7 @@ impl Upstream {
             };
             match wait {
                 Some(wait) if attempt < self.retries.attempts => {
-                    tracing::debug!(%uri, attempt, ?wait, "retrying registry request");
+                    tracing::debug!(uri = %Redacted(uri), attempt, ?wait, "retrying registry request");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -275,7 +276,23 @@ impl Upstream {
         let ceiling = self.retries.initial_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
         // RandomState is seeded randomly per instance: enough randomness for jitter.
         let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        Duration::from_millis(random % (ceiling + 1))
+        Duration::from_millis(random % ceiling.saturating_add(1))
+    }
+}
+
+/// A URL as it may be logged: scheme, host, port and path. The query is left out (a
+/// CDN's redirect carries a pre-signed signature there, as good as a password until it
+/// expires), and so is any user info.
+pub struct Redacted<'a>(pub &'a Uri);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = self.0;
+        write!(f, "{}://{}", uri.scheme_str().unwrap_or("?"), uri.host().unwrap_or(""))?;
+        if let Some(port) = uri.port_u16() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(uri.path())
     }
 }
 
@@ -354,5 +371,38 @@ where
                 )) as BoxError),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_keep_scheme_host_port_and_path_only() {
+        let u = |s: &str| s.parse::<Uri>().unwrap();
+        let cdn = u("https://user:pw@cdn.example:8443/blobs/sha256:ab?X-Amz-Signature=abc&X-Amz-Credential=def");
+        assert_eq!(Redacted(&cdn).to_string(), "https://cdn.example:8443/blobs/sha256:ab");
+        assert_eq!(Redacted(&u("http://127.0.0.1:5000/v2/?a=b")).to_string(), "http://127.0.0.1:5000/v2/");
+        assert_eq!(Redacted(&u("https://[::1]/token?scope=x")).to_string(), "https://[::1]/token");
+        assert_eq!(Redacted(&u("https://r.io")).to_string(), "https://r.io/");
+    }
+
+    #[tokio::test]
+    async fn backoff_stays_within_its_ceiling_whatever_the_numbers() {
+        // Config validation keeps initial_backoff_ms small; the arithmetic must hold
+        // without it too (u64::MAX once made `ceiling + 1` wrap to a division by zero).
+        for initial_backoff_ms in [0, 1, 100, u64::MAX] {
+            let mut config = Config::default();
+            config.retries.initial_backoff_ms = initial_backoff_ms;
+            let upstream = Upstream::new(&config, Arc::new(Metrics::default()));
+            for attempt in 1..=20 {
+                let ceiling = initial_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
+                assert!(
+                    upstream.backoff(attempt) <= Duration::from_millis(ceiling),
+                    "{initial_backoff_ms} ms, {attempt}"
+                );
+            }
+        }
     }
 }

@@ -154,6 +154,12 @@ async fn a_stream_cut_halfway_leaves_the_client_with_an_error_not_a_clean_end() 
         let got = fetch(&lp.url(&link_for(&img, 0)), &[]).await;
         assert_eq!(got.status, StatusCode::OK, "headers were already sent");
         assert!(got.body.is_err(), "verify={verify}: the client saw a clean end");
+        // One request for the blob: the break was not retried (or resumed with a Range)
+        // behind the client's back.
+        let blob_path = format!("/v2/{REPO}/blobs/{}", digest(&img.layers[0]));
+        let requests = img.fake.seen.registry_requests.lock().unwrap().clone();
+        let blob_requests = requests.iter().filter(|(path, _)| *path == blob_path).count();
+        assert_eq!(blob_requests, 1, "verify={verify}: the registry saw {requests:?}");
     }
 }
 

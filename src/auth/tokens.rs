@@ -71,8 +71,10 @@ impl Token {
         header.set_sensitive(true);
         let lifetime = r.expires_in.map_or(DEFAULT_EXPIRES_IN, Duration::from_secs);
         let issued_at = r.issued_at.as_deref().and_then(parse_rfc3339).filter(|t| *t <= now).unwrap_or(now);
-        let expires_at = issued_at + lifetime;
-        let left = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
+        // Counted as lifetime minus age, never as `issued_at + lifetime`: a server may say
+        // `expires_in` up to u64::MAX seconds, past what a SystemTime can hold.
+        let age = now.duration_since(issued_at).unwrap_or(Duration::ZERO);
+        let left = lifetime.saturating_sub(age);
         let margin = (lifetime / 10).min(MAX_MARGIN);
         Ok(Token { header, keep_for: left.saturating_sub(margin) })
     }
@@ -134,55 +136,57 @@ impl TokenCache {
 }
 
 /// Parses an RFC 3339 timestamp such as `2024-05-01T12:00:00.5Z` or `…+02:00`.
+///
+/// Works on bytes and matches whole fields, never slicing the string by position: a
+/// token server's text may hold multibyte characters anywhere.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
+    /// A field of ASCII digits only (no sign, no spaces), as a number.
+    fn num(digits: &[u8]) -> Option<i64> {
+        digits.iter().try_fold(0i64, |n, &d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
     }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let (date_time, rest) = s.as_bytes().split_at_checked(19)?;
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T' | b't' | b' ', h0, h1, b':', i0, i1, b':', s0, s1] =
+        *date_time
+    else {
+        return None;
+    };
+    let (year, month, day) = (num(&[y0, y1, y2, y3])?, num(&[m0, m1])?, num(&[d0, d1])?);
+    let (hour, minute, second) = (num(&[h0, h1])?, num(&[i0, i1])?, num(&[s0, s1])?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
+    let (nanos, zone) = match rest {
+        [b'.', fraction @ ..] => {
+            let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return None;
+            }
+            // Nanoseconds: the first nine digits, scaled up when there are fewer.
+            let kept = &fraction[..digits.min(9)];
+            let nanos = num(kept)? * 10i64.pow(9 - kept.len() as u32);
+            (u32::try_from(nanos).ok()?, &fraction[digits..])
         }
-        if i == start {
-            return None;
-        }
-        let digits = &s[start..i.min(start + 9)];
-        nanos = digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32);
-    }
-    let offset = match &s[i..] {
-        "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
-            let minutes = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if tz.starts_with('-') {
-                -minutes * 60
+        _ => (0, rest),
+    };
+    let offset = match *zone {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h0, h1, b':', m0, m1] => {
+            let (hours, minutes) = (num(&[h0, h1])?, num(&[m0, m1])?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let offset = (hours * 60 + minutes) * 60;
+            if sign == b'-' {
+                -offset
             } else {
-                minutes * 60
+                offset
             }
         }
         _ => return None,
     };
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -253,6 +257,103 @@ mod tests {
             "+024-01-01T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_lifetime_too_long_to_add_to_a_time_is_kept_not_a_panic() {
+        let body = br#"{"token":"t","expires_in":18446744073709551615,"issued_at":"2024-01-01T00:00:00Z"}"#;
+        let t = Token::from_response(body, at(1_704_067_200 + 100)).unwrap();
+        assert_eq!(t.keep_for(), Duration::from_secs(u64::MAX - 100) - MAX_MARGIN);
+        let t = Token::from_response(br#"{"token":"t","expires_in":18446744073709551615}"#, at(1000)).unwrap();
+        assert_eq!(t.keep_for(), Duration::from_secs(u64::MAX) - MAX_MARGIN);
+    }
+
+    #[test]
+    fn a_multibyte_character_in_the_offset_is_rejected_not_a_panic() {
+        // "+0é00" is six bytes, with the 'é' across bytes 2 and 3.
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+0\u{e9}00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00.5+0\u{e9}00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00\u{e9}"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:0\u{e9}Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+24:00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+02:60"), None);
+    }
+
+    /// Year, month and day of a day count since 1970-01-01 (Hinnant's inverse), so the
+    /// round-trip property checks the parser against an independent formatter.
+    fn civil_from_days(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    /// `secs` since the epoch written as local time at `offset_minutes` east of UTC.
+    fn format_rfc3339(secs: i64, offset_minutes: i64) -> String {
+        let local = secs + offset_minutes * 60;
+        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+        let t = local.rem_euclid(86_400);
+        let zone = match offset_minutes {
+            0 => "Z".to_owned(),
+            m => format!("{}{:02}:{:02}", if m < 0 { '-' } else { '+' }, m.abs() / 60, m.abs() % 60),
+        };
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{zone}", t / 3600, t / 60 % 60, t % 60)
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_body_is_a_token_or_an_error_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let _ = Token::from_response(&body, at(1_700_000_000));
+            }
+
+            #[test]
+            fn any_lifetime_and_issued_at_give_a_token_kept_at_most_its_lifetime(
+                expires_in in any::<u64>(),
+                issued_at in prop_oneof![
+                    "\\PC{0,40}",
+                    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?\\PC{0,8}",
+                ],
+                now in any::<u32>(),
+            ) {
+                let body = serde_json::json!({"token": "t", "expires_in": expires_in, "issued_at": issued_at});
+                let t = Token::from_response(body.to_string().as_bytes(), at(u64::from(now)))
+                    .map_err(TestCaseError::fail)?;
+                prop_assert!(t.keep_for() <= Duration::from_secs(expires_in));
+            }
+
+            #[test]
+            fn any_timestamp_parses_or_fails_never_a_panic(
+                // Valid dates and times, so that the tail is what gets parsed.
+                stem in "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]",
+                // Zone-like tails too: a multibyte character where an offset's digits go.
+                rest in prop_oneof!["\\PC{0,10}", "(\\.[0-9]{1,3})?[+-][0-9]{0,2}[\\x{80}-\\x{7ff}][0-9:]{0,3}"],
+                any in "\\PC{0,40}",
+            ) {
+                let _ = parse_rfc3339(&format!("{stem}{rest}"));
+                let _ = parse_rfc3339(&any);
+            }
+
+            #[test]
+            fn formatted_times_parse_back(
+                // From 1970 to the end of 9999, and offsets up to ±23:59.
+                secs in 0i64..253_402_300_800,
+                offset_minutes in -1439i64..=1439,
+            ) {
+                let text = format_rfc3339(secs, offset_minutes);
+                // A local time past the end of 9999 cannot be written in four digits.
+                prop_assume!(text.as_bytes().get(4) == Some(&b'-'));
+                prop_assert_eq!(parse_rfc3339(&text), Some(at(secs as u64)), "{}", text);
+            }
         }
     }
 

@@ -162,7 +162,11 @@ impl Listing {
 
     /// Total size of the files.
     pub fn file_bytes(&self) -> u64 {
-        self.entries.iter().filter(|e| matches!(e.kind, Kind::File | Kind::Sparse)).map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::File | Kind::Sparse))
+            .map(|e| e.size)
+            .fold(0, u64::saturating_add)
     }
 
     /// Entries whose names were absolute or climbed out of the layer.

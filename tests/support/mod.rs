@@ -190,6 +190,8 @@ pub struct Seen {
     pub token_requests: AtomicUsize,
     /// Query strings of the token requests.
     pub token_queries: Mutex<Vec<String>>,
+    /// Authorization headers of the token requests.
+    pub token_authorizations: Mutex<Vec<Option<String>>>,
     /// (path, authorization header) of every request to the registry.
     pub registry_requests: Mutex<Vec<(String, Option<String>)>>,
     /// Path and `Range` header of each GET that reached the registry.
@@ -222,11 +224,22 @@ pub const REPO: &str = "team/app";
 impl FakeRegistry {
     /// `manifests` maps tag or digest to (media type, JSON); `blobs` maps digest to blob.
     pub async fn start(manifests: HashMap<String, (String, Bytes)>, blobs: HashMap<String, FakeBlob>) -> FakeRegistry {
+        FakeRegistry::start_with_realm_host(manifests, blobs, "127.0.0.1").await
+    }
+
+    /// Like [`FakeRegistry::start`], with the challenge naming the token server by
+    /// `realm_host` (`localhost` makes it another host than the registry's 127.0.0.1).
+    pub async fn start_with_realm_host(
+        manifests: HashMap<String, (String, Bytes)>,
+        blobs: HashMap<String, FakeBlob>,
+        realm_host: &str,
+    ) -> FakeRegistry {
         let seen = Arc::new(Seen::default());
         let token_seen = seen.clone();
         let token_server = FakeServer::start(move |req| {
             let n = token_seen.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
             token_seen.token_queries.lock().unwrap().push(req.uri().query().unwrap_or("").to_owned());
+            token_seen.token_authorizations.lock().unwrap().push(header(req.headers(), "authorization"));
             respond(StatusCode::OK, format!(r#"{{"token":"token-{n}","expires_in":300}}"#))
         })
         .await;
@@ -242,7 +255,7 @@ impl FakeRegistry {
             }
         })
         .await;
-        let realm = format!("{}/token", token_server.url());
+        let realm = format!("http://{realm_host}:{}/token", token_server.addr.port());
         let cdn_url = cdn.url();
         let registry_seen = seen.clone();
         let registry = FakeServer::start(move |req| {
