@@ -183,7 +183,11 @@ impl App {
             (Some(e), false) => {
                 let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
                 let preview = match content {
-                    Some(c) => Some(self.layers.preview(&self.registry, &link, c.index).await),
+                    Some(c) => match self.layers.preview(&self.registry, &link, c.index).await {
+                        // Busy is the whole answer: 503 with Retry-After, as for downloads.
+                        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+                        read => Some(read),
+                    },
                     None => None,
                 };
                 page::layer_file(&link, &listing, e, &path, preview)

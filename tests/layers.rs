@@ -584,6 +584,32 @@ async fn a_registry_that_ignores_range_still_gets_the_right_bytes() {
     }
 }
 
+#[tokio::test]
+async fn previews_beyond_the_limit_get_503_with_retry_after() {
+    let (tar, _) = many_files(8);
+    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.stall_ranges = true).await;
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+    let blob_digest = digest(&s.layers[0].1);
+    // Every preview slot held by a read the registry never finishes.
+    let limit = layerpipe::layer::inspect::MAX_CONCURRENT_EXTRACTS;
+    let stuck: Vec<_> = (0..limit)
+        .map(|i| {
+            let url = s.lp.url(&format!("/fs/f{:04}.bin?{}", i % 8, s.query(1)));
+            tokio::spawn(async move { fetch(&url, &[]).await })
+        })
+        .collect();
+    eventually("every slot holds a stalled range read", || s.fake.seen.blob_ranges(&blob_digest).len() > limit)
+        .await;
+    let busy = s.fs(1, "f0000.bin").await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    let busy = s.get(&format!("/save/f0001.bin?{}", s.query(1))).await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    for task in stuck {
+        task.abort();
+    }
+}
+
 /// `Range: bytes=a-b` as (a, b), `b` absent for `a-`.
 fn parse_range(range: &str) -> Option<(u64, Option<u64>)> {
     let (a, b) = range.strip_prefix("bytes=")?.split_once('-')?;

@@ -94,6 +94,12 @@ impl std::error::Error for DecompressError {}
 /// Output bytes per inflate or zstd call.
 const OUT_BUFFER: usize = 64 * 1024;
 
+/// The largest zstd window decoded, as a power of two: 8 MiB, what `zstd -19` uses at
+/// most. A frame may declare up to 2 GiB (`--long=31`), and the decoder would allocate
+/// it: a 6 KB blob could cost 128 MiB. With 4 listings and 32 previews or saves at once,
+/// zstd windows take at most 36 × 8 MiB = 288 MiB in all.
+pub const MAX_ZSTD_WINDOW_LOG: u32 = 23;
+
 /// A place in a blob where decompression can start again without what came before:
 /// a deflate block boundary (with the window it refers back into), a zstd frame's
 /// start, or, for a plain tar, any byte.
@@ -327,7 +333,20 @@ impl Zstd {
         loop {
             let before = src.pos();
             let mut dst = OutBuffer::around(&mut self.buffer[..]);
-            let hint = self.context.run(&mut src, &mut dst)?;
+            let hint = self.context.run(&mut src, &mut dst).map_err(|e| {
+                if e.to_string().contains("too much memory") {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "a zstd frame needs a window larger than the {} MiB layerpipe decodes \
+                             (written with zstd --long?)",
+                            (1u64 << MAX_ZSTD_WINDOW_LOG) >> 20
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
             let produced = dst.pos();
             out.write(&self.buffer[..produced])?;
             *offset += (src.pos() - before) as u64;
@@ -557,7 +576,9 @@ fn out_buffer() -> Box<[u8]> {
 }
 
 fn zstd_decoder() -> io::Result<Zstd> {
-    Ok(Zstd { context: zstd::stream::raw::Decoder::new()?, in_frame: false, buffer: out_buffer() })
+    let mut context = zstd::stream::raw::Decoder::new()?;
+    context.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(MAX_ZSTD_WINDOW_LOG))?;
+    Ok(Zstd { context, in_frame: false, buffer: out_buffer() })
 }
 
 #[cfg(test)]
@@ -773,5 +794,28 @@ mod tests {
             text_points as f64 / text_blob as f64 > 2.0 * points as f64 / blob as f64,
             "{text_points} in {text_blob}"
         );
+    }
+
+    #[test]
+    fn a_zstd_window_beyond_the_limit_is_refused_before_it_is_allocated() {
+        // A frame whose header declares a 128 MiB window (--long=27) over a few bytes.
+        let mut encoder = zstd::stream::raw::Encoder::new(3).unwrap();
+        use zstd::stream::raw::{CParameter, InBuffer, Operation, OutBuffer};
+        encoder.set_parameter(CParameter::WindowLog(27)).unwrap();
+        encoder.set_parameter(CParameter::EnableLongDistanceMatching(true)).unwrap();
+        let data = vec![7u8; 6000];
+        let mut out = vec![0u8; 1 << 16];
+        let mut dst = OutBuffer::around(&mut out[..]);
+        let mut src = InBuffer::around(&data[..]);
+        encoder.run(&mut src, &mut dst).unwrap();
+        encoder.finish(&mut dst, true).unwrap();
+        let n = dst.pos();
+        let blob = out[..n].to_vec();
+        let (_, compression, result) = run(&blob, 1000);
+        assert_eq!(compression, Some(Compression::Zstd));
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains("window larger than the 8 MiB"), "{e}");
+        // An ordinary frame decodes.
+        assert_eq!(run(&zstd(&data), 1000).0, data);
     }
 }

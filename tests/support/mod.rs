@@ -176,11 +176,20 @@ pub struct FakeBlob {
     pub via_cdn: bool,
     /// Answer every GET with the whole blob, `Range` or not.
     pub ignore_range: bool,
+    /// Answer a `Range` GET with its headers, then go silent.
+    pub stall_ranges: bool,
 }
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false, ignore_range: false }
+        FakeBlob {
+            data: data.into(),
+            served: None,
+            cut_at: None,
+            via_cdn: false,
+            ignore_range: false,
+            stall_ranges: false,
+        }
     }
 }
 
@@ -336,7 +345,13 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
             r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes */{total}")).unwrap());
             return r;
         }
-        let mut r = respond(StatusCode::PARTIAL_CONTENT, data.slice(a..=b));
+        let mut r = if blob.stall_ranges {
+            let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, Cut::Stall));
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            r
+        } else {
+            respond(StatusCode::PARTIAL_CONTENT, data.slice(a..=b))
+        };
         r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes {a}-{b}/{total}")).unwrap());
         r.headers_mut().insert("content-length", HeaderValue::from(b - a + 1));
         return r;
