@@ -139,6 +139,8 @@ pub struct Timeouts {
     pub client_header_read_secs: f64,
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: f64,
+    /// The span over which `limits.explorer_min_bytes_per_sec` is averaged.
+    pub explorer_rate_window_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -150,6 +152,7 @@ impl Default for Timeouts {
             idle_read_secs: 60.0,
             client_header_read_secs: 30.0,
             shutdown_grace_secs: 30.0,
+            explorer_rate_window_secs: 60.0,
         }
     }
 }
@@ -183,6 +186,10 @@ impl Timeouts {
     pub fn shutdown_grace(&self) -> Duration {
         secs(self.shutdown_grace_secs)
     }
+    /// The span a layer read's rate is averaged over.
+    pub fn explorer_rate_window(&self) -> Duration {
+        secs(self.explorer_rate_window_secs)
+    }
 }
 
 /// Sizes and counts.
@@ -199,6 +206,10 @@ pub struct Limits {
     pub max_redirects: usize,
     /// Most downloads streaming at once; more get 503 with `Retry-After`.
     pub max_concurrent_downloads: usize,
+    /// The slowest a registry may send a layer being listed, previewed or saved,
+    /// averaged over `timeouts.explorer_rate_window_secs` of waiting on it; slower aborts
+    /// the read and frees its slot. 0 turns the check off.
+    pub explorer_min_bytes_per_sec: usize,
 }
 
 impl Default for Limits {
@@ -209,6 +220,7 @@ impl Default for Limits {
             max_token_response_bytes: 64 * 1024,
             max_redirects: 10,
             max_concurrent_downloads: 512,
+            explorer_min_bytes_per_sec: 64 * 1024,
         }
     }
 }
@@ -337,6 +349,7 @@ impl Config {
             ("timeouts.idle_read_secs", t.idle_read_secs),
             ("timeouts.client_header_read_secs", t.client_header_read_secs),
             ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
+            ("timeouts.explorer_rate_window_secs", t.explorer_rate_window_secs),
         ] {
             // At least a millisecond: anything shorter rounds to a zero Duration, a
             // deadline that has passed before it is set.
@@ -354,6 +367,7 @@ impl Config {
             // tokio's semaphore panics past usize::MAX >> 3 permits.
             ("limits.max_concurrent_downloads", l.max_concurrent_downloads, 1, 1_000_000),
             ("limits.max_redirects", l.max_redirects, 0, 100),
+            ("limits.explorer_min_bytes_per_sec", l.explorer_min_bytes_per_sec, 0, 1 << 30),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(format!("{key} must be from {min} to {max}, got {value}"));

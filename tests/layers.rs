@@ -574,7 +574,7 @@ async fn after_a_listing_a_file_is_one_range_read_of_little_more_than_itself() {
 #[tokio::test]
 async fn a_registry_that_ignores_range_still_gets_the_right_bytes() {
     let (tar, files) = many_files(24);
-    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.ignore_range = true).await;
+    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.ranges = Ranges::Ignored).await;
     assert_eq!(s.files(1).await.status, StatusCode::OK);
     for i in [23, 11, 0] {
         let got = s.get(&format!("/save/f{i:04}.bin?{}", s.query(1))).await;
@@ -587,7 +587,7 @@ async fn a_registry_that_ignores_range_still_gets_the_right_bytes() {
 #[tokio::test]
 async fn previews_beyond_the_limit_get_503_with_retry_after() {
     let (tar, _) = many_files(8);
-    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.stall_ranges = true).await;
+    let s = serve_with(vec![(GZIP_LAYER, gzip(&tar))], |_, blob| blob.ranges = Ranges::Cut(Cut::Stall)).await;
     assert_eq!(s.files(1).await.status, StatusCode::OK);
     let blob_digest = digest(&s.layers[0].1);
     // Every preview slot held by a read the registry never finishes.
@@ -598,8 +598,7 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
             tokio::spawn(async move { fetch(&url, &[]).await })
         })
         .collect();
-    eventually("every slot holds a stalled range read", || s.fake.seen.blob_ranges(&blob_digest).len() > limit)
-        .await;
+    eventually("every slot holds a stalled range read", || s.fake.seen.blob_ranges(&blob_digest).len() > limit).await;
     let busy = s.fs(1, "f0000.bin").await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
     assert_eq!(busy.header("retry-after"), Some("5"));
@@ -608,6 +607,40 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
     for task in stuck {
         task.abort();
     }
+}
+
+#[tokio::test]
+async fn a_registry_that_trickles_frees_the_slot_within_the_rate_window() {
+    let (tar, _) = many_files(8);
+    let blob = gzip(&tar);
+    let blob_digest = digest(&blob);
+    let mut blobs = HashMap::new();
+    blobs.insert(digest(CONFIG_JSON), FakeBlob::new(Bytes::from_static(CONFIG_JSON)));
+    let mut fake_blob = FakeBlob::new(blob.clone());
+    fake_blob.ranges = Ranges::Cut(Cut::Trickle);
+    blobs.insert(blob_digest.clone(), fake_blob);
+    let mut manifests = HashMap::new();
+    manifests.insert("v1".to_owned(), (OCI_MANIFEST.to_owned(), oci_manifest(CONFIG_JSON, &[(GZIP_LAYER, &blob)])));
+    let fake = FakeRegistry::start(manifests, blobs).await;
+    // One byte every 100 ms never trips the idle timeout, only the minimum rate.
+    let lp = Layerpipe::start(&format!(
+        r#"{{"timeouts":{{"idle_read_secs":30,"explorer_rate_window_secs":0.5}},
+            "limits":{{"explorer_min_bytes_per_sec":1024}},
+            "registries":{{"{0}":{{"endpoint":"http://{0}"}}}}}}"#,
+        fake.host()
+    ))
+    .await;
+    let s = Served { fake, lp, layers: vec![(GZIP_LAYER.to_owned(), Bytes::from(blob))] };
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+    let started = Instant::now();
+    let page = s.fs(1, "f0003.bin").await;
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(page.status, StatusCode::OK, "the entry page itself is fine");
+    assert!(page.text().contains("slower than 1 KiB/s over 0.5 s"), "{}", page.text());
+    let saved = s.get(&format!("/save/f0003.bin?{}", s.query(1))).await;
+    assert_eq!(saved.status, StatusCode::BAD_GATEWAY);
+    assert!(saved.text().contains("slower than 1 KiB/s"), "{}", saved.text());
+    assert_eq!(s.fake.seen.blob_ranges(&blob_digest).len(), 3);
 }
 
 /// `Range: bytes=a-b` as (a, b), `b` absent for `a-`.

@@ -27,7 +27,7 @@ use super::decompress::Spacing;
 use super::listing::{Listing, ListingBuilder, Summary};
 use super::preview::{PreviewVisitor, PREVIEW_BYTES};
 use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
-use super::scan::{scan, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
+use super::scan::{scan, MinRate, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
 use super::tar::Visitor;
 use crate::body::Body;
 use crate::config::Config;
@@ -92,6 +92,7 @@ pub struct Inspector {
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
     idle_timeout: Duration,
+    min_rate: MinRate,
     verify: bool,
     metrics: Arc<Metrics>,
 }
@@ -120,6 +121,10 @@ impl Inspector {
             listing_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_LISTINGS)),
             extract_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS)),
             idle_timeout: config.timeouts.idle_read(),
+            min_rate: MinRate {
+                bytes_per_sec: config.limits.explorer_min_bytes_per_sec as u64,
+                window: config.timeouts.explorer_rate_window(),
+            },
             verify: config.verify_digests,
             metrics,
         }
@@ -180,7 +185,7 @@ impl Inspector {
             verify: self.verify.then(|| link.digest.clone()),
             record: Some(self.spacing),
             progress: Some(progress),
-            ..ScanOptions::plain(self.idle_timeout)
+            ..ScanOptions::plain(self.idle_timeout, self.min_rate)
         };
         let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
         self.metrics.layer_blob_bytes(scanned.compressed_bytes);
@@ -316,18 +321,29 @@ impl Inspector {
                 Expect::new(Expected::entry(&layer.listing, index), SaveVisitor::new(0, tx.clone())).telling(verdict);
             let (body, options) = self.range_read(registry, link, &plan).await?;
             self.spawn_save(body, visitor, options, tx, slot.clone());
-            // A read that fails before the header is read reports through the body.
-            if checked.await.unwrap_or(true) {
-                self.metrics.index_read();
-                *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
-                return Ok(response);
+            match checked.await {
+                Ok(true) => {
+                    self.metrics.index_read();
+                    *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
+                    return Ok(response);
+                }
+                Ok(false) => self.drop_index(&link.digest).await,
+                // The read failed before the entry's header: nothing is promised yet, so
+                // the failure can still be the answer.
+                Err(_) => {
+                    let mut rx = rx;
+                    let reason = match rx.recv().await {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "the layer ended before the file did".to_owned(),
+                    };
+                    return Err(Error::bad_gateway(reason));
+                }
             }
-            self.drop_index(&link.digest).await;
         }
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let body = self.blob(registry, link).await?;
         let visitor = SaveVisitor::new(index, tx.clone());
-        self.spawn_save(body, visitor, ScanOptions::plain(self.idle_timeout), tx, slot);
+        self.spawn_save(body, visitor, ScanOptions::plain(self.idle_timeout, self.min_rate), tx, slot);
         *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
         Ok(response)
     }
@@ -397,7 +413,10 @@ impl Inspector {
             }
         };
         let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
-        Ok((response.into_body(), ScanOptions { resume: Some(resume), ..ScanOptions::plain(self.idle_timeout) }))
+        Ok((
+            response.into_body(),
+            ScanOptions { resume: Some(resume), ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
+        ))
     }
 
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it.
@@ -428,8 +447,9 @@ impl Inspector {
         visitor: V,
     ) -> Result<Scanned<V>, Error> {
         let body = self.blob(registry, link).await?;
-        let scanned =
-            scan(body, visitor, ScanOptions::plain(self.idle_timeout)).await.map_err(|e| self.scan_error(e))?;
+        let scanned = scan(body, visitor, ScanOptions::plain(self.idle_timeout, self.min_rate))
+            .await
+            .map_err(|e| self.scan_error(e))?;
         self.metrics.layer_blob_bytes(scanned.compressed_bytes);
         Ok(scanned)
     }
@@ -438,7 +458,7 @@ impl Inspector {
     fn scan_error(&self, e: ScanError) -> Error {
         count(&self.metrics, &e);
         match e {
-            ScanError::Stalled(_) => Error::gateway_timeout(scan_error_message(&e)),
+            ScanError::Stalled(_) | ScanError::TooSlow(_) => Error::gateway_timeout(scan_error_message(&e)),
             ScanError::Upstream(_) | ScanError::Worker(_) => Error::bad_gateway(scan_error_message(&e)),
         }
     }
@@ -528,6 +548,11 @@ fn scan_error_message(e: &ScanError) -> String {
     match e {
         ScanError::Upstream(e) => format!("the registry's stream broke while reading the layer: {e}"),
         ScanError::Stalled(idle) => format!("the registry sent nothing for {} s", idle.as_secs_f64()),
+        ScanError::TooSlow(min) => format!(
+            "the registry sent the layer slower than {} KiB/s over {} s (limits.explorer_min_bytes_per_sec)",
+            min.bytes_per_sec / 1024,
+            min.window.as_secs_f64()
+        ),
         ScanError::Worker(e) => format!("reading the layer failed: {e}"),
     }
 }
@@ -536,7 +561,7 @@ fn scan_error_message(e: &ScanError) -> String {
 fn count(metrics: &Metrics, e: &ScanError) {
     match e {
         ScanError::Upstream(_) => metrics.upstream_error(UpstreamError::StreamBroken),
-        ScanError::Stalled(_) => metrics.upstream_error(UpstreamError::Timeout),
+        ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(UpstreamError::Timeout),
         ScanError::Worker(_) => {}
     }
 }

@@ -32,11 +32,28 @@ pub const FRAMES_IN_FLIGHT: usize = 8;
 /// wasted on a frame after the visitor has what it wants.
 const STEP: usize = 32 * 1024;
 
+/// The slowest a registry may send, averaged over `window` of waiting on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    /// Bytes a second; 0 checks nothing.
+    pub bytes_per_sec: u64,
+    /// The span averaged over. Only time spent waiting for the registry counts: time
+    /// blocked on a slow consumer (a client saving a file slowly) is backpressure.
+    pub window: Duration,
+}
+
+impl MinRate {
+    /// No minimum.
+    pub const NONE: MinRate = MinRate { bytes_per_sec: 0, window: Duration::from_secs(60) };
+}
+
 /// How a blob is read.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
     /// Give up when the registry sends nothing for this long.
     pub idle_timeout: Duration,
+    /// Give up when the registry trickles: a slot is not held for ever one byte a minute.
+    pub min_rate: MinRate,
     /// Hash the whole blob and compare with this digest. The blob is then read to its
     /// end even after the archive stops, so that what was read is known to be the blob.
     pub verify: Option<Digest>,
@@ -68,8 +85,8 @@ impl ScanProgress {
 
 impl ScanOptions {
     /// A plain read from the blob's start: nothing verified, recorded or resumed.
-    pub fn plain(idle_timeout: Duration) -> ScanOptions {
-        ScanOptions { idle_timeout, verify: None, record: None, resume: None, progress: None }
+    pub fn plain(idle_timeout: Duration, min_rate: MinRate) -> ScanOptions {
+        ScanOptions { idle_timeout, min_rate, verify: None, record: None, resume: None, progress: None }
     }
 }
 
@@ -144,6 +161,8 @@ pub enum ScanError {
     Upstream(hyper::Error),
     /// The registry sent nothing for too long.
     Stalled(Duration),
+    /// The registry sent fewer bytes than the minimum rate over its window.
+    TooSlow(MinRate),
     /// The decompressing thread panicked (a bug).
     Worker(String),
 }
@@ -164,7 +183,7 @@ where
     let (verify, record, resume) = (options.verify.clone(), options.record, options.resume.clone());
     let progress = options.progress.clone();
     let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify, record, resume, progress));
-    let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout), worker);
+    let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout, options.min_rate), worker);
     match (worked, read) {
         // A thread that finished had all it needed, whatever became of the rest.
         (Ok(Some(scanned)), _) => Ok(scanned),
@@ -175,13 +194,23 @@ where
     }
 }
 
-/// Moves the registry's frames into `tx` until the body ends, fails, stalls, or the
-/// thread stops listening.
-async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration) -> Result<(), ScanError> {
+/// Moves the registry's frames into `tx` until the body ends, fails, stalls, trickles,
+/// or the thread stops listening.
+async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration, min: MinRate) -> Result<(), ScanError> {
+    let (mut waited, mut got) = (Duration::ZERO, 0u64);
     loop {
         // Only the registry's silence counts: time spent waiting on a full channel is
         // the consumer's backpressure.
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        let asked = tokio::time::Instant::now();
+        let frame = tokio::time::timeout(idle, body.frame()).await;
+        waited += asked.elapsed();
+        if min.bytes_per_sec > 0 && waited >= min.window {
+            if (got as f64) < min.bytes_per_sec as f64 * waited.as_secs_f64() {
+                return Err(ScanError::TooSlow(min));
+            }
+            (waited, got) = (Duration::ZERO, 0);
+        }
+        let frame = match frame {
             Err(_) => return Err(ScanError::Stalled(idle)),
             Ok(None) => {
                 let _ = tx.send(Chunk::End).await;
@@ -191,6 +220,7 @@ async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration) -
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else { continue };
+        got += data.len() as u64;
         if tx.send(Chunk::Data(data)).await.is_err() {
             return Ok(());
         }

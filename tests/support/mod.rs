@@ -31,6 +31,8 @@ pub enum Cut {
     Fail,
     /// The stream goes silent and never ends.
     Stall,
+    /// The stream goes on one byte every 100 ms: never silent for long, never done.
+    Trickle,
 }
 
 /// A body for fakes: `data` in 64 KiB frames, optionally cut after so many bytes.
@@ -39,14 +41,16 @@ pub struct Chunks {
     cut: Option<(usize, Cut)>,
     /// Yielded once before the cut, so hyper flushes what it has (headers included).
     yielded: bool,
+    /// The next trickled byte's time.
+    trickle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Chunks {
     pub fn new(data: Bytes) -> Chunks {
-        Chunks { data, cut: None, yielded: false }
+        Chunks { data, cut: None, yielded: false, trickle: None }
     }
     pub fn cut(data: Bytes, at: usize, how: Cut) -> Chunks {
-        Chunks { data, cut: Some((at, how)), yielded: false }
+        Chunks { data, cut: Some((at, how)), yielded: false, trickle: None }
     }
 }
 
@@ -63,6 +67,15 @@ impl Body for Chunks {
             return match how {
                 Cut::Fail => Poll::Ready(Some(Err("fake stream cut".into()))),
                 Cut::Stall => Poll::Pending,
+                Cut::Trickle if self.data.is_empty() => Poll::Ready(None),
+                Cut::Trickle => {
+                    let next = || Box::pin(tokio::time::sleep(std::time::Duration::from_millis(100)));
+                    let sleep = self.trickle.get_or_insert_with(next);
+                    std::task::ready!(std::future::Future::poll(sleep.as_mut(), cx));
+                    self.trickle = Some(next());
+                    let byte = self.data.split_to(1);
+                    Poll::Ready(Some(Ok(Frame::data(byte))))
+                }
             };
         }
         if self.data.is_empty() {
@@ -174,22 +187,24 @@ pub struct FakeBlob {
     pub cut_at: Option<(usize, Cut)>,
     /// Redirect the blob GET to this base URL (a "CDN").
     pub via_cdn: bool,
-    /// Answer every GET with the whole blob, `Range` or not.
-    pub ignore_range: bool,
-    /// Answer a `Range` GET with its headers, then go silent.
-    pub stall_ranges: bool,
+    /// How a `Range` GET is answered.
+    pub ranges: Ranges,
+}
+
+/// How a fake blob answers `Range: bytes=a-b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranges {
+    /// 206 with those bytes.
+    Honoured,
+    /// 200 with the whole blob, as if `Range` were not there.
+    Ignored,
+    /// 206 whose body is cut so (from its first byte).
+    Cut(Cut),
 }
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob {
-            data: data.into(),
-            served: None,
-            cut_at: None,
-            via_cdn: false,
-            ignore_range: false,
-            stall_ranges: false,
-        }
+        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false, ranges: Ranges::Honoured }
     }
 }
 
@@ -336,7 +351,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
     let data = blob.served.clone().unwrap_or_else(|| blob.data.clone());
     let total = data.len();
-    if let Some(range) = header(headers, "range").filter(|_| !blob.ignore_range) {
+    if let Some(range) = header(headers, "range").filter(|_| blob.ranges != Ranges::Ignored) {
         let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
         let a: usize = a.parse().unwrap();
         let b: usize = if b.is_empty() { total - 1 } else { b.parse::<usize>().unwrap().min(total - 1) };
@@ -345,8 +360,8 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
             r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes */{total}")).unwrap());
             return r;
         }
-        let mut r = if blob.stall_ranges {
-            let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, Cut::Stall));
+        let mut r = if let Ranges::Cut(how) = blob.ranges {
+            let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, how));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             r
         } else {
