@@ -3,16 +3,20 @@
 //!
 //! - `layerpipe.service`: `systemd-analyze verify` (no unknown keys or bad values) and
 //!   `systemd-analyze security --offline` (the sandbox stays tight);
-//! - `Dockerfile`: its `HEALTHCHECK` command, run as it is against layerpipe.
+//! - `Dockerfile`: its `HEALTHCHECK` command, run as it is against layerpipe;
+//! - `kubernetes.yaml`: parsed (PyYAML), its config parsed by layerpipe's own parser;
+//! - all three: the layer index store has a writable place of its own, and layerpipe's
+//!   default `index.dir` under each one's environment is that place.
 //!
-//! `nginx.conf` is checked by tests/nginx.rs. Needs `systemd-analyze` (package `systemd`)
-//! and `bash`.
+//! `nginx.conf` is checked by tests/nginx.rs. Needs `systemd-analyze` (package `systemd`),
+//! `bash`, and `/usr/bin/python3` with PyYAML (package `python3-yaml`).
 
+use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use layerpipe::config::Config;
 use layerpipe::routes::App;
@@ -26,6 +30,12 @@ const MAX_EXPOSURE: u32 = 20;
 
 /// How long the health check command may take.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Debian's Python, for its YAML parser (package `python3-yaml`).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// How long layerpipe may take to start and open its index store.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn deploy_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name)
@@ -155,4 +165,238 @@ async fn dockerfile_healthcheck_tells_healthy_from_not() {
     drop(closed);
     assert!(!run_healthcheck(&command, closed_port).await, "a closed port must fail the check");
     let _ = stop.send(());
+}
+
+// ---------------------------------------------------------------------------------------
+// The layer index store: a writable place of its own in each deployment.
+
+/// Where layerpipe opens its index store when its config leaves `index.dir` to the
+/// default, with `XDG_CACHE_HOME` (and nothing else) in its environment: the real
+/// binary, started without a config, and the one folder it then creates in
+/// `xdg_cache_home` (which must be empty).
+fn default_store_with_xdg_cache_home(xdg_cache_home: &Path) -> PathBuf {
+    std::fs::create_dir_all(xdg_cache_home).expect("create XDG_CACHE_HOME");
+    let binary = env!("CARGO_BIN_EXE_layerpipe");
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0"])
+        // No HOME: the default must come from XDG_CACHE_HOME alone, as in the image and
+        // under systemd's DynamicUser.
+        .env_clear()
+        .env("XDG_CACHE_HOME", xdg_cache_home)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let deadline = Instant::now() + START_TIMEOUT;
+    let made = loop {
+        let made: Vec<PathBuf> = std::fs::read_dir(xdg_cache_home)
+            .expect("read XDG_CACHE_HOME")
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
+        if !made.is_empty() || Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            break made;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = reader.join().expect("the log reader").join("\n");
+    assert_eq!(made.len(), 1, "layerpipe should create one folder in {}: {made:?}\n{log}", xdg_cache_home.display());
+    assert!(made[0].is_dir(), "{made:?}");
+    assert!(!log.contains("cannot open the index store"), "{log}");
+    made.into_iter().next().unwrap()
+}
+
+/// `path`, absolute, as a path under `root` (a temp dir standing in for `/`).
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.strip_prefix('/').unwrap_or_else(|| panic!("{path} should be absolute")))
+}
+
+/// The `Key=Value` settings of a unit file, in order (comments and sections skipped).
+fn unit_settings(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Where systemd puts `CacheDirectory=` of a system service (systemd.exec(5)).
+const SYSTEMD_CACHE_ROOT: &str = "/var/cache";
+
+#[test]
+fn systemd_unit_gives_the_index_store_its_cache_directory() {
+    let unit = std::fs::read_to_string(deploy_file("layerpipe.service")).expect("read deploy/layerpipe.service");
+    let settings = unit_settings(&unit);
+    let all = |key: &str| -> Vec<&str> { settings.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect() };
+    // The sandbox makes everything else read-only: the cache directory is the exception
+    // systemd makes, and the only one.
+    assert_eq!(all("ProtectSystem"), ["strict"]);
+    assert!(all("ReadWritePaths").is_empty() && all("StateDirectory").is_empty(), "{settings:?}");
+    assert_eq!(all("CacheDirectory"), ["layerpipe"]);
+    assert_eq!(all("CacheDirectoryMode"), ["0700"], "indexes list private images' files: the service's alone");
+    let cache_directory = format!("{SYSTEMD_CACHE_ROOT}/layerpipe");
+    let xdg: Vec<&str> = all("Environment").into_iter().filter_map(|e| e.strip_prefix("XDG_CACHE_HOME=")).collect();
+    assert_eq!(xdg.len(), 1, "one Environment=XDG_CACHE_HOME=…: {settings:?}");
+
+    // layerpipe's default index.dir under that environment is the cache directory.
+    let root = tempfile::Builder::new().prefix("layerpipe-unit-root-").tempdir().expect("temp dir");
+    let store = default_store_with_xdg_cache_home(&under(root.path(), xdg[0]));
+    assert_eq!(store, under(root.path(), &cache_directory), "the default index.dir is CacheDirectory=");
+}
+
+/// The instructions of a Dockerfile, continuation lines joined.
+fn dockerfile_instructions(dockerfile: &str) -> Vec<String> {
+    dockerfile
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn dockerfile_gives_the_index_store_a_directory_of_the_users_own() {
+    let dockerfile = std::fs::read_to_string(deploy_file("Dockerfile")).expect("read deploy/Dockerfile");
+    // The runtime stage: everything after the last FROM.
+    let instructions = dockerfile_instructions(&dockerfile);
+    let last_from = instructions.iter().rposition(|i| i.starts_with("FROM ")).expect("a FROM");
+    let runtime = &instructions[last_from..];
+    let args = |name: &str| -> Vec<&str> {
+        runtime.iter().filter_map(|i| i.strip_prefix(name)?.strip_prefix(' ')).map(str::trim).collect()
+    };
+    let user = args("USER");
+    assert_eq!(user.len(), 1, "one USER: {user:?}");
+    let (uid, gid) = user[0].split_once(':').expect("USER uid:gid");
+    let xdg: Vec<&str> = args("ENV").into_iter().filter_map(|e| e.strip_prefix("XDG_CACHE_HOME=")).collect();
+    assert_eq!(xdg.len(), 1, "one ENV XDG_CACHE_HOME=…: {runtime:?}");
+    let store = format!("{}/layerpipe", xdg[0]);
+    // A VOLUME there, and the directory made the user's (0700) before it: Docker copies a
+    // VOLUME's ownership from the image into a new volume, so it stays writable.
+    assert_eq!(args("VOLUME"), [store.as_str()], "the store is the image's one VOLUME");
+    let made = format!("install -d -o {uid} -g {gid} -m 0700 {store}");
+    let run = runtime.iter().position(|i| i.starts_with("RUN ") && i.contains(&made));
+    let volume = runtime.iter().position(|i| i.starts_with("VOLUME "));
+    assert!(run.is_some() && run < volume, "`RUN {made}` before the VOLUME: {runtime:?}");
+
+    // layerpipe's default index.dir with that ENV (and no usable HOME) is that directory.
+    let root = tempfile::Builder::new().prefix("layerpipe-image-root-").tempdir().expect("temp dir");
+    assert_eq!(default_store_with_xdg_cache_home(&under(root.path(), xdg[0])), under(root.path(), &store));
+}
+
+/// Every document of `deploy/kubernetes.yaml`, as JSON, parsed by PyYAML.
+fn kubernetes_documents() -> Vec<serde_json::Value> {
+    if !Path::new(PYTHON).is_file() {
+        panic!("{PYTHON} not installed: run apt-get install -y python3-yaml");
+    }
+    const TO_JSON: &str = "import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)";
+    let output = Command::new(PYTHON)
+        .args(["-c", TO_JSON])
+        .stdin(std::fs::File::open(deploy_file("kubernetes.yaml")).expect("open deploy/kubernetes.yaml"))
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "deploy/kubernetes.yaml does not parse (or PyYAML is missing: apt-get install -y python3-yaml):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
+}
+
+/// A Kubernetes quantity in bytes: plain, or with a binary (Ki, Mi, Gi, Ti) or decimal
+/// (k, M, G, T) suffix.
+fn quantity_bytes(quantity: &str) -> u64 {
+    const SUFFIXES: [(&str, u64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    let (number, unit) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, unit)| Some((quantity.strip_suffix(suffix)?, *unit)))
+        .unwrap_or((quantity, 1));
+    number.parse::<u64>().unwrap_or_else(|_| panic!("not a quantity: {quantity}")) * unit
+}
+
+#[test]
+fn quantities_are_read_as_kubernetes_reads_them() {
+    assert_eq!(quantity_bytes("1536Mi"), 1536 << 20);
+    assert_eq!(quantity_bytes("2Gi"), 2 << 30);
+    assert_eq!(quantity_bytes("500M"), 500_000_000);
+    assert_eq!(quantity_bytes("4096"), 4096);
+}
+
+/// The key nginx hashes by in `deploy/nginx.conf`'s replica example.
+fn nginx_example_hash_key() -> String {
+    let conf = std::fs::read_to_string(deploy_file("nginx.conf")).expect("read deploy/nginx.conf");
+    let hashes: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("#|")?.trim().strip_prefix("hash "))
+        .filter_map(|h| h.strip_suffix(" consistent;"))
+        .collect();
+    assert_eq!(hashes.len(), 1, "one `hash KEY consistent;` in the replica example");
+    hashes[0].to_owned()
+}
+
+#[test]
+fn kubernetes_manifest_gives_the_index_store_a_volume_and_hashes_by_digest() {
+    let documents = kubernetes_documents();
+    let kind = |kind: &str| -> Vec<&serde_json::Value> { documents.iter().filter(|d| d["kind"] == kind).collect() };
+
+    // The config the Secret holds, read by layerpipe's own parser.
+    let secret = kind("Secret");
+    assert_eq!(secret.len(), 1);
+    let json = secret[0]["stringData"]["layerpipe.json"].as_str().expect("stringData layerpipe.json");
+    let config = layerpipe::config::Config::parse(json).expect("the Secret's config parses");
+    let index_dir = config.index.store_dir().expect("the Secret's config keeps an index store").to_owned();
+    assert_eq!(index_dir, Path::new("/var/cache/layerpipe"));
+
+    // The Deployment mounts a volume of its own there, and only there can it write.
+    let deployment = kind("Deployment");
+    assert_eq!(deployment.len(), 1);
+    let pod = &deployment[0]["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let mounts = container["volumeMounts"].as_array().expect("volumeMounts");
+    let writable: Vec<&serde_json::Value> = mounts.iter().filter(|m| m["readOnly"] != true).collect();
+    assert_eq!(writable.len(), 1, "one writable mount, the index store's: {mounts:?}");
+    assert_eq!(writable[0]["mountPath"].as_str().map(Path::new), Some(index_dir.as_path()));
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == writable[0]["name"])
+        .expect("the index store's volume");
+    // An emptyDir, bounded: the kubelet evicts the pod beyond sizeLimit, so it leaves half
+    // of index.max_bytes again for index files written before the oldest are removed.
+    let size_limit = quantity_bytes(volume["emptyDir"]["sizeLimit"].as_str().expect("an emptyDir with a sizeLimit"));
+    let max_bytes = config.index.max_bytes;
+    assert!(size_limit >= max_bytes + max_bytes / 2, "sizeLimit {size_limit} for index.max_bytes {max_bytes}");
+    let requested = container["resources"]["requests"]["ephemeral-storage"].as_str().map(quantity_bytes);
+    assert!(requested >= Some(size_limit), "the pod requests the ephemeral storage its emptyDir may take");
+
+    // More than one replica: the Ingress that proxies to them picks the pod by the key
+    // the nginx example uses, the layer's digest.
+    assert!(deployment[0]["spec"]["replicas"].as_u64() > Some(1));
+    let key = nginx_example_hash_key();
+    assert_eq!(key, "$arg_digest");
+    let proxying: Vec<&serde_json::Value> = kind("Ingress")
+        .into_iter()
+        .filter(|i| i["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/permanent-redirect").is_none())
+        .collect();
+    assert_eq!(proxying.len(), 1);
+    assert_eq!(proxying[0]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"], key.as_str());
 }

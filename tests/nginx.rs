@@ -59,7 +59,9 @@ struct LayerpipeProcess {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    /// The thread reading stderr; it ends when layerpipe exits.
+    reader: Option<std::thread::JoinHandle<()>>,
+    dir: tempfile::TempDir,
 }
 
 impl LayerpipeProcess {
@@ -96,7 +98,7 @@ impl LayerpipeProcess {
         let log = Arc::new(Mutex::new(String::new()));
         let (found, listening) = std::sync::mpsc::channel();
         let collected = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = serving_address(&line) {
@@ -108,7 +110,7 @@ impl LayerpipeProcess {
             }
         });
         match listening.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => LayerpipeProcess { child, addr, log, _dir: dir },
+            Ok(addr) => LayerpipeProcess { child, addr, log, reader: Some(reader), dir },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
@@ -125,6 +127,31 @@ impl LayerpipeProcess {
     /// Everything layerpipe has logged so far.
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Stops layerpipe as a service manager would (SIGTERM: it finishes what is in
+    /// flight, logging each request as it ends) and answers its whole log, read to the
+    /// end: no access line can still be on its way.
+    fn stop(&mut self) -> String {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("layerpipe did not exit within {START_TIMEOUT:?} of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader thread");
+        }
+        self.log()
+    }
+
+    /// Its `index.dir`, a folder of its temp dir.
+    fn index_dir(&self) -> PathBuf {
+        self.dir.path().join("index")
     }
 }
 
@@ -177,6 +204,70 @@ fn render(conf: &str, upstream: SocketAddr, port: u16) -> String {
     conf.replace(SERVER, &format!("server {upstream};")).replace(LISTEN, &format!("listen 127.0.0.1:{port};"))
 }
 
+/// The example upstream of several replicas that `deploy/nginx.conf` ships commented out
+/// (its lines start with `#| `), enabled as its comment says: the single-server upstream
+/// deleted, the example uncommented, and its `server` lines pointed at `replicas`, in
+/// order. The listen port changes as in [`render`]; nothing else does.
+fn render_replicas(conf: &str, replicas: &[SocketAddr], port: u16) -> String {
+    const SINGLE: &str = "    upstream layerpipe {\n        # layerpipe's default listen address";
+    const EXAMPLE: &str = "    #| ";
+    const EXAMPLE_SERVER: &str = "        server 10.0.0.1";
+    assert_eq!(conf.matches(SINGLE).count(), 1, "deploy/nginx.conf should have one single-server upstream");
+    let start = conf.find(SINGLE).unwrap();
+    let end = start + conf[start..].find("\n    }\n").expect("the upstream block's end") + "\n    }\n".len();
+    let without_single = format!("{}{}", &conf[..start], &conf[end..]);
+    assert!(conf.lines().filter(|l| l.starts_with(EXAMPLE)).count() > 3, "deploy/nginx.conf should have the example");
+    let mut servers = replicas.iter();
+    let mut rendered = String::with_capacity(conf.len());
+    for line in without_single.lines() {
+        let line = match line.strip_prefix(EXAMPLE) {
+            Some(example) => format!("    {example}"),
+            None if line == "    #|" => String::new(),
+            None => line.to_owned(),
+        };
+        if line.starts_with(EXAMPLE_SERVER) {
+            let replica = servers.next().expect("no more example server lines than replicas");
+            rendered.push_str(&format!("        server {replica};\n"));
+        } else {
+            rendered.push_str(&line);
+            rendered.push('\n');
+        }
+    }
+    assert!(servers.next().is_none(), "as many example server lines as replicas");
+    const LISTEN: &str = "listen 8080;";
+    assert_eq!(rendered.matches(LISTEN).count(), 1, "deploy/nginx.conf should have one `{LISTEN}`");
+    rendered.replace(LISTEN, &format!("listen 127.0.0.1:{port};"))
+}
+
+#[test]
+fn replica_example_renders_to_a_hashed_upstream_of_the_replicas() {
+    let conf = std::fs::read_to_string(deploy_conf_path()).expect("read deploy/nginx.conf");
+    let replicas: [SocketAddr; 2] = ["127.0.0.1:4001".parse().unwrap(), "127.0.0.1:4002".parse().unwrap()];
+    let rendered = render_replicas(&conf, &replicas, 4000);
+    let upstream: Vec<&str> = rendered
+        .lines()
+        .skip_while(|l| *l != "    upstream layerpipe {")
+        .take_while(|l| *l != "    }")
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        upstream,
+        [
+            "upstream layerpipe {",
+            "hash $arg_digest consistent;",
+            "server 127.0.0.1:4001;",
+            "server 127.0.0.1:4002;",
+            "keepalive 32;"
+        ],
+        "{rendered}"
+    );
+    assert_eq!(rendered.matches("upstream layerpipe {").count(), 1, "{rendered}");
+    assert!(!rendered.lines().any(|l| l.trim_start().starts_with("#|")), "{rendered}");
+    assert!(!rendered.contains("server 127.0.0.1:8042"), "{rendered}");
+    assert!(!rendered.contains("server 10.0.0."), "{rendered}");
+}
+
 /// nginx running the rendered `deploy/nginx.conf` in the foreground (`daemon off`), with
 /// a temp dir as its prefix (`-p`): pid, logs and temp dirs all land there.
 struct Nginx {
@@ -188,6 +279,16 @@ struct Nginx {
 impl Nginx {
     /// Starts nginx in front of `upstream` on a free loopback port.
     fn start(upstream: SocketAddr) -> Nginx {
+        Nginx::start_rendered(|conf, port| render(conf, upstream, port))
+    }
+
+    /// Starts nginx in front of the example upstream of several `replicas`.
+    fn start_replicas(replicas: &[SocketAddr]) -> Nginx {
+        Nginx::start_rendered(|conf, port| render_replicas(conf, replicas, port))
+    }
+
+    /// Starts nginx on a free loopback port with `render(deploy/nginx.conf, port)`.
+    fn start_rendered(render: impl Fn(&str, u16) -> String) -> Nginx {
         let binary = nginx_binary();
         let conf = std::fs::read_to_string(deploy_conf_path()).expect("read deploy/nginx.conf");
         let dir = tempfile::Builder::new().prefix("layerpipe-nginx-").tempdir().expect("temp dir for nginx");
@@ -199,7 +300,7 @@ impl Nginx {
         for _ in 0..5 {
             let port = free_port();
             let rendered = dir.path().join("nginx.conf");
-            std::fs::write(&rendered, render(&conf, upstream, port)).expect("write the rendered nginx.conf");
+            std::fs::write(&rendered, render(&conf, port)).expect("write the rendered nginx.conf");
             let error_log = dir.path().join("error.log");
             let mut master = Command::new(&binary)
                 .arg("-p")
@@ -645,4 +746,218 @@ async fn upstream_gets_forwarded_headers_and_kept_alive_connections() {
     let (second_connection, second) = &heads[1];
     assert!(second.starts_with("GET / HTTP/1.1\r\n"), "{second}");
     assert_eq!(first_connection, second_connection, "the second request reuses the kept-alive connection");
+}
+
+// ---------------------------------------------------------------------------------------
+// Two replicas behind the example upstream.
+
+/// Tiny layers pushed with the large one, so that both replicas get layers to hold:
+/// consistent hashing puts each on either replica with odds near 1/2, so all of them on
+/// one replica would be a 1-in-8-million (2^-23) chance.
+const SMALL_LAYERS: usize = 24;
+/// Files of incompressible data in the large layer: 32 of 128 KiB, a 4 MiB layer.
+const DATA_FILES: usize = 32;
+const DATA_FILE_BYTES: usize = 128 * 1024;
+/// The file previewed and saved: text, after all the data.
+const NOTES: &str = "usr/share/doc/replica/notes.txt";
+
+fn notes() -> Vec<u8> {
+    (0..200).flat_map(|line| format!("line {line} of the notes, read on one replica\n").into_bytes()).collect()
+}
+
+/// The `href`s on `html` that start with `prefix`, unescaped, in page order.
+fn hrefs(html: &str, prefix: &str) -> Vec<String> {
+    let start = format!("href=\"{prefix}");
+    html.match_indices(&start)
+        .map(|(i, _)| {
+            let from = i + "href=\"".len();
+            let len = html[from..].find('"').expect("closing quote");
+            unescape(&html[from..from + len])
+        })
+        .collect()
+}
+
+/// The URL a browser makes of the relative `href` on the page at `page`.
+fn resolve_from(page: &str, href: &str) -> String {
+    let path = page.split_once('?').map_or(page, |(path, _)| path);
+    let mut base: Vec<&str> = path.split('/').collect();
+    base.pop();
+    let mut rest = href;
+    loop {
+        if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("../") {
+            base.pop();
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    format!("{}/{rest}", base.join("/"))
+}
+
+#[test]
+fn relative_links_resolve_as_a_browser_does() {
+    let page = "http://h:1/explore/fs/usr/share/notes.txt?image=a&digest=b";
+    assert_eq!(
+        resolve_from(page, "../../../save/usr/share/notes.txt?x"),
+        "http://h:1/explore/save/usr/share/notes.txt?x"
+    );
+    assert_eq!(resolve_from("http://h:1/explore/?image=a", "./files?q"), "http://h:1/explore/files?q");
+}
+
+/// One replica's counters, from its own `/metrics` (asked directly, not through nginx).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Counters {
+    /// `layerpipe_layer_blob_bytes_total`: blob bytes read to list, preview or save.
+    blob_bytes: u64,
+    /// `layerpipe_index_reads_total`: files read by the index (one `Range` read each).
+    index_reads: u64,
+    /// Image pages (`/?image=`) answered 200.
+    pages: u64,
+}
+
+async fn counters(client: &HttpClient, replica: &LayerpipeProcess) -> Counters {
+    let (response, body) = get_bytes(client, &format!("http://{}/metrics", replica.addr)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8 metrics");
+    let value = |name: &str| -> u64 {
+        text.lines().filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok()).sum()
+    };
+    Counters {
+        blob_bytes: value("layerpipe_layer_blob_bytes_total"),
+        index_reads: value("layerpipe_index_reads_total"),
+        pages: value("layerpipe_requests_total{route=\"page\",status=\"200\"}"),
+    }
+}
+
+/// `sha256-HEX.idx`, the store's file for a blob (src/index/store.rs).
+fn index_file(blob: &real::Blob) -> String {
+    format!("sha256-{}.idx", blob.sha256())
+}
+
+/// How many access lines of `log` are requests to `route` (`/files?`, `/fs/`, `/save/`)
+/// for the blob `hex`.
+fn requests_for(log: &str, route: &str, hex: &str) -> usize {
+    log.lines().filter(|l| l.contains(&format!("path={route}")) && l.contains(hex)).count()
+}
+
+/// The example upstream of `deploy/nginx.conf`, enabled, in front of two layerpipes with
+/// an index store each: every layer's requests go to one replica, which reads the layer
+/// once; the second visit to a layer, its file pages and saves all land on the replica
+/// that holds its index, and the other replica never hears of that layer. Requests
+/// without a digest (the image page) still go to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_behind_nginx_each_layer_is_read_by_one_replica() {
+    use real::images::{self, BuiltLayer};
+
+    let registry = RealRegistry::start();
+    let data: Vec<(String, Vec<u8>)> = (0..DATA_FILES)
+        .map(|i| (format!("data/file-{i:02}.bin"), images::generate(7100 + i as u64, DATA_FILE_BYTES)))
+        .collect();
+    let notes = notes();
+    let mut files: Vec<(&str, &[u8])> = data.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    files.push((NOTES, &notes));
+    let mut layers = vec![BuiltLayer::new(images::OCI_LAYER_GZIP, &files)];
+    let small: Vec<(String, String)> =
+        (0..SMALL_LAYERS).map(|i| (format!("small/layer-{i:02}.txt"), format!("tiny layer {i}\n"))).collect();
+    layers.extend(small.iter().map(|(p, c)| BuiltLayer::new(images::OCI_LAYER_GZIP, &[(p.as_str(), c.as_bytes())])));
+    let pusher = registry.pusher("e2e/nginx/replicas").await;
+    let image = pusher.push_image(Some("v1"), images::OCI_MANIFEST, images::OCI_CONFIG, "amd64", layers).await;
+    let main = &image.layers[0];
+    assert!(main.size >= 4 << 20, "the large layer is {} bytes", main.size);
+
+    let replicas = [LayerpipeProcess::start(&registry), LayerpipeProcess::start(&registry)];
+    let nginx = Nginx::start_replicas(&[replicas[0].addr, replicas[1].addr]);
+    let client = client();
+
+    // The image page twice: no digest, so round robin, one to each replica.
+    let page = nginx.url(&format!("/explore/?image={}", layerpipe::query::encode(&image.reference)));
+    let html = page_at(&client, &page).await;
+    page_at(&client, &page).await;
+    let before = [counters(&client, &replicas[0]).await, counters(&client, &replicas[1]).await];
+    assert_eq!(before.map(|c| c.pages), [1, 1], "the image page without a digest goes to both replicas");
+
+    // First visit: every layer's file list. Each layer is read once, by one replica.
+    let files_hrefs = hrefs(&html, "./files?");
+    let files_links: Vec<String> = image
+        .layers
+        .iter()
+        .map(|layer| {
+            let digest = format!("&digest=sha256%3A{}&", layer.sha256());
+            let href = files_hrefs.iter().find(|h| h.contains(&digest)).expect("a file list link per layer");
+            resolve_from(&page, href)
+        })
+        .collect();
+    for url in &files_links {
+        let listing = page_at(&client, url).await;
+        assert!(listing.contains("<table id=\"files\">"), "{url}:\n{listing}");
+    }
+    let held: Vec<Vec<bool>> = replicas
+        .iter()
+        .map(|r| image.layers.iter().map(|l| r.index_dir().join(index_file(l)).is_file()).collect())
+        .collect();
+    for (i, layer) in image.layers.iter().enumerate() {
+        assert!(held[0][i] != held[1][i], "layer {} is indexed by exactly one replica: {held:?}", layer.digest);
+    }
+    assert!(held.iter().all(|h| h.contains(&true)), "both replicas hold layers: {held:?}");
+    let holder = if held[0][0] { 0 } else { 1 };
+    let other = 1 - holder;
+    let listed = [counters(&client, &replicas[0]).await, counters(&client, &replicas[1]).await];
+    for r in 0..2 {
+        // Each replica read exactly the blobs it indexes, each whole, once.
+        let own: u64 = image.layers.iter().zip(&held[r]).filter(|(_, &h)| h).map(|(l, _)| l.size).sum();
+        assert_eq!(listed[r].blob_bytes, own, "replica {r} read its own layers' blobs once each");
+        assert_eq!(listed[r].index_reads, 0);
+    }
+    assert_eq!(listed[0].blob_bytes + listed[1].blob_bytes, image.layers.iter().map(|l| l.size).sum::<u64>());
+    assert!(listed[holder].blob_bytes >= main.size && listed[other].blob_bytes < main.size);
+
+    // Second visit to the large layer: its file list, the notes' page, the notes saved.
+    let again = page_at(&client, &files_links[0]).await;
+    let after_listing = [counters(&client, &replicas[0]).await, counters(&client, &replicas[1]).await];
+    assert_eq!(after_listing, listed, "the second listing reads no blob, on either replica");
+    let fs_hrefs = hrefs(&again, &format!("./fs/{NOTES}?"));
+    assert_eq!(fs_hrefs.len(), 1, "{again}");
+    let fs_url = resolve_from(&files_links[0], &fs_hrefs[0]);
+    let file_page = page_at(&client, &fs_url).await;
+    assert!(file_page.contains("line 199 of the notes, read on one replica"), "{file_page}");
+    let save = file_page
+        .split_once("<a id=\"save\" href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(href, _)| unescape(href))
+        .unwrap_or_else(|| panic!("a save link on the file's page:\n{file_page}"));
+    let save_url = resolve_from(&fs_url, &save);
+    assert!(save_url.starts_with(&nginx.url(&format!("/explore/save/{NOTES}?"))), "{save_url}");
+    let (response, saved) = get_bytes(&client, &save_url).await;
+    assert_eq!(response.status(), StatusCode::OK, "{save_url}");
+    assert!(saved[..] == notes[..], "the notes saved exactly");
+
+    let visited = [counters(&client, &replicas[0]).await, counters(&client, &replicas[1]).await];
+    assert_eq!(visited[other], listed[other], "the other replica read nothing for the large layer");
+    assert_eq!(visited[holder].index_reads, 2, "the preview and the save each read by the holder's index");
+    // The preview's bytes are counted before its page is sent; the save's when its read
+    // ends, which may be just after its last byte reached us: so at least the preview's.
+    let ranges = visited[holder].blob_bytes - listed[holder].blob_bytes;
+    assert!(ranges > 0 && ranges < main.size, "the preview and the save read {ranges} blob bytes");
+    eprintln!(
+        "large layer {} bytes, on replica {holder}; its preview (and save) read {ranges} blob bytes; \
+         replica blob bytes {:?}; layers held {:?}",
+        main.size,
+        visited.map(|c| c.blob_bytes),
+        held.iter().map(|h| h.iter().filter(|&&x| x).count()).collect::<Vec<_>>()
+    );
+
+    // Every request for the large layer reached its holder; the other never saw it.
+    let hex = main.sha256();
+    let mut replicas = replicas;
+    let logs: Vec<String> = replicas.iter_mut().map(LayerpipeProcess::stop).collect();
+    let holder_log = &logs[holder];
+    assert_eq!(requests_for(holder_log, "/files?", hex), 2, "{holder_log}");
+    assert_eq!(requests_for(holder_log, "/fs/", hex), 1, "{holder_log}");
+    assert_eq!(requests_for(holder_log, "/save/", hex), 1, "{holder_log}");
+    let other_log = &logs[other];
+    assert!(!other_log.contains(hex), "the other replica got a request for the large layer:\n{other_log}");
+    assert!(replicas[holder].index_dir().join(index_file(main)).is_file());
+    assert!(!replicas[other].index_dir().join(index_file(main)).exists());
 }
