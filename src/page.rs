@@ -58,7 +58,8 @@ code{font-family:ui-monospace,monospace;font-size:.9em}\
 table{border-collapse:collapse;margin-top:1rem}th,td{padding:.25rem .6rem;text-align:left;border-bottom:1px solid #ddd}\
 td.n,th.n{text-align:right;white-space:nowrap}input[name=image]{width:32rem;max-width:90%}.error{color:#a00}dt{font-weight:bold}\
 .warn{color:#a60}del{color:#a00}td.p{overflow-wrap:anywhere}nav{margin:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-width:100%}\
-.progress p{margin:.2rem 0;color:#555}.progress p:not(:last-child){display:none}";
+.progress{position:relative;min-height:1.6em}\
+.progress p{position:absolute;top:0;left:0;right:0;margin:0;background:#fff;color:#555}";
 
 /// The page frame: title, the reference form (pre-filled with `image`), and `content`.
 fn layout(title: &str, image: &str, content: &str) -> String {
@@ -89,8 +90,9 @@ pub fn streamed_start(title: &str, image: &str) -> String {
 }
 
 /// One line of progress: blob bytes read (of `total`, when known) and entries so far.
-/// Each line hides the one before it (CSS), so the page shows the latest without
-/// script.
+/// Each line is drawn over the one before it (CSS: same place, opaque), so the page
+/// shows the latest without script. (`:last-child` cannot do it: browsers match it only
+/// once the parent has finished loading.)
 pub fn progress_line(bytes: u64, total: u64, entries: u64) -> String {
     let of = if total > 0 {
         format!(" of {} ({}%)", human_size(total), bytes.saturating_mul(100) / total)
@@ -98,6 +100,11 @@ pub fn progress_line(bytes: u64, total: u64, entries: u64) -> String {
         String::new()
     };
     format!("<p>Reading the layer for the first time: {}{of}, {entries} entries so far…</p>\n", human_size(bytes))
+}
+
+/// The last line of progress: the whole layer read.
+pub fn progress_done(bytes: u64, entries: u64) -> String {
+    format!("<p id=\"progress-done\">Read the whole layer: {}, {entries} entries.</p>\n", human_size(bytes))
 }
 
 /// The rest of a streamed page: the progress block closed, then what follows `<main>`

@@ -263,7 +263,7 @@ impl App {
             let rest = match result {
                 Ok(index) => {
                     let s = &index.listing.summary;
-                    let done = page::progress_line(s.compressed_bytes, s.compressed_bytes, index.listing.len() as u64);
+                    let done = page::progress_done(s.compressed_bytes, index.listing.len() as u64);
                     format!("{done}{}", page::streamed_end(&render(&link, &index.listing)))
                 }
                 Err(e) => page::streamed_failure(&e),

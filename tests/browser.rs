@@ -8,6 +8,11 @@
 //! file's page (its text shown), and that file's save link (the file lands under its own
 //! name, byte for byte). Its file page is left at `target/browser-layer-file.png`.
 //!
+//! A third opens the file list of a 48 MiB layer on its first visit, through nginx running
+//! `deploy/nginx.conf`, with the registry behind a 12 MiB/s link: lines of progress show
+//! while the layer is read, each over the last, then the list. Its page mid-read is left
+//! at `target/browser-progress.png`.
+//!
 //! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
 //! client the other tests use: new session, navigate, find elements, click, screenshot,
 //! and chromedriver's `send_command` for one Chrome DevTools command. No WebDriver crate.
@@ -32,6 +37,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use real::images::{self, sha256_hex, BuiltLayer};
+use real::nginx::Nginx;
+use real::relay::CountingRelay;
 use real::{Layerpipe, RealRegistry};
 use serde_json::{json, Value};
 
@@ -218,8 +225,16 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Starts headless Chromium with a fresh profile in `profile`, saving downloads to
-    /// `downloads` without asking.
-    async fn new(driver: &'a ChromeDriver, chromium: &Path, profile: &Path, downloads: &Path) -> Session<'a> {
+    /// `downloads` without asking. `page_load` is WebDriver's page load strategy:
+    /// `normal` (navigating waits for the page to load) or `none` (it does not, so a
+    /// page can be looked at while it streams).
+    async fn new(
+        driver: &'a ChromeDriver,
+        chromium: &Path,
+        profile: &Path,
+        downloads: &Path,
+        page_load: &str,
+    ) -> Session<'a> {
         let args = [
             "--headless=new".to_owned(),
             // Root (as in CI) cannot use Chromium's sandbox.
@@ -243,6 +258,7 @@ impl<'a> Session<'a> {
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
+                    "pageLoadStrategy": page_load,
                     "goog:chromeOptions": {
                         "binary": chromium,
                         "args": args,
@@ -320,6 +336,11 @@ impl<'a> Session<'a> {
     /// An element's rendered text.
     async fn text(&self, element: &str) -> String {
         self.command(Method::GET, &format!("/element/{element}/text"), None).await.as_str().expect("text").to_owned()
+    }
+
+    /// Where `element` is drawn: `{x, y, width, height}`.
+    async fn rect(&self, element: &str) -> Value {
+        self.command(Method::GET, &format!("/element/{element}/rect"), None).await
     }
 
     /// Clicks `element` as a user would.
@@ -428,9 +449,14 @@ impl Browser {
 
     /// A headless Chromium session that saves downloads to [`Browser::downloads`].
     async fn session(&self) -> Session<'_> {
-        let session = Session::new(&self.driver, &self.chromium, &self.profile, &self.downloads).await;
+        let session = Session::new(&self.driver, &self.chromium, &self.profile, &self.downloads, "normal").await;
         session.allow_downloads(&self.downloads).await;
         session
+    }
+
+    /// A session whose navigation does not wait for the page to load.
+    async fn session_not_waiting(&self) -> Session<'_> {
+        Session::new(&self.driver, &self.chromium, &self.profile, &self.downloads, "none").await
     }
 }
 
@@ -617,4 +643,76 @@ async fn clicking_through_a_layer_in_chromium_saves_one_file() {
     session.delete().await;
     drop(browser);
     eprintln!("browser layer test: {:.2?} in all", started.elapsed());
+}
+
+/// Files of the large layer in [`the_first_visit_to_a_large_layer_shows_progress_behind_nginx`].
+const PROGRESS_FILES: usize = 384;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_visit_to_a_large_layer_shows_progress_behind_nginx() {
+    let (chromium, chromedriver) = browser_binaries();
+    let registry = RealRegistry::start();
+    // 48 MiB of incompressible files, read through a link of 12 MiB/s: about 4 s.
+    let files: Vec<(String, Vec<u8>)> = (0..PROGRESS_FILES)
+        .map(|i| (format!("blobs/{i:03}.bin"), images::generate(500 + i as u64, 128 * 1024)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    let layer = BuiltLayer::new(images::OCI_LAYER_GZIP, &refs);
+    let blob = layer.blob.clone();
+    let pusher = registry.pusher("e2e/progress").await;
+    let image = pusher.push_image(Some("v1"), images::OCI_MANIFEST, images::OCI_CONFIG, "amd64", vec![layer]).await;
+    let relay = CountingRelay::throttled(registry.addr(), Some(12 << 20)).await;
+    let layerpipe = Layerpipe::reaching(&registry, &relay.endpoint(), true, Path::new("")).await;
+    let upstream: std::net::SocketAddr = layerpipe.base.trim_start_matches("http://").parse().unwrap();
+    let nginx = Nginx::start(upstream);
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let session = browser.session_not_waiting().await;
+    let url = nginx.url(&format!(
+        "/explore/files?image={}&digest={}&layer=1&mt={}",
+        layerpipe::query::encode(&image.reference),
+        layerpipe::query::encode(&blob.digest),
+        layerpipe::query::encode(&blob.media_type)
+    ));
+    session.navigate(&url).await;
+
+    // While the layer is read: a progress line, and no table yet.
+    let deadline = Instant::now() + NAVIGATION_TIMEOUT;
+    let progress = loop {
+        if let Some(last) = session.find_all("css selector", "#progress p").await.last() {
+            let text = session.text(last).await;
+            if !text.is_empty() {
+                break text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no progress line appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(progress.starts_with("Reading the layer for the first time:"), "{progress}");
+    assert!(session.find_all("css selector", "#files").await.is_empty(), "the list came before any progress");
+    // Lines keep coming, each drawn in the same place as the one before, over it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let lines = session.find_all("css selector", "#progress p").await;
+    assert!(lines.len() >= 2, "progress lines keep coming ({})", lines.len());
+    assert!(session.find_all("css selector", "#files").await.is_empty(), "the list is still to come");
+    let (first, last) = (session.rect(&lines[0]).await, session.rect(lines.last().unwrap()).await);
+    assert_eq!((first["x"].clone(), first["y"].clone()), (last["x"].clone(), last["y"].clone()));
+    let shot = session.screenshot().await;
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("target dir");
+    std::fs::write(target.join("browser-progress.png"), &shot).expect("save the screenshot");
+
+    // Then the list, under the last word on progress.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while session.find_all("css selector", "#files").await.is_empty() {
+        assert!(Instant::now() < deadline, "the list never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = session.find_one("css selector", "#progress-done", "the last progress line").await;
+    assert!(session.text(&done).await.contains(&format!("{} entries", PROGRESS_FILES + 1)));
+    let rows = session.find_all("css selector", "#files tbody tr").await;
+    assert_eq!(rows.len(), PROGRESS_FILES + 1, "every file and the folder");
+    session.delete().await;
+    drop(browser);
+    drop(nginx);
 }

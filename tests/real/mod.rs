@@ -19,6 +19,7 @@ pub mod html;
 pub mod images;
 pub mod issuer;
 pub mod layerpipe;
+pub mod nginx;
 pub mod push;
 pub mod relay;
 

@@ -18,6 +18,12 @@ pub struct CountingRelay {
 impl CountingRelay {
     /// A relay to `target`.
     pub async fn start(target: SocketAddr) -> CountingRelay {
+        CountingRelay::throttled(target, None).await
+    }
+
+    /// A relay to `target` that passes the registry's bytes at most at
+    /// `bytes_per_sec` per connection (a slow link), or as fast as they come.
+    pub async fn throttled(target: SocketAddr, bytes_per_sec: Option<u64>) -> CountingRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the relay");
         let addr = listener.local_addr().unwrap();
         let from_registry = Arc::new(AtomicU64::new(0));
@@ -35,6 +41,7 @@ impl CountingRelay {
                     };
                     let down = async move {
                         let mut buffer = vec![0; 64 * 1024];
+                        let (started, mut sent) = (tokio::time::Instant::now(), 0u64);
                         loop {
                             let n = match upstream_read.read(&mut buffer).await {
                                 Ok(0) | Err(_) => break,
@@ -43,6 +50,11 @@ impl CountingRelay {
                             counter.fetch_add(n as u64, Ordering::SeqCst);
                             if client_write.write_all(&buffer[..n]).await.is_err() {
                                 break;
+                            }
+                            sent += n as u64;
+                            if let Some(rate) = bytes_per_sec {
+                                let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+                                tokio::time::sleep_until(started + due).await;
                             }
                         }
                         let _ = client_write.shutdown().await;
