@@ -156,12 +156,29 @@ struct Recorder {
     recorded: Recorded,
     /// Window bytes spent so far.
     spent: u64,
-    /// Where a point was last considered (a window compressed).
+    /// Where a point was last considered.
     last_try: u64,
+    /// The deflated size of the last window kept: what the next one is guessed to
+    /// cost, so that a window is deflated only when the budget can likely take it.
+    /// Deflating every candidate cost a gzip listing twice its CPU (BENCHMARKS.md).
+    guess: u64,
     scratch: Vec<u8>,
+    deflater: flate2::write::DeflateEncoder<Vec<u8>>,
 }
 
 impl Recorder {
+    fn new(spacing: Spacing) -> Recorder {
+        Recorder {
+            spacing,
+            recorded: Recorded::default(),
+            spent: 0,
+            last_try: 0,
+            guess: 0,
+            scratch: Vec::new(),
+            deflater: flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast()),
+        }
+    }
+
     /// A boundary at blob offset `compressed` (`bits` into the byte before it) and tar
     /// offset `tar`; `inflater` holds the window, for deflate.
     fn boundary(&mut self, compressed: u64, bits: u8, tar: u64, inflater: Option<&Inflater>) {
@@ -169,30 +186,45 @@ impl Recorder {
         if marks.last().is_none_or(|&(c, _)| compressed >= c + MARK_SPACING) {
             marks.push((compressed, tar));
         }
+        let budget = u128::from(compressed) * u128::from(self.spacing.window_ppm) / 1_000_000;
         if let Some(last) = self.recorded.points.last() {
             let min = self.spacing.min;
-            if compressed < last.compressed + min || compressed < self.last_try + min / 4 {
+            if compressed < last.compressed + min
+                || compressed < self.last_try + min / 4
+                || u128::from(self.spent + self.guess) > budget
+            {
                 return;
             }
         }
         self.last_try = compressed;
-        let mut deflated = Vec::new();
-        if let Some(inflater) = inflater {
-            inflater.window(&mut self.scratch);
-            if !self.scratch.is_empty() {
-                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-                // Writing into a Vec cannot fail.
-                let _ = e.write_all(&self.scratch);
-                deflated = e.finish().unwrap_or_default();
-            }
-        }
-        let budget = u128::from(compressed) * u128::from(self.spacing.window_ppm) / 1_000_000;
-        let spent = self.spent + deflated.len() as u64;
+        let window = match inflater {
+            Some(inflater) => self.deflate_window(inflater),
+            None => Vec::new(),
+        };
+        let spent = self.spent + window.len() as u64;
         if !self.recorded.points.is_empty() && u128::from(spent) > budget {
+            self.guess = window.len() as u64;
             return;
         }
         self.spent = spent;
-        self.recorded.points.push(ResumePoint { compressed, bits, tar, window: deflated });
+        self.guess = window.len() as u64;
+        self.recorded.points.push(ResumePoint { compressed, bits, tar, window });
+    }
+
+    /// The inflater's window, deflated (raw deflate, fast).
+    fn deflate_window(&mut self, inflater: &Inflater) -> Vec<u8> {
+        inflater.window(&mut self.scratch);
+        if self.scratch.is_empty() {
+            return Vec::new();
+        }
+        // Writing into a Vec cannot fail; a failure would only mean no point here.
+        let deflated = self.deflater.write_all(&self.scratch).and_then(|_| self.deflater.try_finish());
+        let out = self.deflater.reset(Vec::new()).unwrap_or_default();
+        if deflated.is_ok() {
+            out
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -410,8 +442,7 @@ impl<W: Write> Decompressor<W> {
     /// says, for [`Decompressor::recorded`].
     pub fn recording(sink: W, spacing: Spacing) -> Decompressor<W> {
         let mut d = Decompressor::new(sink);
-        d.recorder =
-            Some(Recorder { spacing, recorded: Recorded::default(), spent: 0, last_try: 0, scratch: Vec::new() });
+        d.recorder = Some(Recorder::new(spacing));
         d
     }
 

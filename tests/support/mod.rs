@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -43,14 +43,22 @@ pub struct Chunks {
     yielded: bool,
     /// The next trickled byte's time.
     trickle: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Adds the bytes of each frame handed to hyper (see [`Chunks::counting`]).
+    sent: Option<Arc<AtomicU64>>,
 }
 
 impl Chunks {
     pub fn new(data: Bytes) -> Chunks {
-        Chunks { data, cut: None, yielded: false, trickle: None }
+        Chunks { data, cut: None, yielded: false, trickle: None, sent: None }
     }
     pub fn cut(data: Bytes, at: usize, how: Cut) -> Chunks {
-        Chunks { data, cut: Some((at, how)), yielded: false, trickle: None }
+        Chunks { data, cut: Some((at, how)), yielded: false, trickle: None, sent: None }
+    }
+    /// Counts the bytes sent into `sent`: what a registry would have served, which for a
+    /// body the client stops reading is more than the client used.
+    pub fn counting(mut self, sent: Arc<AtomicU64>) -> Chunks {
+        self.sent = Some(sent);
+        self
     }
 }
 
@@ -87,6 +95,9 @@ impl Body for Chunks {
             self.cut = Some((at - n, how));
         }
         let frame = self.data.split_to(n);
+        if let Some(sent) = &self.sent {
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 }
@@ -224,6 +235,8 @@ pub struct Seen {
     pub cdn_authorizations: Mutex<Vec<Option<String>>>,
     /// Tokens the registry refuses from now on (to act out expiry).
     pub revoked: Mutex<Vec<String>>,
+    /// Blob body bytes the registry and the CDN have sent, ranges included.
+    pub blob_bytes_sent: Arc<AtomicU64>,
 }
 
 impl Seen {
@@ -274,7 +287,7 @@ impl FakeRegistry {
             cdn_seen.cdn_authorizations.lock().unwrap().push(header(req.headers(), "authorization"));
             let digest = req.uri().path().trim_start_matches("/cdn/").to_owned();
             match cdn_blobs.get(&digest) {
-                Some(blob) => serve_blob(blob, req.headers()),
+                Some(blob) => serve_blob(blob, req.headers()).map(|b| b.counting(cdn_seen.blob_bytes_sent.clone())),
                 None => respond(StatusCode::NOT_FOUND, ""),
             }
         })
@@ -324,7 +337,9 @@ impl FakeRegistry {
                         r.headers_mut().insert("location", HeaderValue::try_from(location).unwrap());
                         r
                     }
-                    Some(blob) => serve_blob(blob, req.headers()),
+                    Some(blob) => {
+                        serve_blob(blob, req.headers()).map(|b| b.counting(registry_seen.blob_bytes_sent.clone()))
+                    }
                     None => respond(StatusCode::NOT_FOUND, r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#),
                 };
             }
@@ -340,6 +355,11 @@ impl FakeRegistry {
 
     pub fn token_requests(&self) -> usize {
         self.seen.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Blob bytes sent so far (registry and CDN), ranges included.
+    pub fn blob_bytes_sent(&self) -> u64 {
+        self.seen.blob_bytes_sent.load(Ordering::Relaxed)
     }
 }
 
