@@ -182,10 +182,7 @@ impl Recorder {
     /// A boundary at blob offset `compressed` (`bits` into the byte before it) and tar
     /// offset `tar`; `inflater` holds the window, for deflate.
     fn boundary(&mut self, compressed: u64, bits: u8, tar: u64, inflater: Option<&Inflater>) {
-        let marks = &mut self.recorded.marks;
-        if marks.last().is_none_or(|&(c, _)| compressed >= c + MARK_SPACING) {
-            marks.push((compressed, tar));
-        }
+        self.mark(compressed, tar);
         let budget = u128::from(compressed) * u128::from(self.spacing.window_ppm) / 1_000_000;
         if let Some(last) = self.recorded.points.last() {
             let min = self.spacing.min;
@@ -209,6 +206,15 @@ impl Recorder {
         self.spent = spent;
         self.guess = window.len() as u64;
         self.recorded.points.push(ResumePoint { compressed, bits, tar, window });
+    }
+
+    /// By blob offset `compressed`, `tar` bytes have come out: where a resumed read may
+    /// stop. True anywhere in a zstd stream, so marks there need no frame boundary.
+    fn mark(&mut self, compressed: u64, tar: u64) {
+        let marks = &mut self.recorded.marks;
+        if marks.last().is_none_or(|&(c, _)| compressed >= c + MARK_SPACING) {
+            marks.push((compressed, tar));
+        }
     }
 
     /// The inflater's window, deflated (raw deflate, fast).
@@ -384,8 +390,12 @@ impl Zstd {
             *offset += (src.pos() - before) as u64;
             // 0: a frame is complete and flushed, so the next byte starts a frame.
             self.in_frame = hint != 0;
-            if let (false, Some(r)) = (self.in_frame, recorder.as_mut()) {
-                r.boundary(*offset, 0, out.position, None);
+            if let Some(r) = recorder.as_mut() {
+                if self.in_frame {
+                    r.mark(*offset, out.position);
+                } else {
+                    r.boundary(*offset, 0, out.position, None);
+                }
             }
             if src.pos() == input.len() && produced < self.buffer.len() {
                 return Ok(());
@@ -704,6 +714,13 @@ mod tests {
         // Marks are in order, and each says truly how much had come out by then.
         assert!(marks.windows(2).all(|m| m[0].0 < m[1].0 && m[0].1 <= m[1].1));
         assert!(marks.iter().all(|&(_, tar)| tar <= data.len() as u64));
+        // A mark is true: the blob up to its offset gives at least that much of the stream.
+        for &(c, tar) in marks.iter().step_by(7) {
+            let mut d = Decompressor::new(Vec::new());
+            d.write(&blob[..c as usize]).unwrap();
+            assert!(d.sink().len() as u64 >= tar, "mark ({c}, {tar}) gave {}", d.sink().len());
+            assert!(d.sink()[..] == data[..d.sink().len()]);
+        }
         for (i, p) in points.iter().enumerate() {
             let skip = (i as u64 * 37) % 1000;
             let mut r = Decompressor::resume(Vec::new(), compression, p, skip).unwrap();
@@ -755,8 +772,12 @@ mod tests {
             blob.extend(zstd(part));
         }
         assert_eq!(resume_everywhere(&blob, &data, 1), 9);
-        // A single zstd frame resumes only at its start (or at its end).
+        // A single zstd frame resumes only at its start (or at its end), but a read from
+        // there may stop at any of its marks.
         assert_eq!(resume_everywhere(&zstd(&data), &data, 1), 2);
+        let mut d = Decompressor::recording(Vec::new(), Spacing { min: 1, window_ppm: 1_000_000 });
+        d.write(&zstd(&data)).unwrap();
+        assert!(d.recorded().marks.len() > 3);
         // A plain tar needs no points: it resumes anywhere.
         let mut d = Decompressor::resume(
             Vec::new(),
