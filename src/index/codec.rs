@@ -208,20 +208,14 @@ mod tests {
     use super::*;
     use crate::layer::listing::Lookup;
 
+    /// Owner, mode and time away from the defaults, to see them round-trip.
     fn header(path: &str, kind: TypeFlag, size: u64, link: &str, offset: u64) -> Header {
         Header {
-            path: path.as_bytes().to_vec(),
-            link: link.as_bytes().to_vec(),
-            kind,
-            size,
             mode: 0o755,
             uid: 1000,
             gid: 1000,
             mtime: 1_700_000_000,
-            dev_major: 0,
-            dev_minor: 0,
-            offset,
-            data_offset: offset + 512,
+            ..Header::sample(path, kind, size, link, offset)
         }
     }
 

@@ -99,20 +99,7 @@ mod tests {
     use crate::layer::tar::TypeFlag;
 
     fn header(path: &str, size: u64, offset: u64) -> Header {
-        Header {
-            path: path.as_bytes().to_vec(),
-            link: Vec::new(),
-            kind: TypeFlag::File,
-            size,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            dev_major: 0,
-            dev_minor: 0,
-            offset,
-            data_offset: offset + 512,
-        }
+        Header::sample(path, TypeFlag::File, size, "", offset)
     }
 
     #[test]

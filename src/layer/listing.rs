@@ -354,20 +354,7 @@ mod tests {
     use super::*;
 
     fn header(path: &str, kind: TypeFlag, size: u64, link: &str) -> Header {
-        Header {
-            path: path.as_bytes().to_vec(),
-            link: link.as_bytes().to_vec(),
-            kind,
-            size,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            dev_major: 0,
-            dev_minor: 0,
-            offset: 0,
-            data_offset: 0,
-        }
+        Header::sample(path, kind, size, link, 0)
     }
 
     fn listing(headers: &[Header]) -> Listing {

@@ -106,29 +106,16 @@ mod tests {
     #[test]
     fn the_visitor_takes_the_first_bytes_of_its_entry_and_stops() {
         let mut v = PreviewVisitor::new(1);
-        let header = |name: &[u8]| Header {
-            path: name.to_vec(),
-            link: Vec::new(),
-            kind: super::super::tar::TypeFlag::File,
-            size: 0,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            dev_major: 0,
-            dev_minor: 0,
-            offset: 0,
-            data_offset: 0,
-        };
-        assert_eq!(v.entry(header(b"a")), Want::Skip);
-        assert_eq!(v.entry(header(b"b")), Want::Data);
+        let header = |name: &str| Header::sample(name, super::super::tar::TypeFlag::File, 0, "", 0);
+        assert_eq!(v.entry(header("a")), Want::Skip);
+        assert_eq!(v.entry(header("b")), Want::Data);
         assert!(v.data(&[1; 40_000], false).is_continue());
         assert!(v.data(&[2; 40_000], false).is_break());
         assert_eq!(v.bytes.len(), PREVIEW_BYTES);
         assert!(!v.complete);
 
         let mut v = PreviewVisitor::new(0);
-        v.entry(header(b"a"));
+        v.entry(header("a"));
         assert!(v.data(b"small", true).is_break());
         assert!(v.complete);
     }

@@ -106,6 +106,28 @@ pub struct Header {
     pub data_offset: u64,
 }
 
+#[cfg(test)]
+impl Header {
+    /// A header as tests want one: `path`, `kind`, `size`, `link`, its first block at
+    /// `offset` and its data one block on; mode 0644, owned by root, dated 1970.
+    pub(crate) fn sample(path: &str, kind: TypeFlag, size: u64, link: &str, offset: u64) -> Header {
+        Header {
+            path: path.as_bytes().to_vec(),
+            link: link.as_bytes().to_vec(),
+            kind,
+            size,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            dev_major: 0,
+            dev_minor: 0,
+            offset,
+            data_offset: offset + 512,
+        }
+    }
+}
+
 /// What a visitor wants done with the entry it was just shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Want {
