@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::digest::Digest;
 use crate::layer::decompress::{Compression, ResumePoint, Spacing};
 use crate::layer::listing::Listing;
+use crate::range::ByteRange;
 
 /// How densely resume points are recorded, chosen by measurement (BENCHMARKS.md,
 /// "Random access inside layers"): windows may take 1.5% of the blob, which puts a
@@ -65,12 +66,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The `Range` header value asking for these bytes.
-    pub fn range_header(&self) -> String {
-        match self.end {
-            Some(end) => format!("bytes={}-{}", self.start, end - 1),
-            None => format!("bytes={}-", self.start),
-        }
+    /// The range asking for these bytes.
+    pub fn range(&self) -> ByteRange {
+        ByteRange::From { first: self.start, last: self.end.map(|end| end - 1) }
     }
 
     /// How many blob bytes the plan fetches, when its end is known.

@@ -389,25 +389,13 @@ impl Inspector {
         plan: &Plan,
     ) -> Result<(UpstreamBody, ScanOptions), Error> {
         let mut headers = HeaderMap::new();
-        let range = HeaderValue::from_str(&plan.range_header()).expect("a range header is ASCII");
+        let range = HeaderValue::from_str(&plan.range().to_string()).expect("a range header is ASCII");
         headers.insert(header::RANGE, range);
+        // The registry client already refuses a 206 that is not exactly this range.
         let response = registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
         let discard = match response.status() {
             StatusCode::OK => plan.start,
-            StatusCode::PARTIAL_CONTENT => {
-                let starts_right = response
-                    .headers()
-                    .get(header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|start| start.parse::<u64>().ok())
-                    == Some(plan.start);
-                if !starts_right {
-                    return Err(Error::bad_gateway("the registry answered a range request with other bytes"));
-                }
-                0
-            }
+            StatusCode::PARTIAL_CONTENT => 0,
             other => {
                 return Err(Error::bad_gateway(format!("the registry answered {other} to a range request")));
             }
