@@ -12,6 +12,7 @@ pub mod digest;
 pub mod download;
 pub mod egress;
 pub mod error;
+pub mod image;
 pub mod index;
 pub mod layer;
 pub mod manifest;

@@ -349,9 +349,16 @@ impl Visitor for ListingBuilder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::tar::TypeFlag;
     use super::*;
+
+    /// A listing of `(path, kind, size, link)` entries, for tests here and in `image`.
+    pub(crate) fn listing_of(entries: &[(&str, TypeFlag, u64, &str)]) -> Listing {
+        let headers: Vec<Header> =
+            entries.iter().map(|&(path, kind, size, link)| header(path, kind, size, link)).collect();
+        listing(&headers)
+    }
 
     fn header(path: &str, kind: TypeFlag, size: u64, link: &str) -> Header {
         Header::sample(path, kind, size, link, 0)

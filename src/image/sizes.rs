@@ -1,0 +1,81 @@
+//! Where an image's bytes go: its largest files, and the bytes that later layers delete
+//! or overwrite while earlier layers still ship them (what dive calls wasted space).
+
+use super::merged::{Fate, MergedFs, Version};
+use crate::layer::entry::Kind;
+
+/// Most files the largest-files list holds; pages show them a page at a time.
+pub const MAX_LARGEST: usize = 10_000;
+
+/// An image's sizes; see the module docs.
+pub struct Sizes<'a> {
+    /// Files of every layer, largest first (ties by layer, then path), hidden ones too.
+    pub largest: Vec<Version<'a>>,
+    /// How many files the layers hold in all.
+    pub files: usize,
+    /// Bytes of files in all layers.
+    pub shipped: u64,
+    /// Bytes of files that no container sees.
+    pub wasted: u64,
+    /// Those bytes by the layer that ships them.
+    pub wasted_by_layer: Vec<u64>,
+}
+
+/// The sizes of the image `fs` holds.
+pub fn of(fs: &MergedFs) -> Sizes<'_> {
+    let mut wasted_by_layer = vec![0u64; fs.layers().len()];
+    let (mut shipped, mut files) = (0u64, 0usize);
+    let mut largest: Vec<Version<'_>> = Vec::new();
+    for v in fs.versions_by_layer() {
+        if v.entry.entry.kind != Kind::File {
+            continue;
+        }
+        files += 1;
+        shipped = shipped.saturating_add(v.entry.entry.size);
+        if matches!(v.fate, Fate::Deleted { .. } | Fate::Overwritten { .. }) {
+            let slot = &mut wasted_by_layer[v.layer as usize];
+            *slot = slot.saturating_add(v.entry.entry.size);
+        }
+        largest.push(v);
+    }
+    let order = |a: &Version<'_>, b: &Version<'_>| {
+        b.entry.entry.size.cmp(&a.entry.entry.size).then(a.layer.cmp(&b.layer)).then(a.entry.path().cmp(b.entry.path()))
+    };
+    if largest.len() > MAX_LARGEST {
+        largest.select_nth_unstable_by(MAX_LARGEST - 1, order);
+        largest.truncate(MAX_LARGEST);
+    }
+    largest.sort_by(order);
+    let wasted = wasted_by_layer.iter().copied().fold(0, u64::saturating_add);
+    Sizes { largest, files, shipped, wasted, wasted_by_layer }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::layer::listing::tests::listing_of;
+    use crate::layer::tar::TypeFlag::{Dir, File};
+
+    #[test]
+    fn largest_first_and_wasted_bytes_by_layer() {
+        let fs = MergedFs::new(vec![
+            Arc::new(listing_of(&[
+                ("a/", Dir, 0, ""),
+                ("a/big.tar", File, 9000, ""),
+                ("a/keep", File, 10, ""),
+                ("a/old", File, 300, ""),
+            ])),
+            Arc::new(listing_of(&[("a/.wh.big.tar", File, 0, ""), ("a/old", File, 200, ""), ("b", File, 50, "")])),
+        ])
+        .unwrap();
+        let s = of(&fs);
+        let sizes: Vec<(u32, u64)> = s.largest.iter().map(|v| (v.layer, v.entry.entry.size)).collect();
+        assert_eq!(sizes, [(0, 9000), (0, 300), (1, 200), (1, 50), (0, 10)]);
+        assert_eq!(s.files, 5);
+        assert_eq!(s.shipped, 9560);
+        assert_eq!(s.wasted, 9300);
+        assert_eq!(s.wasted_by_layer, [9300, 0]);
+    }
+}
