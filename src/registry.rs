@@ -26,6 +26,13 @@ use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
+mod referrers;
+mod small_blob;
+mod tags;
+
+pub use referrers::Referrer;
+pub use tags::TagPage;
+
 /// How long a registry's auth scheme (its `/v2/` answer) is remembered.
 const SCHEME_TTL: Duration = Duration::from_secs(600);
 
