@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 use crate::digest::Digest;
 
+pub mod schema1;
+
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
