@@ -70,8 +70,7 @@ impl RegistryClient {
         let registry = self.config.registry(image.registry());
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(manifest::OCI_INDEX));
-        let response =
-            self.get(&registry, image.repository(), Transport::Pooled, &Method::GET, path, headers).await?;
+        let response = self.get(&registry, image.repository(), Transport::Pooled, &Method::GET, path, headers).await?;
         if response.status() != StatusCode::OK {
             return Ok(None);
         }

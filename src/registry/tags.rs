@@ -10,8 +10,9 @@ use crate::error::Error;
 use crate::reference::ImageReference;
 use crate::upstream::Transport;
 
-/// Largest tag list response read: 1,000 tags of 128 bytes with JSON quoting fit well.
-const MAX_RESPONSE: usize = 1024 * 1024;
+/// Largest tag list response read. Registries that ignore `n` send every tag at once:
+/// this is ~50,000 tags of typical length.
+const MAX_RESPONSE: usize = 4 * 1024 * 1024;
 
 /// One page of a repository's tags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,9 +24,9 @@ pub struct TagPage {
 }
 
 impl RegistryClient {
-    /// Up to `n` tags of `repository`'s repository after tag `last`. A registry that
-    /// ignores `n` and sends more gets its list cut to `n`, the next page starting after
-    /// the last one shown.
+    /// Up to `n` tags of `repository`'s repository after tag `last`. Some registries
+    /// (distribution 2.8 among them) ignore `n` and `last` and send every tag in no
+    /// order; their list is paged here instead, in lexical order as distribution 3 does.
     pub async fn tags(&self, repository: &ImageReference, n: usize, last: Option<&str>) -> Result<TagPage, Error> {
         let registry = self.config.registry(repository.registry());
         let mut path = format!("/v2/{}/tags/list?n={n}", repository.repository());
@@ -41,13 +42,20 @@ impl RegistryClient {
         }
         let link = response.headers().get(header::LINK).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = self.read_limited(response, MAX_RESPONSE, "tag list").await?;
-        let mut page = parse(&body, link.as_deref()).map_err(|e| self.invalid(e))?;
-        if page.tags.len() > n {
-            page.tags.truncate(n);
-            page.next = page.tags.last().cloned();
-        }
-        Ok(page)
+        let page = parse(&body, link.as_deref()).map_err(|e| self.invalid(e))?;
+        Ok(if page.tags.len() > n { page_locally(page.tags, n, last) } else { page })
     }
+}
+
+/// The page of `n` tags after `last` of a registry's whole list.
+fn page_locally(mut tags: Vec<String>, n: usize, last: Option<&str>) -> TagPage {
+    tags.sort_unstable();
+    tags.dedup();
+    let start = last.map_or(0, |last| tags.partition_point(|t| t.as_str() <= last));
+    let rest = &tags[start..];
+    let shown = rest[..rest.len().min(n)].to_vec();
+    let next = (rest.len() > n).then(|| shown.last().cloned()).flatten();
+    TagPage { tags: shown, next }
 }
 
 /// A tag list response and its `Link` header.
@@ -85,6 +93,17 @@ mod tests {
         assert_eq!(next_last(r#"</v2/a/tags/list?n=2&last=b>; rel="prev""#), None);
         assert_eq!(next_last("garbage"), None);
         assert_eq!(next_last(r#"</v2/a/tags/list?n=2>; rel="next""#), None);
+    }
+
+    #[test]
+    fn whole_lists_are_paged_here_in_lexical_order() {
+        let all: Vec<String> = ["c", "a", "e", "b", "d"].map(String::from).to_vec();
+        let first = page_locally(all.clone(), 2, None);
+        assert_eq!((first.tags.as_slice(), first.next.as_deref()), (&["a".to_owned(), "b".to_owned()][..], Some("b")));
+        let last = page_locally(all.clone(), 2, Some("d"));
+        assert_eq!((last.tags.as_slice(), last.next), (&["e".to_owned()][..], None));
+        assert_eq!(page_locally(all.clone(), 2, Some("c")).next.as_deref(), Some("e"));
+        assert_eq!(page_locally(all, 2, Some("z")).tags, Vec::<String>::new());
     }
 
     #[test]

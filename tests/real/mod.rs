@@ -18,6 +18,7 @@
 pub mod html;
 pub mod images;
 pub mod issuer;
+pub mod layered;
 pub mod layerpipe;
 pub mod nginx;
 pub mod push;
