@@ -18,18 +18,19 @@ use http_body_util::{BodyExt, Limited};
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
 use crate::auth::{challenge, realm, Scheme};
 use crate::config::{Config, Registry};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::Error;
-use crate::manifest::{self, FetchedManifest};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
+mod manifests;
 mod referrers;
 mod small_blob;
 mod tags;
 
+pub use manifests::PullQuota;
 pub use referrers::Referrer;
 pub use tags::TagPage;
 
@@ -45,6 +46,7 @@ pub struct RegistryClient {
     upstream: Upstream,
     schemes: moka::future::Cache<String, Scheme>,
     tokens: TokenCache,
+    manifests: manifests::ManifestCache,
 }
 
 /// Which `Authorization` a request carried, so a 401 can forget the right token.
@@ -60,6 +62,7 @@ impl RegistryClient {
             upstream: Upstream::new(&config, metrics),
             schemes: moka::future::Cache::builder().max_capacity(1024).time_to_live(SCHEME_TTL).build(),
             tokens: TokenCache::new(10_000),
+            manifests: manifests::ManifestCache::default(),
             config,
         }
     }
@@ -72,35 +75,6 @@ impl RegistryClient {
     /// The metrics registry failures are counted in.
     pub fn metrics(&self) -> &Metrics {
         self.upstream.metrics()
-    }
-
-    /// Fetches and parses the manifest (or index) `reference` names.
-    pub async fn manifest(&self, reference: &ImageReference) -> Result<FetchedManifest, Error> {
-        let registry = self.config.registry(reference.registry());
-        let path = format!("/v2/{}/manifests/{}", reference.repository(), reference.manifest_reference());
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-        let response =
-            self.get(&registry, reference.repository(), Transport::Pooled, &Method::GET, &path, headers).await?;
-        if response.status() != StatusCode::OK {
-            return Err(status_error(&response, &format!("manifest {reference} not found")));
-        }
-        let content_type =
-            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = self.read_limited(response, self.config.limits.max_manifest_bytes, "manifest").await?;
-        let algorithm = reference.digest().map_or(crate::digest::Algorithm::Sha256, Digest::algorithm);
-        let mut hasher = Hasher::new(algorithm);
-        hasher.update(&bytes);
-        let digest = hasher.finish();
-        if let Some(expected) = reference.digest() {
-            if self.config.verify_digests && *expected != digest {
-                return Err(
-                    self.invalid(format!("the registry sent a manifest whose digest is {digest}, not {expected}"))
-                );
-            }
-        }
-        let (media_type, manifest) = manifest::parse(content_type.as_deref(), &bytes).map_err(|e| self.invalid(e))?;
-        Ok(FetchedManifest { media_type, digest, manifest })
     }
 
     /// Starts a blob download: GET or HEAD, with the client's `Range`/`If-Range` passed on

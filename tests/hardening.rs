@@ -97,7 +97,8 @@ async fn a_busy_registry_is_retried_with_backoff_then_served() {
     let lp = layerpipe_with(&server.addr.to_string(), "").await;
     let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
-    assert_eq!(count.load(Ordering::SeqCst), 3);
+    // The HEAD (for the tag's digest) is retried twice, then the manifest is fetched.
+    assert_eq!(count.load(Ordering::SeqCst), 4);
     // With retries off the first 503 is the answer.
     let (server, count) = scripted_registry(|_| respond(StatusCode::SERVICE_UNAVAILABLE, "busy")).await;
     let lp = layerpipe_with(&server.addr.to_string(), r#""retries":{"attempts":1},"#).await;
@@ -121,7 +122,8 @@ async fn a_short_retry_after_is_waited_out_and_a_long_one_passed_on() {
     let lp = layerpipe_with(&server.addr.to_string(), "").await;
     let got = fetch(&lp.url(&page_path(&format!("{}/a/b:v1", server.addr))), &[]).await;
     assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(count.load(Ordering::SeqCst), 2);
+    // The HEAD waits out the 429, then the manifest is fetched.
+    assert_eq!(count.load(Ordering::SeqCst), 3);
 
     let (server, count) = scripted_registry(|_| {
         let mut r = respond(StatusCode::TOO_MANY_REQUESTS, "");
@@ -363,7 +365,8 @@ async fn metrics_count_requests_bytes_and_tokens() {
         "layerpipe_active_downloads 0".to_owned(),
         "layerpipe_download_duration_seconds_count 2".to_owned(),
         "layerpipe_token_cache_misses_total 1".to_owned(),
-        "layerpipe_token_cache_hits_total 2".to_owned(),
+        // The page's manifest HEAD fetches the token; its GET and the downloads reuse it.
+        "layerpipe_token_cache_hits_total 3".to_owned(),
         "layerpipe_token_fetches_total 1".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -133,3 +133,24 @@ async fn referrers_history_and_the_merged_filesystem() {
 fn layered_secret_len() -> usize {
     real::layered::SECRET.len()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_of_a_tag_cost_one_manifest_get() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_oci_image("whole/quota", "v1").await;
+    let c = clients(&registry);
+    let image: ImageReference = pushed.reference.parse().unwrap();
+    for _ in 0..3 {
+        let fetched = c.registry.manifest(&image).await.unwrap();
+        assert_eq!(fetched.digest.as_str(), pushed.digest);
+    }
+    // By digest, as platform pages and layer pages address it: no request at all.
+    let by_digest: ImageReference =
+        format!("{}@{}", pushed.reference.split(':').take(2).collect::<Vec<_>>().join(":"), pushed.digest)
+            .parse()
+            .unwrap();
+    c.registry.manifest(&by_digest).await.unwrap();
+    assert_eq!(registry.requests("GET", "/manifests/"), 1, "{}", registry.log_tail());
+    assert_eq!(registry.requests("HEAD", "/manifests/v1"), 3, "{}", registry.log_tail());
+    assert_eq!(c.registry.pull_quota(&registry.host()).await, None);
+}

@@ -119,6 +119,17 @@ impl RealRegistry {
         self.dir.path().join("storage")
     }
 
+    /// How many requests of `method` for a URI containing `uri_part` the registry has
+    /// answered, by its access log (`"GET /v2/… HTTP/1.1" 200 …`).
+    pub fn requests(&self, method: &str, uri_part: &str) -> usize {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let start = format!("\"{method} ");
+        log.lines()
+            .filter_map(|l| l.split_once(&start).map(|(_, rest)| rest.split(' ').next().unwrap_or("")))
+            .filter(|uri| uri.contains(uri_part))
+            .count()
+    }
+
     /// The end of the registry's log (its stdout and stderr), for failure messages.
     pub fn log_tail(&self) -> String {
         tail(&self.log)
