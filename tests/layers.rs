@@ -754,6 +754,105 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
     let page = s.files(1).await;
     assert_eq!(page.status, StatusCode::BAD_GATEWAY);
     assert!(page.text().contains("whose digest is"), "{}", page.text());
+
+    // A JSON blob shown whole is checked too.
+    let config_mt = "application/vnd.oci.image.config.v1+json";
+    let s = serve_with(vec![(config_mt, CONFIG_JSON.to_vec())], |_, blob| {
+        blob.served = Some(Bytes::from_static(br#"{"architecture":"arm64"}"#))
+    })
+    .await;
+    let page = s.files(1).await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is"), "{}", page.text());
+}
+
+/// What a client got of a response whose body may break: status, `Content-Length`, the
+/// body bytes that came, and whether the body ended in an error.
+async fn fetch_partial(url: &str) -> (StatusCode, Option<u64>, Vec<u8>, bool) {
+    use http_body_util::BodyExt;
+    let request = http::Request::get(url).body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let response = client().request(request).await.unwrap();
+    let length = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
+    let (status, mut body) = (response.status(), response.into_body());
+    let mut got = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => got.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+            Err(_) => return (status, length, got, true),
+        }
+    }
+    (status, length, got, false)
+}
+
+/// `z.txt` (small), `big.bin` (300 KiB), `last.bin` (under 64 KiB), incompressible,
+/// gzipped: a small file whose range read stops at a mark, and a last file whose preview
+/// and save both run from the layer's first (and only) resume point to the blob's end.
+fn changing_layer(first_name: &str, last: &[u8]) -> Vec<u8> {
+    use tar::EntryType::Regular;
+    let mut b = tar::Builder::new(Vec::new());
+    add(&mut b, first_name, Regular, 0o644, MOTD);
+    add(&mut b, "big.bin", Regular, 0o644, &pseudo_random(300 << 10, 61));
+    add(&mut b, "last.bin", Regular, 0o644, last);
+    gzip(&b.into_inner().unwrap())
+}
+
+/// Previews and saves that read the blob from its first byte to its end check it against
+/// the digest: a registry whose blob changed after it was listed (and verified) gets
+/// neither a preview (502) nor a whole saved file (the body breaks before its last
+/// bytes) through, whether the index's range read reaches the blob's end or the read
+/// falls back to the whole blob because the entry met is not the one promised.
+#[tokio::test]
+async fn a_blob_that_changed_after_its_listing_is_never_shown_or_saved_whole() {
+    let last = pseudo_random(40 << 10, 62);
+    let good = changing_layer("z.txt", &last);
+    let replaced = std::sync::Arc::new(std::sync::Mutex::new(None::<Bytes>));
+    let handle = replaced.clone();
+    let s = serve_with(vec![(GZIP_LAYER, good.clone())], move |_, blob| blob.replaced = handle.clone()).await;
+    let blob_digest = digest(&good);
+    let ranges_since = |n: usize| s.fake.seen.blob_ranges(&blob_digest)[n..].to_vec();
+    let save_url = |name: &str| s.lp.url(&format!("/save/{name}?{}", s.query(1)));
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+
+    // The good blob: the last file's range read is the whole blob, checked, and the
+    // held-back last piece goes out.
+    let (status, length, got, broke) = fetch_partial(&save_url("last.bin")).await;
+    assert_eq!((status, length, broke), (StatusCode::OK, Some(last.len() as u64), false));
+    assert!(got == last, "the saved file differs");
+    assert_eq!(ranges_since(1), [Some("bytes=0-".to_owned())]);
+
+    // The same entries, other bytes in the last file: the range read's header checks
+    // pass, the digest does not.
+    *replaced.lock().unwrap() = Some(changing_layer("z.txt", &pseudo_random(40 << 10, 70)).into());
+    let page = s.fs(1, "last.bin").await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is sha256:"), "{}", page.text());
+    assert!(page.text().contains(&format!("not {blob_digest}")), "{}", page.text());
+    let (status, length, got, broke) = fetch_partial(&save_url("last.bin")).await;
+    assert_eq!((status, length), (StatusCode::OK, Some(last.len() as u64)));
+    assert!(broke, "the save of a mismatching blob ended cleanly");
+    assert!(got.len() < last.len(), "the client has all {} bytes", got.len());
+    assert_eq!(ranges_since(2), [Some("bytes=0-".to_owned()), Some("bytes=0-".to_owned())]);
+
+    // The first entry renamed: its range read (which stops at a mark, short of the
+    // blob's end) meets another entry, and the whole blob is read instead, checked.
+    *replaced.lock().unwrap() = Some(changing_layer("y.txt", &last).into());
+    let (status, length, got, broke) = fetch_partial(&save_url("z.txt")).await;
+    assert_eq!((status, length), (StatusCode::OK, Some(MOTD.len() as u64)));
+    assert!(broke && got.len() < MOTD.len(), "got {} bytes of z.txt, broke: {broke}", got.len());
+    let ranges = ranges_since(4);
+    assert!(matches!(&ranges[..], [Some(r), None] if !r.ends_with('-')), "{ranges:?}");
+    // That dropped the index: the good blob is listed again, then changes again.
+    *replaced.lock().unwrap() = None;
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+    *replaced.lock().unwrap() = Some(changing_layer("y.txt", &last).into());
+    let page = s.fs(1, "z.txt").await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is"), "{}", page.text());
+    let ranges = ranges_since(6);
+    assert!(matches!(&ranges[..], [None, Some(_), None]), "{ranges:?}");
+
+    let metrics = s.get("/metrics").await.text();
+    assert!(metrics.contains("layerpipe_digest_mismatches_total 4"), "{metrics}");
 }
 
 // ---- blobs that are not layers, and bad URLs --------------------------------------------

@@ -112,6 +112,17 @@ impl LayerIndex {
         Some(Plan { compression, start: point.fetch_from(), end, skip: entry_offset - point.tar, point, entry_offset })
     }
 
+    /// Whether `plan` reads from the layer's first resume point (or its first byte) to
+    /// the blob's end: the whole blob but for the few bytes before that point (a gzip
+    /// member's header), so that asking for those too makes it a read of the whole
+    /// blob, which can be checked against the digest. The blob's end is where this
+    /// index's first read ended.
+    pub fn spans_blob(&self, plan: &Plan) -> bool {
+        let from_first = plan.start == 0 || self.points.first().is_some_and(|p| p.compressed == plan.point.compressed);
+        let size = self.listing.summary.compressed_bytes;
+        from_first && plan.end.is_none_or(|end| end >= size)
+    }
+
     /// Memory the index holds, for the cache's weigher.
     pub fn weight(&self) -> usize {
         self.listing.weight()

@@ -194,6 +194,9 @@ pub struct FakeBlob {
     pub data: Bytes,
     /// Serve these bytes instead of `data` (a corrupted blob).
     pub served: Option<Bytes>,
+    /// Serve these bytes instead, from when the test puts them here (a blob that
+    /// changes after it was first read); shared by the clones of this blob.
+    pub replaced: Arc<Mutex<Option<Bytes>>>,
     /// Cut the stream after this many bytes.
     pub cut_at: Option<(usize, Cut)>,
     /// Redirect the blob GET to this base URL (a "CDN").
@@ -215,7 +218,14 @@ pub enum Ranges {
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false, ranges: Ranges::Honoured }
+        FakeBlob {
+            data: data.into(),
+            served: None,
+            replaced: Default::default(),
+            cut_at: None,
+            via_cdn: false,
+            ranges: Ranges::Honoured,
+        }
     }
 }
 
@@ -369,7 +379,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Serves a blob with Content-Length and `Range: bytes=a-b` support.
 fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
-    let data = blob.served.clone().unwrap_or_else(|| blob.data.clone());
+    let replaced = blob.replaced.lock().unwrap().clone();
+    let data = replaced.or_else(|| blob.served.clone()).unwrap_or_else(|| blob.data.clone());
     let total = data.len();
     if let Some(range) = header(headers, "range").filter(|_| blob.ranges != Ranges::Ignored) {
         let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
