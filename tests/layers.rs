@@ -598,12 +598,67 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
             tokio::spawn(async move { fetch(&url, &[]).await })
         })
         .collect();
-    eventually("every slot holds a stalled range read", || s.fake.seen.blob_ranges(&blob_digest).len() > limit).await;
+    // The listing, then a stalled range read for each slot.
+    let all_held = s.fake.seen.blob_gets(&blob_digest, 1 + limit);
+    tokio::time::timeout(Duration::from_secs(60), all_held).await.expect("every slot holds a stalled range read");
     let busy = s.fs(1, "f0000.bin").await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
     assert_eq!(busy.header("retry-after"), Some("5"));
     let busy = s.get(&format!("/save/f0001.bin?{}", s.query(1))).await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    for task in stuck {
+        task.abort();
+    }
+}
+
+/// At most 4 layers are read for their listing at once: a fifth gets 503 with
+/// `Retry-After`, while pages of a layer already listed (and its files' previews, which
+/// have slots of their own) are still served.
+#[tokio::test]
+async fn listings_beyond_the_limit_get_503_with_retry_after() {
+    use tar::EntryType::Regular;
+    let limit = layerpipe::layer::inspect::MAX_CONCURRENT_LISTINGS;
+    // Layers 1 to `limit` stall mid-blob; the next one is never reached; the last is listed first.
+    let layers: Vec<_> = (0..limit + 2)
+        .map(|i| {
+            let mut b = tar::Builder::new(Vec::new());
+            add(&mut b, "motd", Regular, 0o644, MOTD);
+            // Seeds differ in more than their lowest bit: six blobs, six digests.
+            add(&mut b, "data.bin", Regular, 0o644, &pseudo_random(256 << 10, 2 * i as u64 + 100));
+            (GZIP_LAYER, gzip(&b.into_inner().unwrap()))
+        })
+        .collect();
+    let s = serve_with(layers, |i, blob| {
+        if i < limit {
+            blob.cut_at = Some((100_000, Cut::Stall));
+        }
+    })
+    .await;
+    let listed = limit + 2;
+    assert_eq!(s.files(listed).await.status, StatusCode::OK);
+    let stuck: Vec<_> = (1..=limit)
+        .map(|n| {
+            let url = s.lp.url(&format!("/files?{}", s.query(n)));
+            tokio::spawn(async move { fetch(&url, &[]).await })
+        })
+        .collect();
+    for n in 1..=limit {
+        let blob_digest = digest(&s.layers[n - 1].1);
+        let reading = s.fake.seen.blob_gets(&blob_digest, 1);
+        tokio::time::timeout(Duration::from_secs(60), reading).await.expect("each listing slot holds a stalled read");
+    }
+    let busy = s.files(limit + 1).await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    assert!(busy.text().contains("limit of layer listings"), "{}", busy.text());
+    let busy = s.fs(limit + 1, "").await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.blob_requests(limit + 1), 0, "the busy layer was not read");
+    // What needs no listing slot goes on.
+    assert_eq!(s.files(listed).await.status, StatusCode::OK);
+    let page = s.fs(listed, "motd").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(preview(&page.text()).1, String::from_utf8_lossy(MOTD));
     for task in stuck {
         task.abort();
     }
@@ -652,6 +707,52 @@ fn parse_range(range: &str) -> Option<(u64, Option<u64>)> {
 /// zstd in frames of `frame` input bytes each, as a seekable zstd writer makes them.
 fn zstd_frames(data: &[u8], frame: usize) -> Vec<u8> {
     data.chunks(frame).flat_map(zstd).collect()
+}
+
+/// A zstd layer of `count` empty files, `f/0000000` on: 512 bytes of tar each, which
+/// compress to almost nothing, built as a stream (the tar itself is never held).
+fn empty_files_zstd(count: usize) -> Vec<u8> {
+    let mut out = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o644);
+    let mut chunk = Vec::with_capacity(1 << 20);
+    for i in 0..count {
+        header.set_path(format!("f/{i:07}")).unwrap();
+        header.set_cksum();
+        chunk.extend_from_slice(header.as_bytes());
+        if chunk.len() >= 1 << 20 {
+            out.write_all(&chunk).unwrap();
+            chunk.clear();
+        }
+    }
+    chunk.extend_from_slice(&[0; 1024]);
+    out.write_all(&chunk).unwrap();
+    out.finish().unwrap()
+}
+
+/// A listing holds at most 1,000,000 entries: a layer of one more is listed up to the
+/// limit, its page says where and why the listing stops, the last entry listed has its
+/// page, and the one beyond is not in the layer as far as layerpipe can tell.
+#[tokio::test]
+async fn a_listing_stops_at_a_million_entries_and_says_so() {
+    let max = layerpipe::layer::listing::MAX_ENTRIES;
+    assert_eq!(max, 1_000_000, "README promises a million");
+    let s = serve(vec![(ZSTD_LAYER, empty_files_zstd(max + 1))]).await;
+    let page = s.files(1).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    let note =
+        format!("The listing stops after {max} entries: layerpipe lists at most {max} entries and 64 MiB of names.");
+    assert!(html.contains(&note), "no note in the page's first 2000 bytes: {}", &html[..2000.min(html.len())]);
+    assert_eq!(s.blob_requests(1), 1);
+    let last = s.fs(1, &format!("f/{:07}", max - 1)).await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.text());
+    let beyond = s.fs(1, &format!("f/{max:07}")).await;
+    assert_eq!(beyond.status, StatusCode::NOT_FOUND);
+    assert!(beyond.text().contains("is not in this layer (in the part of it that could be read)"), "{}", beyond.text());
+    assert_eq!(s.blob_requests(1), 1, "the entries' pages come from the listing");
 }
 
 // ---- broken layers ---------------------------------------------------------------------

@@ -111,10 +111,7 @@ impl Inspector {
             }
         });
         Inspector {
-            indexes: moka::future::Cache::builder()
-                .max_capacity(MAX_CACHED_LISTING_BYTES)
-                .weigher(|_, index: &Arc<LayerIndex>| u32::try_from(index.weight()).unwrap_or(u32::MAX))
-                .build(),
+            indexes: index_cache(MAX_CACHED_LISTING_BYTES),
             access: moka::future::Cache::builder().max_capacity(100_000).time_to_live(ACCESS_TTL).build(),
             store,
             reading: Default::default(),
@@ -589,6 +586,15 @@ impl Saving for Expect<SaveVisitor> {
     }
 }
 
+/// The memory cache of indexes: at most `max_bytes` of them by [`LayerIndex::weight`]
+/// (entries, names, resume points), the least recently used going first.
+fn index_cache(max_bytes: u64) -> moka::future::Cache<Digest, Arc<LayerIndex>> {
+    moka::future::Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(|_, index: &Arc<LayerIndex>| u32::try_from(index.weight()).unwrap_or(u32::MAX))
+        .build()
+}
+
 /// `registry/repository`, the origin of an index.
 fn origin(link: &DownloadLink) -> String {
     format!("{}/{}", link.image.registry(), link.image.repository())
@@ -628,5 +634,57 @@ fn count(metrics: &Metrics, e: &ScanError) {
         ScanError::Upstream(_) => metrics.upstream_error(UpstreamError::StreamBroken),
         ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(UpstreamError::Timeout),
         ScanError::Worker(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::listing::Summary;
+    use crate::layer::tar::{Header, TypeFlag};
+
+    /// An index of blob `n` listing `entries` files.
+    fn index(n: u8, entries: usize) -> Arc<LayerIndex> {
+        let mut builder = ListingBuilder::default();
+        for i in 0..entries {
+            builder.entry(Header::sample(&format!("dir/file-{i:07}"), TypeFlag::File, 1, "", i as u64 * 1024));
+        }
+        let digest: Digest = format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap();
+        Arc::new(LayerIndex {
+            digest,
+            listing: Arc::new(builder.finish(Summary::default())),
+            points: Vec::new(),
+            marks: Vec::new(),
+            verified: true,
+            origin: "r/x".to_owned(),
+        })
+    }
+
+    #[test]
+    fn an_index_weighs_at_least_its_entries() {
+        let (small, large) = (index(1, 1_000), index(2, 100_000));
+        // An entry, its offsets, its place by size and its name: 56 + 16 + 4 + 16 bytes.
+        assert!(large.weight() >= 100_000 * 92, "{}", large.weight());
+        assert!(large.weight() > 90 * small.weight(), "{} vs {}", large.weight(), small.weight());
+    }
+
+    /// The cache holds at most its bound by weight: indexes of 100,000 entries (~9 MiB
+    /// each) in a cache of 20 MiB, where a bound counting indexes (not their entries)
+    /// would keep them all.
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_the_weight_of_its_indexes() {
+        let bound = 20 << 20;
+        let cache = index_cache(bound);
+        let indexes: Vec<_> = (1..=4).map(|n| index(n, 100_000)).collect();
+        let weight = indexes[0].weight() as u64;
+        assert!(weight > bound / 3 && weight < bound / 2, "{weight}");
+        for index in &indexes {
+            cache.insert(index.digest.clone(), index.clone()).await;
+            cache.run_pending_tasks().await;
+        }
+        assert!(cache.weighted_size() <= bound, "{} > {bound}", cache.weighted_size());
+        assert_eq!(cache.entry_count(), 2, "two of ~{} MiB fit in 20 MiB", weight >> 20);
+        // The bound in use is 256 MiB: about 2.8 million entries' worth.
+        assert_eq!(MAX_CACHED_LISTING_BYTES, 256 << 20);
     }
 }
