@@ -14,11 +14,13 @@ pub struct Error {
     status: StatusCode,
     message: String,
     retry_after: Option<HeaderValue>,
+    /// The registry's bytes did not hash to the digest asked for.
+    mismatch: bool,
 }
 
 impl Error {
     fn new(status: StatusCode, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), retry_after: None }
+        Error { status, message: message.into(), retry_after: None, mismatch: false }
     }
 
     /// 400: the request itself is wrong (a bad reference, digest or parameter).
@@ -64,6 +66,15 @@ impl Error {
         Error::new(StatusCode::BAD_GATEWAY, message)
     }
 
+    /// 502: the registry sent a blob whose bytes hash to `actual`, not to the `expected`
+    /// digest asked for. Nothing read from it may be shown or delivered whole.
+    pub fn digest_mismatch(expected: &crate::digest::Digest, actual: &crate::digest::Digest) -> Error {
+        Error {
+            mismatch: true,
+            ..Error::bad_gateway(format!("the registry sent a blob whose digest is {actual}, not {expected}"))
+        }
+    }
+
     /// 504: the registry did not answer in time.
     pub fn gateway_timeout(message: impl Into<String>) -> Error {
         Error::new(StatusCode::GATEWAY_TIMEOUT, message)
@@ -77,6 +88,12 @@ impl Error {
     /// The one-line reason shown to the user.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether this is [`Error::digest_mismatch`]: a page answers with it whole rather
+    /// than show the rest of what it holds.
+    pub fn is_digest_mismatch(&self) -> bool {
+        self.mismatch
     }
 
     /// The `Retry-After` value to send with a 429 (if the registry gave one) or a 503.

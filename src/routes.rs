@@ -138,7 +138,7 @@ impl App {
         let link = DownloadLink::from_query(pairs)?;
         let page = page_number(pairs)?;
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
-            return Ok(self.not_a_layer(&link, Here::root()).await);
+            return self.not_a_layer(&link, Here::root()).await;
         }
         if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
             return self.first_visit(link, |link, listing| page::layer_files(link, listing, 1)).await;
@@ -163,7 +163,7 @@ impl App {
         let (path, wants_dir) = LayerPath::from_url(encoded)?;
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
-            return Ok(self.not_a_layer(&link, here).await);
+            return self.not_a_layer(&link, here).await;
         }
         if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
             let root = LayerPath::root();
@@ -184,8 +184,11 @@ impl App {
                 let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
                 let preview = match content {
                     Some(c) => match self.layers.preview(&self.registry, &link, c.index).await {
-                        // Busy is the whole answer: 503 with Retry-After, as for downloads.
-                        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+                        // Busy is the whole answer: 503 with Retry-After, as for downloads;
+                        // so is a blob that is not what its digest says.
+                        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE || e.is_digest_mismatch() => {
+                            return Err(e)
+                        }
                         read => Some(read),
                     },
                     None => None,
@@ -277,10 +280,15 @@ impl App {
     }
 
     /// The page for a blob that is not a layer; a JSON one is shown.
-    async fn not_a_layer(&self, link: &DownloadLink, here: Here) -> Response<Body> {
+    /// A blob that is not what its digest says is the whole answer (a 502).
+    async fn not_a_layer(&self, link: &DownloadLink, here: Here) -> Result<Response<Body>, Error> {
         let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
         let head = if is_json { Some(self.layers.blob_head(&self.registry, link).await) } else { None };
-        html_response(StatusCode::OK, page::not_a_layer(link, here, head))
+        let head = match head {
+            Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
+            head => head,
+        };
+        Ok(html_response(StatusCode::OK, page::not_a_layer(link, here, head)))
     }
 }
 

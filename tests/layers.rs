@@ -598,12 +598,67 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
             tokio::spawn(async move { fetch(&url, &[]).await })
         })
         .collect();
-    eventually("every slot holds a stalled range read", || s.fake.seen.blob_ranges(&blob_digest).len() > limit).await;
+    // The listing, then a stalled range read for each slot.
+    let all_held = s.fake.seen.blob_gets(&blob_digest, 1 + limit);
+    tokio::time::timeout(Duration::from_secs(60), all_held).await.expect("every slot holds a stalled range read");
     let busy = s.fs(1, "f0000.bin").await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
     assert_eq!(busy.header("retry-after"), Some("5"));
     let busy = s.get(&format!("/save/f0001.bin?{}", s.query(1))).await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    for task in stuck {
+        task.abort();
+    }
+}
+
+/// At most 4 layers are read for their listing at once: a fifth gets 503 with
+/// `Retry-After`, while pages of a layer already listed (and its files' previews, which
+/// have slots of their own) are still served.
+#[tokio::test]
+async fn listings_beyond_the_limit_get_503_with_retry_after() {
+    use tar::EntryType::Regular;
+    let limit = layerpipe::layer::inspect::MAX_CONCURRENT_LISTINGS;
+    // Layers 1 to `limit` stall mid-blob; the next one is never reached; the last is listed first.
+    let layers: Vec<_> = (0..limit + 2)
+        .map(|i| {
+            let mut b = tar::Builder::new(Vec::new());
+            add(&mut b, "motd", Regular, 0o644, MOTD);
+            // Seeds differ in more than their lowest bit: six blobs, six digests.
+            add(&mut b, "data.bin", Regular, 0o644, &pseudo_random(256 << 10, 2 * i as u64 + 100));
+            (GZIP_LAYER, gzip(&b.into_inner().unwrap()))
+        })
+        .collect();
+    let s = serve_with(layers, |i, blob| {
+        if i < limit {
+            blob.cut_at = Some((100_000, Cut::Stall));
+        }
+    })
+    .await;
+    let listed = limit + 2;
+    assert_eq!(s.files(listed).await.status, StatusCode::OK);
+    let stuck: Vec<_> = (1..=limit)
+        .map(|n| {
+            let url = s.lp.url(&format!("/files?{}", s.query(n)));
+            tokio::spawn(async move { fetch(&url, &[]).await })
+        })
+        .collect();
+    for n in 1..=limit {
+        let blob_digest = digest(&s.layers[n - 1].1);
+        let reading = s.fake.seen.blob_gets(&blob_digest, 1);
+        tokio::time::timeout(Duration::from_secs(60), reading).await.expect("each listing slot holds a stalled read");
+    }
+    let busy = s.files(limit + 1).await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    assert!(busy.text().contains("limit of layer listings"), "{}", busy.text());
+    let busy = s.fs(limit + 1, "").await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.blob_requests(limit + 1), 0, "the busy layer was not read");
+    // What needs no listing slot goes on.
+    assert_eq!(s.files(listed).await.status, StatusCode::OK);
+    let page = s.fs(listed, "motd").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(preview(&page.text()).1, String::from_utf8_lossy(MOTD));
     for task in stuck {
         task.abort();
     }
@@ -652,6 +707,52 @@ fn parse_range(range: &str) -> Option<(u64, Option<u64>)> {
 /// zstd in frames of `frame` input bytes each, as a seekable zstd writer makes them.
 fn zstd_frames(data: &[u8], frame: usize) -> Vec<u8> {
     data.chunks(frame).flat_map(zstd).collect()
+}
+
+/// A zstd layer of `count` empty files, `f/0000000` on: 512 bytes of tar each, which
+/// compress to almost nothing, built as a stream (the tar itself is never held).
+fn empty_files_zstd(count: usize) -> Vec<u8> {
+    let mut out = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o644);
+    let mut chunk = Vec::with_capacity(1 << 20);
+    for i in 0..count {
+        header.set_path(format!("f/{i:07}")).unwrap();
+        header.set_cksum();
+        chunk.extend_from_slice(header.as_bytes());
+        if chunk.len() >= 1 << 20 {
+            out.write_all(&chunk).unwrap();
+            chunk.clear();
+        }
+    }
+    chunk.extend_from_slice(&[0; 1024]);
+    out.write_all(&chunk).unwrap();
+    out.finish().unwrap()
+}
+
+/// A listing holds at most 1,000,000 entries: a layer of one more is listed up to the
+/// limit, its page says where and why the listing stops, the last entry listed has its
+/// page, and the one beyond is not in the layer as far as layerpipe can tell.
+#[tokio::test]
+async fn a_listing_stops_at_a_million_entries_and_says_so() {
+    let max = layerpipe::layer::listing::MAX_ENTRIES;
+    assert_eq!(max, 1_000_000, "README promises a million");
+    let s = serve(vec![(ZSTD_LAYER, empty_files_zstd(max + 1))]).await;
+    let page = s.files(1).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    let note =
+        format!("The listing stops after {max} entries: layerpipe lists at most {max} entries and 64 MiB of names.");
+    assert!(html.contains(&note), "no note in the page's first 2000 bytes: {}", &html[..2000.min(html.len())]);
+    assert_eq!(s.blob_requests(1), 1);
+    let last = s.fs(1, &format!("f/{:07}", max - 1)).await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.text());
+    let beyond = s.fs(1, &format!("f/{max:07}")).await;
+    assert_eq!(beyond.status, StatusCode::NOT_FOUND);
+    assert!(beyond.text().contains("is not in this layer (in the part of it that could be read)"), "{}", beyond.text());
+    assert_eq!(s.blob_requests(1), 1, "the entries' pages come from the listing");
 }
 
 // ---- broken layers ---------------------------------------------------------------------
@@ -754,6 +855,105 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
     let page = s.files(1).await;
     assert_eq!(page.status, StatusCode::BAD_GATEWAY);
     assert!(page.text().contains("whose digest is"), "{}", page.text());
+
+    // A JSON blob shown whole is checked too.
+    let config_mt = "application/vnd.oci.image.config.v1+json";
+    let s = serve_with(vec![(config_mt, CONFIG_JSON.to_vec())], |_, blob| {
+        blob.served = Some(Bytes::from_static(br#"{"architecture":"arm64"}"#))
+    })
+    .await;
+    let page = s.files(1).await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is"), "{}", page.text());
+}
+
+/// What a client got of a response whose body may break: status, `Content-Length`, the
+/// body bytes that came, and whether the body ended in an error.
+async fn fetch_partial(url: &str) -> (StatusCode, Option<u64>, Vec<u8>, bool) {
+    use http_body_util::BodyExt;
+    let request = http::Request::get(url).body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let response = client().request(request).await.unwrap();
+    let length = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
+    let (status, mut body) = (response.status(), response.into_body());
+    let mut got = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => got.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+            Err(_) => return (status, length, got, true),
+        }
+    }
+    (status, length, got, false)
+}
+
+/// `z.txt` (small), `big.bin` (300 KiB), `last.bin` (under 64 KiB), incompressible,
+/// gzipped: a small file whose range read stops at a mark, and a last file whose preview
+/// and save both run from the layer's first (and only) resume point to the blob's end.
+fn changing_layer(first_name: &str, last: &[u8]) -> Vec<u8> {
+    use tar::EntryType::Regular;
+    let mut b = tar::Builder::new(Vec::new());
+    add(&mut b, first_name, Regular, 0o644, MOTD);
+    add(&mut b, "big.bin", Regular, 0o644, &pseudo_random(300 << 10, 61));
+    add(&mut b, "last.bin", Regular, 0o644, last);
+    gzip(&b.into_inner().unwrap())
+}
+
+/// Previews and saves that read the blob from its first byte to its end check it against
+/// the digest: a registry whose blob changed after it was listed (and verified) gets
+/// neither a preview (502) nor a whole saved file (the body breaks before its last
+/// bytes) through, whether the index's range read reaches the blob's end or the read
+/// falls back to the whole blob because the entry met is not the one promised.
+#[tokio::test]
+async fn a_blob_that_changed_after_its_listing_is_never_shown_or_saved_whole() {
+    let last = pseudo_random(40 << 10, 62);
+    let good = changing_layer("z.txt", &last);
+    let replaced = std::sync::Arc::new(std::sync::Mutex::new(None::<Bytes>));
+    let handle = replaced.clone();
+    let s = serve_with(vec![(GZIP_LAYER, good.clone())], move |_, blob| blob.replaced = handle.clone()).await;
+    let blob_digest = digest(&good);
+    let ranges_since = |n: usize| s.fake.seen.blob_ranges(&blob_digest)[n..].to_vec();
+    let save_url = |name: &str| s.lp.url(&format!("/save/{name}?{}", s.query(1)));
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+
+    // The good blob: the last file's range read is the whole blob, checked, and the
+    // held-back last piece goes out.
+    let (status, length, got, broke) = fetch_partial(&save_url("last.bin")).await;
+    assert_eq!((status, length, broke), (StatusCode::OK, Some(last.len() as u64), false));
+    assert!(got == last, "the saved file differs");
+    assert_eq!(ranges_since(1), [Some("bytes=0-".to_owned())]);
+
+    // The same entries, other bytes in the last file: the range read's header checks
+    // pass, the digest does not.
+    *replaced.lock().unwrap() = Some(changing_layer("z.txt", &pseudo_random(40 << 10, 70)).into());
+    let page = s.fs(1, "last.bin").await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is sha256:"), "{}", page.text());
+    assert!(page.text().contains(&format!("not {blob_digest}")), "{}", page.text());
+    let (status, length, got, broke) = fetch_partial(&save_url("last.bin")).await;
+    assert_eq!((status, length), (StatusCode::OK, Some(last.len() as u64)));
+    assert!(broke, "the save of a mismatching blob ended cleanly");
+    assert!(got.len() < last.len(), "the client has all {} bytes", got.len());
+    assert_eq!(ranges_since(2), [Some("bytes=0-".to_owned()), Some("bytes=0-".to_owned())]);
+
+    // The first entry renamed: its range read (which stops at a mark, short of the
+    // blob's end) meets another entry, and the whole blob is read instead, checked.
+    *replaced.lock().unwrap() = Some(changing_layer("y.txt", &last).into());
+    let (status, length, got, broke) = fetch_partial(&save_url("z.txt")).await;
+    assert_eq!((status, length), (StatusCode::OK, Some(MOTD.len() as u64)));
+    assert!(broke && got.len() < MOTD.len(), "got {} bytes of z.txt, broke: {broke}", got.len());
+    let ranges = ranges_since(4);
+    assert!(matches!(&ranges[..], [Some(r), None] if !r.ends_with('-')), "{ranges:?}");
+    // That dropped the index: the good blob is listed again, then changes again.
+    *replaced.lock().unwrap() = None;
+    assert_eq!(s.files(1).await.status, StatusCode::OK);
+    *replaced.lock().unwrap() = Some(changing_layer("y.txt", &last).into());
+    let page = s.fs(1, "z.txt").await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
+    assert!(page.text().contains("whose digest is"), "{}", page.text());
+    let ranges = ranges_since(6);
+    assert!(matches!(&ranges[..], [None, Some(_), None]), "{ranges:?}");
+
+    let metrics = s.get("/metrics").await.text();
+    assert!(metrics.contains("layerpipe_digest_mismatches_total 4"), "{metrics}");
 }
 
 // ---- blobs that are not layers, and bad URLs --------------------------------------------

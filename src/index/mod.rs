@@ -112,6 +112,17 @@ impl LayerIndex {
         Some(Plan { compression, start: point.fetch_from(), end, skip: entry_offset - point.tar, point, entry_offset })
     }
 
+    /// Whether `plan` reads from the layer's first resume point (or its first byte) to
+    /// the blob's end: the whole blob but for the few bytes before that point (a gzip
+    /// member's header), so that asking for those too makes it a read of the whole
+    /// blob, which can be checked against the digest. The blob's end is where this
+    /// index's first read ended.
+    pub fn spans_blob(&self, plan: &Plan) -> bool {
+        let from_first = plan.start == 0 || self.points.first().is_some_and(|p| p.compressed == plan.point.compressed);
+        let size = self.listing.summary.compressed_bytes;
+        from_first && plan.end.is_none_or(|end| end >= size)
+    }
+
     /// Memory the index holds, for the cache's weigher.
     pub fn weight(&self) -> usize {
         self.listing.weight()
@@ -123,5 +134,38 @@ impl LayerIndex {
     /// Bytes of the points' windows: the bulk of an index beyond its listing.
     pub fn window_bytes(&self) -> usize {
         self.points.iter().map(|p| p.window.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::listing::{ListingBuilder, Summary};
+
+    fn point(compressed: u64) -> ResumePoint {
+        ResumePoint { compressed, bits: 0, tar: compressed * 2, window: Vec::new() }
+    }
+
+    fn plan(point: ResumePoint, start: u64, end: Option<u64>) -> Plan {
+        Plan { compression: Compression::Gzip, point, start, end, skip: 0, entry_offset: 0 }
+    }
+
+    #[test]
+    fn a_plan_spans_the_blob_from_its_first_point_or_byte_to_its_end() {
+        let summary = Summary { compression: Some(Compression::Gzip), compressed_bytes: 1000, ..Summary::default() };
+        let index = LayerIndex {
+            digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
+            listing: Arc::new(ListingBuilder::default().finish(summary)),
+            points: vec![point(10), point(500)],
+            marks: Vec::new(),
+            verified: true,
+            origin: "r/x".to_owned(),
+        };
+        assert!(index.spans_blob(&plan(point(10), 10, None)));
+        assert!(index.spans_blob(&plan(point(10), 10, Some(1000))));
+        assert!(!index.spans_blob(&plan(point(10), 10, Some(999))), "it stops at a mark");
+        assert!(!index.spans_blob(&plan(point(500), 500, None)), "it starts at a later point");
+        // A plain tar's entry at the blob's first byte.
+        assert!(index.spans_blob(&plan(point(0), 0, None)));
     }
 }

@@ -38,6 +38,7 @@ use crate::index::resume::{Expect, Expected};
 use crate::index::store::IndexStore;
 use crate::index::{LayerIndex, Plan, DEFAULT_SPACING};
 use crate::metrics::{Metrics, UpstreamError};
+use crate::range::ByteRange;
 use crate::registry::RegistryClient;
 use crate::upstream::UpstreamBody;
 
@@ -110,10 +111,7 @@ impl Inspector {
             }
         });
         Inspector {
-            indexes: moka::future::Cache::builder()
-                .max_capacity(MAX_CACHED_LISTING_BYTES)
-                .weigher(|_, index: &Arc<LayerIndex>| u32::try_from(index.weight()).unwrap_or(u32::MAX))
-                .build(),
+            indexes: index_cache(MAX_CACHED_LISTING_BYTES),
             access: moka::future::Cache::builder().max_capacity(100_000).time_to_live(ACCESS_TTL).build(),
             store,
             reading: Default::default(),
@@ -189,15 +187,7 @@ impl Inspector {
         };
         let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
         self.metrics.layer_blob_bytes(scanned.compressed_bytes);
-        if let Some(actual) = &scanned.digest {
-            if *actual != link.digest {
-                self.metrics.digest_mismatch();
-                return Err(Error::bad_gateway(format!(
-                    "the registry sent a blob whose digest is {actual}, not {}",
-                    link.digest
-                )));
-            }
-        }
+        self.check_digest(link, &scanned)?;
         let summary = Summary {
             compression: scanned.compression,
             compressed_bytes: scanned.compressed_bytes,
@@ -255,7 +245,9 @@ impl Inspector {
     }
 
     /// The first [`PREVIEW_BYTES`] of the entry at `index`: by the layer's index when
-    /// it checks out, else read from the blob's start.
+    /// it checks out, else read from the blob's start. A read of the whole blob (see
+    /// [`Inspector::whole_read_check`]) is checked against the digest before anything
+    /// of it is shown: a mismatch is [`Error::digest_mismatch`].
     pub async fn preview(
         &self,
         registry: &RegistryClient,
@@ -267,9 +259,10 @@ impl Inspector {
         let scanned = match layer.plan(index, PREVIEW_BYTES as u64) {
             Some(plan) => {
                 let visitor = Expect::new(Expected::entry(&layer.listing, index), PreviewVisitor::new(0));
-                let (body, options) = self.range_read(registry, link, &plan).await?;
+                let (body, options) = self.range_read(registry, link, &layer, &plan).await?;
                 let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
                 self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+                self.check_digest(link, &scanned)?;
                 if scanned.visitor.mismatch {
                     self.drop_index(&link.digest).await;
                     None
@@ -317,9 +310,10 @@ impl Inspector {
         if let Some(plan) = layer.plan(index, length) {
             let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
             let (verdict, checked) = oneshot::channel();
-            let visitor =
-                Expect::new(Expected::entry(&layer.listing, index), SaveVisitor::new(0, tx.clone())).telling(verdict);
-            let (body, options) = self.range_read(registry, link, &plan).await?;
+            let (body, options) = self.range_read(registry, link, &layer, &plan).await?;
+            let saver = SaveVisitor::new(0, tx.clone());
+            let saver = if options.verify.is_some() { saver.holding_last() } else { saver };
+            let visitor = Expect::new(Expected::entry(&layer.listing, index), saver).telling(verdict);
             self.spawn_save(body, visitor, options, tx, slot.clone());
             match checked.await {
                 Ok(true) => {
@@ -342,13 +336,19 @@ impl Inspector {
         }
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let body = self.blob(registry, link).await?;
-        let visitor = SaveVisitor::new(index, tx.clone());
-        self.spawn_save(body, visitor, ScanOptions::plain(self.idle_timeout, self.min_rate), tx, slot);
+        let options =
+            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
+        let saver = SaveVisitor::new(index, tx.clone());
+        let visitor = if options.verify.is_some() { saver.holding_last() } else { saver };
+        self.spawn_save(body, visitor, options, tx, slot);
         *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
         Ok(response)
     }
 
     /// Streams a file to `tx` on a task of its own; a failure ends the body in an error.
+    /// With `options.verify`, the read goes on to the blob's end and the file's last
+    /// piece (held back by the visitor) is sent only once the digest checks out; a
+    /// mismatch ends the body in an error instead, so the client never has the whole file.
     fn spawn_save<V: Visitor + Saving + Send + 'static>(
         &self,
         body: UpstreamBody,
@@ -358,17 +358,43 @@ impl Inspector {
         slot: Arc<OwnedSemaphorePermit>,
     ) {
         let metrics = self.metrics.clone();
+        let expected = options.verify.clone();
+        let progress = Arc::new(ScanProgress::default());
+        let options = ScanOptions { progress: Some(progress.clone()), ..options };
         tokio::spawn(async move {
             let _slot = slot;
-            let failure = match scan(body, visitor, options).await {
-                Ok(scanned) => {
+            let read = tokio::select! {
+                read = scan(body, visitor, options) => read,
+                // A checked read goes on past the file; a client gone makes that moot.
+                () = tx.closed(), if expected.is_some() => {
+                    metrics.layer_blob_bytes(progress.get().0);
+                    return;
+                }
+            };
+            let failure = match read {
+                Ok(mut scanned) => {
                     metrics.layer_blob_bytes(scanned.compressed_bytes);
-                    if scanned.visitor.finished() || tx.is_closed() || scanned.visitor.mismatched() {
-                        // Done, the client went away (nobody to tell), or another read
-                        // takes over.
+                    if tx.is_closed() || scanned.visitor.mismatched() {
+                        // The client went away (nobody to tell), or another read takes over.
                         return;
                     }
-                    scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned())
+                    match (&expected, &scanned.digest) {
+                        (Some(expected), Some(actual)) if actual != expected => {
+                            metrics.digest_mismatch();
+                            Error::digest_mismatch(expected, actual).message().to_owned()
+                        }
+                        // A checked scan has a digest whenever it read the blob whole.
+                        (Some(_), None) if scanned.visitor.finished() => {
+                            "the layer could not be read to its end to check the file against its digest".to_owned()
+                        }
+                        _ if scanned.visitor.finished() => {
+                            if let Some(last) = scanned.visitor.take_last() {
+                                let _ = tx.send(Ok(last)).await;
+                            }
+                            return;
+                        }
+                        _ => scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned()),
+                    }
                 }
                 Err(e) => {
                     count(&metrics, &e);
@@ -381,21 +407,28 @@ impl Inspector {
     }
 
     /// The blob bytes `plan` needs, and how to scan them: a `Range` request, from the
-    /// blob's start when the registry ignores ranges (a 200).
+    /// blob's start when the registry ignores ranges (a 200). A plan that reads from the
+    /// layer's first resume point to its end ([`LayerIndex::spans_blob`]) asks for the
+    /// few bytes before that point too: the read is then the whole blob, and is checked
+    /// against the digest ([`Inspector::whole_read_check`]).
     async fn range_read(
         &self,
         registry: &RegistryClient,
         link: &DownloadLink,
+        layer: &LayerIndex,
         plan: &Plan,
     ) -> Result<(UpstreamBody, ScanOptions), Error> {
+        let verify = self.whole_read_check(link).filter(|_| layer.spans_blob(plan));
+        let range = if verify.is_some() { ByteRange::From { first: 0, last: None } } else { plan.range() };
+        let first = if verify.is_some() { 0 } else { plan.start };
         let mut headers = HeaderMap::new();
-        let range = HeaderValue::from_str(&plan.range().to_string()).expect("a range header is ASCII");
+        let range = HeaderValue::from_str(&range.to_string()).expect("a range header is ASCII");
         headers.insert(header::RANGE, range);
         // The registry client already refuses a 206 that is not exactly this range.
         let response = registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
         let discard = match response.status() {
             StatusCode::OK => plan.start,
-            StatusCode::PARTIAL_CONTENT => 0,
+            StatusCode::PARTIAL_CONTENT => plan.start - first,
             other => {
                 return Err(Error::bad_gateway(format!("the registry answered {other} to a range request")));
             }
@@ -403,29 +436,61 @@ impl Inspector {
         let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
         Ok((
             response.into_body(),
-            ScanOptions { resume: Some(resume), ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
+            ScanOptions { resume: Some(resume), verify, ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
         ))
     }
 
-    /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it.
+    /// The digest a read of the whole blob, from its first byte to its end, is checked
+    /// against: `link`'s, with `verify_digests` on. Such a read goes on to the blob's
+    /// end after the entry it wants, so that the check can be made.
+    fn whole_read_check(&self, link: &DownloadLink) -> Option<Digest> {
+        self.verify.then(|| link.digest.clone())
+    }
+
+    /// [`Error::digest_mismatch`] (counted) when a checked read hashed to another digest.
+    fn check_digest<V>(&self, link: &DownloadLink, scanned: &Scanned<V>) -> Result<(), Error> {
+        match &scanned.digest {
+            Some(actual) if *actual != link.digest => {
+                self.metrics.digest_mismatch();
+                Err(Error::digest_mismatch(&link.digest, actual))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
+    /// whole (no longer than that) is checked against its digest before it is shown.
     pub async fn blob_head(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<BlobHead, Error> {
         let _slot = take(&self.extract_slots, "file previews and saves")?;
         let mut body = self.blob(registry, link).await?;
         let mut head = BytesMut::new();
-        while head.len() < PREVIEW_BYTES {
+        let mut cut = false;
+        let ended = loop {
+            if head.len() >= PREVIEW_BYTES {
+                // Whole only if nothing follows.
+                break !cut && body.is_end_stream();
+            }
             let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
                 Ok(Some(Ok(frame))) => frame,
-                Ok(None) => return Ok(BlobHead { bytes: head.freeze(), complete: true }),
+                Ok(None) => break true,
                 Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e))),
                 Err(_) => return Err(self.scan_error(ScanError::Stalled(self.idle_timeout))),
             };
             if let Ok(data) = frame.into_data() {
-                head.extend_from_slice(&data[..data.len().min(PREVIEW_BYTES - head.len())]);
+                let n = data.len().min(PREVIEW_BYTES - head.len());
+                cut |= n < data.len();
+                head.extend_from_slice(&data[..n]);
+            }
+        };
+        let bytes = head.freeze();
+        if let Some(expected) = self.whole_read_check(link).filter(|_| ended) {
+            let actual = Digest::of(expected.algorithm(), &bytes);
+            if actual != expected {
+                self.metrics.digest_mismatch();
+                return Err(Error::digest_mismatch(&expected, &actual));
             }
         }
-        // Exactly PREVIEW_BYTES: whole only if nothing follows.
-        let complete = body.is_end_stream();
-        Ok(BlobHead { bytes: head.freeze(), complete })
+        Ok(BlobHead { bytes, complete: ended })
     }
 
     async fn scan_for<V: Visitor + Send + 'static>(
@@ -435,10 +500,11 @@ impl Inspector {
         visitor: V,
     ) -> Result<Scanned<V>, Error> {
         let body = self.blob(registry, link).await?;
-        let scanned = scan(body, visitor, ScanOptions::plain(self.idle_timeout, self.min_rate))
-            .await
-            .map_err(|e| self.scan_error(e))?;
+        let options =
+            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
+        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
         self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        self.check_digest(link, &scanned)?;
         Ok(scanned)
     }
 
@@ -489,8 +555,10 @@ impl Drop for Reading<'_> {
 
 /// What a save's visitor reports when its read ends.
 trait Saving {
-    /// The whole file went out.
+    /// The whole file was read (all of it sent but a piece held back).
     fn finished(&self) -> bool;
+    /// The piece held back until the blob is checked ([`SaveVisitor::holding_last`]).
+    fn take_last(&mut self) -> Option<Bytes>;
     /// The read met another entry than the index promised (another read takes over).
     fn mismatched(&self) -> bool {
         false
@@ -501,15 +569,30 @@ impl Saving for SaveVisitor {
     fn finished(&self) -> bool {
         self.finished
     }
+    fn take_last(&mut self) -> Option<Bytes> {
+        SaveVisitor::take_last(self)
+    }
 }
 
 impl Saving for Expect<SaveVisitor> {
     fn finished(&self) -> bool {
         self.inner.finished
     }
+    fn take_last(&mut self) -> Option<Bytes> {
+        self.inner.take_last()
+    }
     fn mismatched(&self) -> bool {
         self.mismatch
     }
+}
+
+/// The memory cache of indexes: at most `max_bytes` of them by [`LayerIndex::weight`]
+/// (entries, names, resume points), the least recently used going first.
+fn index_cache(max_bytes: u64) -> moka::future::Cache<Digest, Arc<LayerIndex>> {
+    moka::future::Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(|_, index: &Arc<LayerIndex>| u32::try_from(index.weight()).unwrap_or(u32::MAX))
+        .build()
 }
 
 /// `registry/repository`, the origin of an index.
@@ -551,5 +634,57 @@ fn count(metrics: &Metrics, e: &ScanError) {
         ScanError::Upstream(_) => metrics.upstream_error(UpstreamError::StreamBroken),
         ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(UpstreamError::Timeout),
         ScanError::Worker(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::listing::Summary;
+    use crate::layer::tar::{Header, TypeFlag};
+
+    /// An index of blob `n` listing `entries` files.
+    fn index(n: u8, entries: usize) -> Arc<LayerIndex> {
+        let mut builder = ListingBuilder::default();
+        for i in 0..entries {
+            builder.entry(Header::sample(&format!("dir/file-{i:07}"), TypeFlag::File, 1, "", i as u64 * 1024));
+        }
+        let digest: Digest = format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap();
+        Arc::new(LayerIndex {
+            digest,
+            listing: Arc::new(builder.finish(Summary::default())),
+            points: Vec::new(),
+            marks: Vec::new(),
+            verified: true,
+            origin: "r/x".to_owned(),
+        })
+    }
+
+    #[test]
+    fn an_index_weighs_at_least_its_entries() {
+        let (small, large) = (index(1, 1_000), index(2, 100_000));
+        // An entry, its offsets, its place by size and its name: 56 + 16 + 4 + 16 bytes.
+        assert!(large.weight() >= 100_000 * 92, "{}", large.weight());
+        assert!(large.weight() > 90 * small.weight(), "{} vs {}", large.weight(), small.weight());
+    }
+
+    /// The cache holds at most its bound by weight: indexes of 100,000 entries (~9 MiB
+    /// each) in a cache of 20 MiB, where a bound counting indexes (not their entries)
+    /// would keep them all.
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_the_weight_of_its_indexes() {
+        let bound = 20 << 20;
+        let cache = index_cache(bound);
+        let indexes: Vec<_> = (1..=4).map(|n| index(n, 100_000)).collect();
+        let weight = indexes[0].weight() as u64;
+        assert!(weight > bound / 3 && weight < bound / 2, "{weight}");
+        for index in &indexes {
+            cache.insert(index.digest.clone(), index.clone()).await;
+            cache.run_pending_tasks().await;
+        }
+        assert!(cache.weighted_size() <= bound, "{} > {bound}", cache.weighted_size());
+        assert_eq!(cache.entry_count(), 2, "two of ~{} MiB fit in 20 MiB", weight >> 20);
+        // The bound in use is 256 MiB: about 2.8 million entries' worth.
+        assert_eq!(MAX_CACHED_LISTING_BYTES, 256 << 20);
     }
 }

@@ -194,6 +194,9 @@ pub struct FakeBlob {
     pub data: Bytes,
     /// Serve these bytes instead of `data` (a corrupted blob).
     pub served: Option<Bytes>,
+    /// Serve these bytes instead, from when the test puts them here (a blob that
+    /// changes after it was first read); shared by the clones of this blob.
+    pub replaced: Arc<Mutex<Option<Bytes>>>,
     /// Cut the stream after this many bytes.
     pub cut_at: Option<(usize, Cut)>,
     /// Redirect the blob GET to this base URL (a "CDN").
@@ -215,7 +218,14 @@ pub enum Ranges {
 
 impl FakeBlob {
     pub fn new(data: impl Into<Bytes>) -> FakeBlob {
-        FakeBlob { data: data.into(), served: None, cut_at: None, via_cdn: false, ranges: Ranges::Honoured }
+        FakeBlob {
+            data: data.into(),
+            served: None,
+            replaced: Default::default(),
+            cut_at: None,
+            via_cdn: false,
+            ranges: Ranges::Honoured,
+        }
     }
 }
 
@@ -231,6 +241,8 @@ pub struct Seen {
     pub registry_requests: Mutex<Vec<(String, Option<String>)>>,
     /// Path and `Range` header of each GET that reached the registry.
     pub registry_gets: Mutex<Vec<(String, Option<String>)>>,
+    /// Woken at each GET added to `registry_gets` (see [`Seen::blob_gets`]).
+    pub got: tokio::sync::Notify,
     /// Authorization headers that reached the CDN.
     pub cdn_authorizations: Mutex<Vec<Option<String>>>,
     /// Tokens the registry refuses from now on (to act out expiry).
@@ -244,6 +256,19 @@ impl Seen {
     pub fn blob_ranges(&self, digest: &str) -> Vec<Option<String>> {
         let gets = self.registry_gets.lock().unwrap();
         gets.iter().filter(|(path, _)| path.ends_with(digest)).map(|(_, range)| range.clone()).collect()
+    }
+
+    /// Returns once the registry has had `n` authorised GETs of blob `digest`: a
+    /// request for a blob is known to be under way without guessing how long it takes.
+    pub async fn blob_gets(&self, digest: &str, n: usize) {
+        loop {
+            // Made before the check, so that a GET in between still wakes it.
+            let next = self.got.notified();
+            if self.blob_ranges(digest).len() >= n {
+                return;
+            }
+            next.await;
+        }
     }
 }
 
@@ -301,6 +326,7 @@ impl FakeRegistry {
             registry_seen.registry_requests.lock().unwrap().push((path.clone(), auth.clone()));
             if req.method() == http::Method::GET && auth.is_some() {
                 registry_seen.registry_gets.lock().unwrap().push((path.clone(), header(req.headers(), "range")));
+                registry_seen.got.notify_waiters();
             }
             let authorized = auth.as_deref().is_some_and(|a| {
                 a.starts_with("Bearer token-")
@@ -369,7 +395,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Serves a blob with Content-Length and `Range: bytes=a-b` support.
 fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
-    let data = blob.served.clone().unwrap_or_else(|| blob.data.clone());
+    let replaced = blob.replaced.lock().unwrap().clone();
+    let data = replaced.or_else(|| blob.served.clone()).unwrap_or_else(|| blob.data.clone());
     let total = data.len();
     if let Some(range) = header(headers, "range").filter(|_| blob.ranges != Ranges::Ignored) {
         let (a, b) = range.trim_start_matches("bytes=").split_once('-').unwrap();
