@@ -94,8 +94,6 @@ pub struct FetchedManifest {
     pub digest: Digest,
     /// The content.
     pub manifest: Manifest,
-    /// Its length in bytes.
-    pub size: usize,
 }
 
 fn deserialize_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {

@@ -35,7 +35,8 @@ pub struct PullQuota {
 
 /// Manifests by digest, and the last quota seen per registry.
 pub(super) struct ManifestCache {
-    manifests: moka::future::Cache<Digest, Arc<FetchedManifest>>,
+    /// With each manifest, its length in bytes, for the weigher.
+    manifests: moka::future::Cache<Digest, (Arc<FetchedManifest>, usize)>,
     quotas: moka::future::Cache<String, PullQuota>,
 }
 
@@ -44,7 +45,9 @@ impl Default for ManifestCache {
         ManifestCache {
             manifests: moka::future::Cache::builder()
                 .max_capacity(MAX_CACHED_MANIFEST_BYTES)
-                .weigher(|_, m: &Arc<FetchedManifest>| u32::try_from(m.size.saturating_add(256)).unwrap_or(u32::MAX))
+                .weigher(|_, (_, size): &(Arc<FetchedManifest>, usize)| {
+                    u32::try_from(size.saturating_add(256)).unwrap_or(u32::MAX)
+                })
                 .build(),
             quotas: moka::future::Cache::builder()
                 .max_capacity(1024)
@@ -64,11 +67,15 @@ impl RegistryClient {
             None => self.manifest_digest(reference).await?,
         };
         let Some(digest) = digest else {
-            return Ok(Arc::new(self.fetch_manifest(reference, None).await?));
+            return Ok(Arc::new(self.fetch_manifest(reference, None).await?.0));
         };
         let by_digest = reference.with_digest(digest.clone());
-        let fetch = async { self.fetch_manifest(&by_digest, by_digest.digest()).await.map(Arc::new) };
-        self.manifests.manifests.try_get_with(digest, fetch).await.map_err(|e| Error::clone(&e))
+        let fetch = async {
+            let (fetched, size) = self.fetch_manifest(&by_digest, by_digest.digest()).await?;
+            Ok::<_, Error>((Arc::new(fetched), size))
+        };
+        let (fetched, _) = self.manifests.manifests.try_get_with(digest, fetch).await.map_err(|e| Error::clone(&e))?;
+        Ok(fetched)
     }
 
     /// The pull quota `registry` last stated for layerpipe's address, if it states one.
@@ -90,12 +97,13 @@ impl RegistryClient {
         Ok(digest.and_then(|d| d.parse().ok()))
     }
 
-    /// GETs a manifest; `expected` is the digest its bytes must have.
+    /// GETs a manifest, answering it and its length; `expected` is the digest its bytes
+    /// must have.
     async fn fetch_manifest(
         &self,
         reference: &ImageReference,
         expected: Option<&Digest>,
-    ) -> Result<FetchedManifest, Error> {
+    ) -> Result<(FetchedManifest, usize), Error> {
         let response = self.manifest_request(reference, &Method::GET).await?;
         if response.status() != StatusCode::OK {
             return Err(status_error(&response, &format!("manifest {reference} not found")));
@@ -114,7 +122,7 @@ impl RegistryClient {
             }
         }
         let (media_type, manifest) = manifest::parse(content_type.as_deref(), &bytes).map_err(|e| self.invalid(e))?;
-        Ok(FetchedManifest { media_type, digest, manifest, size: bytes.len() })
+        Ok((FetchedManifest { media_type, digest, manifest }, bytes.len()))
     }
 
     async fn manifest_request(
