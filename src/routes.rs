@@ -144,7 +144,7 @@ impl App {
             return self.first_visit(link, |link, listing| pages::layer_files(link, listing, 1)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
-        if page > listing.len().div_ceil(pages::FILES_PER_PAGE).max(1) {
+        if page > pages::file_pages(&link, &listing) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
         Ok(html_response(StatusCode::OK, pages::layer_files(&link, &listing, page)))
@@ -167,7 +167,7 @@ impl App {
         }
         if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
             let root = LayerPath::root();
-            return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root)).await;
+            return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root, 1)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
         let entry = match listing.lookup(path.as_bytes()) {
@@ -177,7 +177,13 @@ impl App {
             Lookup::Entry(e) => Some(e),
         };
         let html = match (entry, wants_dir) {
-            (None, true) => pages::layer_dir(&link, &listing, &path),
+            (None, true) => {
+                let page = page_number(pairs)?;
+                if page > pages::dir_pages(&link, &listing, &path) {
+                    return Err(Error::not_found(format!("{} has no page {page}", path.display())));
+                }
+                pages::layer_dir(&link, &listing, &path, page)
+            }
             (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
             (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
             (Some(e), false) => {
@@ -296,8 +302,8 @@ fn page_number(pairs: &[(String, String)]) -> Result<usize, Error> {
     }
 }
 
-/// Highest file-list page number accepted (a million entries make 100 pages).
-const MAX_PAGE: usize = 1_000;
+/// Highest page number accepted (a million entries make 100 pages or more).
+const MAX_PAGE: usize = 10_000;
 
 /// 404 for a path not in the layer (or not in the part of it that could be read).
 fn missing(listing: &Listing, path: &LayerPath) -> Error {

@@ -3,6 +3,7 @@
 
 use askama::Template;
 
+use super::budget::{self, encoded_len, page_range, page_starts, row_cost, shorten};
 use super::text::{display_name, display_path, human_size, utc};
 use super::{render, Frame};
 use crate::download::{DownloadLink, LayerFormat};
@@ -14,8 +15,9 @@ use crate::layer::link::{Here, LayerPath};
 use crate::layer::listing::{Child, EntryRef, Listing, Lookup};
 use crate::layer::preview::{self, PREVIEW_BYTES};
 
-/// Rows on one page of a layer's file list.
-pub const FILES_PER_PAGE: usize = 10_000;
+/// Most rows on one page of a layer's file list or a folder (fewer where the rows
+/// would pass the page's byte budget).
+pub const FILES_PER_PAGE: usize = budget::ROWS_PER_PAGE;
 
 /// The title of a layer's page streamed on a first visit.
 pub fn reading_title(link: &DownloadLink) -> String {
@@ -144,8 +146,8 @@ fn kind_text(e: &EntryRef<'_>) -> String {
     match e.entry.kind {
         Kind::File => "file".to_owned(),
         Kind::Dir => "dir".to_owned(),
-        Kind::Symlink => format!("symlink → {}", link()),
-        Kind::HardLink => format!("hard link → {}", link()),
+        Kind::Symlink => format!("symlink → {}", shorten(&link())),
+        Kind::HardLink => format!("hard link → {}", shorten(&link())),
         Kind::CharDevice => format!("char device {},{}", e.entry.device.0, e.entry.device.1),
         Kind::BlockDevice => format!("block device {},{}", e.entry.device.0, e.entry.device.1),
         Kind::Fifo => "fifo".to_owned(),
@@ -169,7 +171,7 @@ fn name_warning(e: &EntryRef<'_>) -> Option<String> {
         NameIssue::ClimbsOut => "name climbs out of the layer",
     };
     let raw = e.raw_name().map_or_else(String::new, |raw| String::from_utf8_lossy(raw).into_owned());
-    Some(format!("{why}: {raw}"))
+    Some(format!("{why}: {}", shorten(&raw)))
 }
 
 #[derive(Template)]
@@ -187,26 +189,47 @@ struct LayerFiles {
     rows: Vec<Row>,
 }
 
-/// `files`: every entry of a layer, largest first, [`FILES_PER_PAGE`] to a page.
+/// The most bytes the row of entry `e` can take, its link from `here` included.
+fn entry_cost(link: &DownloadLink, here: Here, e: &EntryRef<'_>) -> usize {
+    let to_root = here.fs(link, &LayerPath::root(), true).len();
+    row_cost(to_root + encoded_len(e.path()) + 1, &[e.path(), e.path(), e.link(), e.raw_name().unwrap_or_default()])
+}
+
+/// Where each page of a layer's file list starts.
+fn file_page_starts(link: &DownloadLink, listing: &Listing) -> Vec<usize> {
+    page_starts(listing.by_size().map(|e| entry_cost(link, Here::root(), &e)))
+}
+
+/// How many pages a layer's file list has.
+pub fn file_pages(link: &DownloadLink, listing: &Listing) -> usize {
+    file_page_starts(link, listing).len()
+}
+
+/// `files`: every entry of a layer, largest first, [`FILES_PER_PAGE`] to a page (fewer
+/// where they would pass the page's byte budget); page `page` from 1.
 pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> String {
     let here = Here::root();
     let title = layer_title(link);
     let s = &listing.summary;
-    let pages = listing.len().div_ceil(FILES_PER_PAGE).max(1);
+    let starts = file_page_starts(link, listing);
+    let rows = page_range(&starts, listing.len(), page).unwrap_or_default();
     let rows = listing
         .by_size()
-        .skip((page - 1) * FILES_PER_PAGE)
-        .take(FILES_PER_PAGE)
+        .skip(rows.start)
+        .take(rows.len())
         .map(|e| {
             let cell = match e.entry.kind {
                 Kind::Whiteout | Kind::Opaque => {
                     let target = entry::whiteout_target(e.entry.kind, e.path()).unwrap_or_default();
                     let slash = if e.entry.kind == Kind::Opaque && !target.is_empty() { "/" } else { "" };
-                    Cell::Deleted { title: display_path(e.path()), text: format!("{}{slash}", display_path(&target)) }
+                    Cell::Deleted {
+                        title: shorten(&display_path(e.path())).into_owned(),
+                        text: format!("{}{slash}", shorten(&display_path(&target))),
+                    }
                 }
                 kind => Cell::Link {
                     href: here.fs(link, &LayerPath::from_clean(e.path()), kind == Kind::Dir),
-                    text: display_path(e.path()),
+                    text: shorten(&display_path(e.path())).into_owned(),
                 },
             };
             Row::new(cell, &e)
@@ -216,7 +239,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> Strin
         frame: Frame { title: title.clone(), image: link.image.to_string() },
         head: LayerHead::new(link, here, Heading::Files(title)),
         notes: Notes::new(link, listing),
-        nav: PageNav::new(page, pages, |p| here.files(link, p)),
+        nav: PageNav::new(page, starts.len(), |p| here.files(link, p)),
         entries: listing.len(),
         file_bytes: human_size(listing.file_bytes()),
         blob_bytes: human_size(s.compressed_bytes),
@@ -244,14 +267,21 @@ struct Crumbs {
 impl Crumbs {
     fn new(link: &DownloadLink, here: Here, path: &LayerPath) -> Crumbs {
         let depth = path.depth();
-        let names = path
-            .names()
-            .enumerate()
-            .map(|(i, name)| Crumb {
-                name: display_name(name),
+        let ends = budget::CRUMBS_AT_EACH_END;
+        let mut names = Vec::new();
+        for (i, name) in path.names().enumerate() {
+            // A deep path shows its first and last folders, so the crumbs stay small.
+            if i >= ends && i + ends < depth {
+                if i == ends {
+                    names.push(Crumb { name: "…".to_owned(), href: None });
+                }
+                continue;
+            }
+            names.push(Crumb {
+                name: shorten(&display_name(name)).into_owned(),
                 href: (i + 1 < depth).then(|| here.fs(link, &path.ancestor(i + 1), true)),
-            })
-            .collect();
+            });
+        }
         Crumbs { root: (depth > 0).then(|| here.fs(link, &LayerPath::root(), true)), names }
     }
 }
@@ -277,7 +307,7 @@ fn entry_frame(link: &DownloadLink, here: Here, path: &LayerPath) -> (Frame, Lay
 
 /// One row of a folder.
 fn child_row(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>) -> Row {
-    let name = display_name(child.name);
+    let name = shorten(&display_name(child.name)).into_owned();
     let path = dir.join(child.name);
     let Some(e) = child.entry else {
         return Row {
@@ -291,7 +321,7 @@ fn child_row(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>
     let cell = match e.entry.kind {
         Kind::Whiteout => {
             let target = entry::whiteout_target(Kind::Whiteout, e.path()).unwrap_or_default();
-            Cell::Deleted { title: name, text: display_name(entry::name(&target)) }
+            Cell::Deleted { title: name, text: shorten(&display_name(entry::name(&target))).into_owned() }
         }
         Kind::Dir => Cell::Link { href: here.fs(link, &path, true), text: format!("{name}/") },
         _ => Cell::Link { href: here.fs(link, &path, false), text: name },
@@ -299,18 +329,48 @@ fn child_row(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>
     Row::new(cell, &e)
 }
 
-/// `fs/DIR/`: the names in one directory of a layer.
-pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> String {
+/// The most bytes the row of `child` can take on its folder's page.
+fn child_cost(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>) -> usize {
+    let to_dir = here.fs(link, dir, true).len();
+    let (link_name, raw) = child.entry.map_or((&[][..], &[][..]), |e| (e.link(), e.raw_name().unwrap_or_default()));
+    row_cost(to_dir + encoded_len(child.name) + 1, &[child.name, child.name, link_name, raw])
+}
+
+/// Where each page of folder `dir` starts, and its children.
+fn dir_page_starts<'a>(link: &DownloadLink, listing: &'a Listing, dir: &LayerPath) -> (Vec<usize>, Vec<Child<'a>>) {
+    let here = Here::dir(dir);
+    let children = listing.children(dir.as_bytes());
+    (page_starts(children.iter().map(|child| child_cost(link, here, dir, child))), children)
+}
+
+/// How many pages folder `dir` has.
+pub fn dir_pages(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> usize {
+    dir_page_starts(link, listing, dir).0.len()
+}
+
+/// `fs/DIR/`: the names in one directory of a layer, paginated like the file list;
+/// page `page` from 1.
+pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath, page: usize) -> String {
     let here = Here::dir(dir);
     let (frame, head) = entry_frame(link, here, dir);
-    let rows = listing.children(dir.as_bytes()).iter().map(|child| child_row(link, here, dir, child)).collect();
+    let (starts, children) = dir_page_starts(link, listing, dir);
+    let shown = page_range(&starts, children.len(), page).unwrap_or_default();
+    let rows = children[shown].iter().map(|child| child_row(link, here, dir, child)).collect();
+    let page_href = |p: usize| {
+        let href = here.fs(link, dir, true);
+        if p > 1 {
+            format!("{href}&page={p}")
+        } else {
+            href
+        }
+    };
     render(&LayerDir {
         frame,
         head,
         notes: Notes::new(link, listing),
         crumbs: Crumbs::new(link, here, dir),
         opaque: listing.is_opaque(dir.as_bytes()),
-        nav: None,
+        nav: PageNav::new(page, starts.len(), page_href),
         rows,
     })
 }
@@ -522,7 +582,7 @@ mod tests {
         let (link, listing) = (evil_link(), evil_listing());
         assert_escaped(&layer_files(&link, &listing, 1));
         let dir = LayerPath::from_clean(EVIL.as_bytes());
-        let html = layer_dir(&link, &listing, &dir);
+        let html = layer_dir(&link, &listing, &dir, 1);
         assert_escaped(&html);
         assert!(html.contains("%3Cscript%3Ealert%28%22x%22%29%27/link?image="), "{html}");
         let file = LayerPath::from_clean(format!("{EVIL}/{EVIL}.txt").as_bytes());

@@ -15,6 +15,7 @@
 //! `frame: Frame` field and `config = "src/pages/askama.toml"`, and a function here
 //! that fills it and calls [`render`].
 
+mod budget;
 mod image;
 mod layer;
 mod progress;
@@ -22,8 +23,11 @@ mod text;
 
 use std::fmt;
 
+pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use image::{error, home, image};
-pub use layer::{layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE};
+pub use layer::{
+    dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
+};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
 pub use text::human_size;
 
