@@ -17,7 +17,7 @@ pub mod index;
 pub mod layer;
 pub mod manifest;
 pub mod metrics;
-pub mod page;
+pub mod pages;
 pub mod query;
 pub mod range;
 pub mod reference;

@@ -30,7 +30,7 @@ use crate::layer::inspect::{FileToSave, Inspector};
 use crate::layer::link::{Here, LayerPath};
 use crate::layer::listing::{Listing, Lookup};
 use crate::metrics::Metrics;
-use crate::page;
+use crate::pages;
 use crate::query;
 use crate::reference::ImageReference;
 use crate::registry::{RegistryClient, PASSED_ON_REQUEST_HEADERS};
@@ -104,11 +104,11 @@ impl App {
 
     async fn image_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
         let Some(image) = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty()) else {
-            return Ok(html_response(StatusCode::OK, page::home()));
+            return Ok(html_response(StatusCode::OK, pages::home()));
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
-        Ok(html_response(StatusCode::OK, page::image(&reference, &fetched)))
+        Ok(html_response(StatusCode::OK, pages::image(&reference, &fetched)))
     }
 
     async fn download(
@@ -141,13 +141,13 @@ impl App {
             return self.not_a_layer(&link, Here::root()).await;
         }
         if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
-            return self.first_visit(link, |link, listing| page::layer_files(link, listing, 1)).await;
+            return self.first_visit(link, |link, listing| pages::layer_files(link, listing, 1)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
-        if page > listing.len().div_ceil(page::FILES_PER_PAGE).max(1) {
+        if page > pages::file_pages(&link, &listing) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
-        Ok(html_response(StatusCode::OK, page::layer_files(&link, &listing, page)))
+        Ok(html_response(StatusCode::OK, pages::layer_files(&link, &listing, page)))
     }
 
     /// `fs/PATH/` and `fs/PATH`: a directory of the layer, or one entry. A directory asked
@@ -167,7 +167,7 @@ impl App {
         }
         if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
             let root = LayerPath::root();
-            return self.first_visit(link, move |link, listing| page::layer_dir(link, listing, &root)).await;
+            return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root, 1)).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
         let entry = match listing.lookup(path.as_bytes()) {
@@ -177,7 +177,13 @@ impl App {
             Lookup::Entry(e) => Some(e),
         };
         let html = match (entry, wants_dir) {
-            (None, true) => page::layer_dir(&link, &listing, &path),
+            (None, true) => {
+                let page = page_number(pairs)?;
+                if page > pages::dir_pages(&link, &listing, &path) {
+                    return Err(Error::not_found(format!("{} has no page {page}", path.display())));
+                }
+                pages::layer_dir(&link, &listing, &path, page)
+            }
             (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
             (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
             (Some(e), false) => {
@@ -193,7 +199,7 @@ impl App {
                     },
                     None => None,
                 };
-                page::layer_file(&link, &listing, e, &path, preview)
+                pages::layer_file(&link, &listing, e, &path, preview)
             }
         };
         Ok(html_response(StatusCode::OK, html))
@@ -244,7 +250,7 @@ impl App {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         tokio::spawn(async move {
-            let start = page::streamed_start(&page::reading_title(&link), &link.image.to_string());
+            let start = pages::streamed_start(&pages::reading_title(&link), &link.image.to_string());
             if tx.send(start.into()).await.is_err() {
                 return;
             }
@@ -257,7 +263,7 @@ impl App {
                             continue;
                         };
                         // A client gone stops the reading with it (the index future is dropped).
-                        if tx.send(page::progress_line(bytes, total, entries).into()).await.is_err() {
+                        if tx.send(pages::progress_line(bytes, total, entries).into()).await.is_err() {
                             return;
                         }
                     }
@@ -266,10 +272,10 @@ impl App {
             let rest = match result {
                 Ok(index) => {
                     let s = &index.listing.summary;
-                    let done = page::progress_done(s.compressed_bytes, index.listing.len() as u64);
-                    format!("{done}{}", page::streamed_end(&render(&link, &index.listing)))
+                    let done = pages::progress_done(s.compressed_bytes, index.listing.len() as u64);
+                    format!("{done}{}", pages::streamed_end(&render(&link, &index.listing)))
                 }
-                Err(e) => page::streamed_failure(&e),
+                Err(e) => pages::streamed_failure(&e),
             };
             let _ = tx.send(rest.into()).await;
         });
@@ -288,7 +294,7 @@ impl App {
             Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
             head => head,
         };
-        Ok(html_response(StatusCode::OK, page::not_a_layer(link, here, head)))
+        Ok(html_response(StatusCode::OK, pages::not_a_layer(link, here, head)))
     }
 }
 
@@ -304,8 +310,8 @@ fn page_number(pairs: &[(String, String)]) -> Result<usize, Error> {
     }
 }
 
-/// Highest file-list page number accepted (a million entries make 100 pages).
-const MAX_PAGE: usize = 1_000;
+/// Highest page number accepted (a million entries make 100 pages or more).
+const MAX_PAGE: usize = 10_000;
 
 /// 404 for a path not in the layer (or not in the part of it that could be read).
 fn missing(listing: &Listing, path: &LayerPath) -> Error {
@@ -342,7 +348,7 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
 
 /// The error page for `e`, with `Retry-After` (429) or `Allow` (405) where they belong.
 pub fn error_response(e: &Error, image_input: &str) -> Response<Body> {
-    let mut response = html_response(e.status(), page::error(e, image_input));
+    let mut response = html_response(e.status(), pages::error(e, image_input));
     if let Some(retry_after) = e.retry_after() {
         // 429 and 503: tell the client when to come back.
         response.headers_mut().insert(header::RETRY_AFTER, retry_after.clone());

@@ -265,7 +265,7 @@ async fn layer_table_links_size_to_the_file_list_and_digest_to_the_folders() {
     let page = s.get(&format!("/?image={}", layerpipe::query::encode(&s.image()))).await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
-    let size = layerpipe::page::human_size(s.layers[0].1.len() as u64);
+    let size = layerpipe::pages::human_size(s.layers[0].1.len() as u64);
     let files = href_by_text(&html, &size).expect("the size is a link");
     assert_eq!(files.replace("&amp;", "&"), format!("./files?{}", s.query(1)));
     let browse = href_by_text(&html, &digest(&s.layers[0].1)).expect("the digest is a link");

@@ -1,0 +1,627 @@
+//! The pages about one layer: its files by size, one folder, one entry, and the page of
+//! a blob that is not a layer.
+
+use askama::Template;
+
+use super::budget::{self, encoded_len, page_range, page_starts, row_cost, shorten};
+use super::text::{display_name, display_path, human_size, utc};
+use super::{render, Frame};
+use crate::download::{DownloadLink, LayerFormat};
+use crate::error::Error;
+use crate::layer::decompress::Compression;
+use crate::layer::entry::{self, Kind, NameIssue};
+use crate::layer::inspect::{BlobHead, Preview};
+use crate::layer::link::{Here, LayerPath};
+use crate::layer::listing::{Child, EntryRef, Listing, Lookup};
+use crate::layer::preview::{self, PREVIEW_BYTES};
+
+/// Most rows on one page of a layer's file list or a folder (fewer where the rows
+/// would pass the page's byte budget).
+pub const FILES_PER_PAGE: usize = budget::ROWS_PER_PAGE;
+
+/// The title of a layer's page streamed on a first visit.
+pub fn reading_title(link: &DownloadLink) -> String {
+    layer_title(link)
+}
+
+/// A layer's name for headings: `layer 2 of team/app:v1`.
+fn layer_title(link: &DownloadLink) -> String {
+    format!("layer {} of {}", link.layer, link.image)
+}
+
+/// The heading of a layer's page.
+enum Heading {
+    /// `Files of layer 2 of team/app:v1`.
+    Files(String),
+    /// `/etc/motd in layer 2 of team/app:v1`.
+    Entry { path: String, title: String },
+}
+
+/// The heading and links every page about a layer starts with (`layer_header.html`).
+struct LayerHead {
+    heading: Heading,
+    image_href: String,
+    name: String,
+    files_href: String,
+    browse_href: String,
+    download_href: String,
+    digest: String,
+    media_type: String,
+}
+
+impl LayerHead {
+    fn new(link: &DownloadLink, here: Here, heading: Heading) -> LayerHead {
+        LayerHead {
+            heading,
+            image_href: here.image(link),
+            name: link.image.to_string(),
+            files_href: here.files(link, 1),
+            browse_href: here.fs(link, &LayerPath::root(), true),
+            download_href: here.download(link),
+            digest: link.digest.to_string(),
+            media_type: link.media_type.clone(),
+        }
+    }
+}
+
+/// Notes on how reading the layer went (`listing_notes.html`): where it stopped, a
+/// compression other than declared, names that had to be changed.
+struct Notes {
+    stopped: Option<String>,
+    entries: usize,
+    /// The compression declared and the one found, when they differ.
+    compression: Option<(&'static str, &'static str)>,
+    odd_names: usize,
+}
+
+impl Notes {
+    fn new(link: &DownloadLink, listing: &Listing) -> Notes {
+        let summary = &listing.summary;
+        let declared = Compression::declared(LayerFormat::from_media_type(&link.media_type));
+        let compression = match (declared, summary.compression) {
+            (Some(declared), Some(found)) if declared != found => Some((declared.name(), found.name())),
+            _ => None,
+        };
+        Notes {
+            stopped: summary.stopped.clone(),
+            entries: listing.len(),
+            compression,
+            odd_names: listing.odd_name_count(),
+        }
+    }
+}
+
+/// Where the other pages of a long table are (`page_nav.html`).
+struct PageNav {
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+impl PageNav {
+    /// The links around page `page` of `pages`, `href` making each; none for one page.
+    fn new(page: usize, pages: usize, href: impl Fn(usize) -> String) -> Option<PageNav> {
+        (pages > 1).then(|| PageNav {
+            page,
+            pages,
+            prev: (page > 1).then(|| href(page - 1)),
+            next: (page < pages).then(|| href(page + 1)),
+        })
+    }
+}
+
+/// The name cell of a row.
+enum Cell {
+    /// A link to the entry's page.
+    Link { href: String, text: String },
+    /// A whiteout or opaque marker: what it deletes, its own name on hover.
+    Deleted { title: String, text: String },
+}
+
+/// One row of the file list or a folder (`row.html`).
+struct Row {
+    cell: Cell,
+    /// Why the raw name had to be changed, and the raw name (the ⚠'s hover).
+    warn: Option<String>,
+    /// Exact and human size, for what has a size.
+    size: Option<(u64, String)>,
+    /// The type column.
+    kind: String,
+    /// The mode, octal and `-rwxr-xr-x`; none for a folder without an entry.
+    mode: Option<(String, String)>,
+}
+
+impl Row {
+    fn new(cell: Cell, e: &EntryRef<'_>) -> Row {
+        let size = matches!(e.entry.kind, Kind::File | Kind::Sparse | Kind::Other(_))
+            .then(|| (e.entry.size, human_size(e.entry.size)));
+        Row { cell, warn: name_warning(e), size, kind: kind_text(e), mode: Some(mode(e)) }
+    }
+}
+
+/// An entry's type, as the listing's type column says it.
+fn kind_text(e: &EntryRef<'_>) -> String {
+    let link = || display_name(e.link());
+    match e.entry.kind {
+        Kind::File => "file".to_owned(),
+        Kind::Dir => "dir".to_owned(),
+        Kind::Symlink => format!("symlink → {}", shorten(&link())),
+        Kind::HardLink => format!("hard link → {}", shorten(&link())),
+        Kind::CharDevice => format!("char device {},{}", e.entry.device.0, e.entry.device.1),
+        Kind::BlockDevice => format!("block device {},{}", e.entry.device.0, e.entry.device.1),
+        Kind::Fifo => "fifo".to_owned(),
+        Kind::Whiteout => "deleted (whiteout)".to_owned(),
+        Kind::Opaque => "opaque dir (hides lower layers)".to_owned(),
+        Kind::Sparse => "sparse file".to_owned(),
+        Kind::Other(flag) => format!("tar type {}", (flag as char).escape_default()),
+    }
+}
+
+/// The mode: octal (on hover) and `-rwxr-xr-x`.
+fn mode(e: &EntryRef<'_>) -> (String, String) {
+    (format!("{:04o}", e.entry.mode), entry::mode_string(e.entry.kind, e.entry.mode))
+}
+
+/// The hover of the ⚠ after an entry whose raw name had to be changed.
+fn name_warning(e: &EntryRef<'_>) -> Option<String> {
+    let why = match e.entry.issue {
+        NameIssue::None => return None,
+        NameIssue::Absolute => "absolute name",
+        NameIssue::ClimbsOut => "name climbs out of the layer",
+    };
+    let raw = e.raw_name().map_or_else(String::new, |raw| String::from_utf8_lossy(raw).into_owned());
+    Some(format!("{why}: {}", shorten(&raw)))
+}
+
+#[derive(Template)]
+#[template(path = "layer_files.html", config = "src/pages/askama.toml")]
+struct LayerFiles {
+    frame: Frame,
+    head: LayerHead,
+    notes: Notes,
+    nav: Option<PageNav>,
+    entries: usize,
+    file_bytes: String,
+    blob_bytes: String,
+    compression: &'static str,
+    tar_bytes: String,
+    rows: Vec<Row>,
+}
+
+/// The most bytes the row of entry `e` can take, its link from `here` included.
+fn entry_cost(link: &DownloadLink, here: Here, e: &EntryRef<'_>) -> usize {
+    let to_root = here.fs(link, &LayerPath::root(), true).len();
+    row_cost(to_root + encoded_len(e.path()) + 1, &[e.path(), e.path(), e.link(), e.raw_name().unwrap_or_default()])
+}
+
+/// Where each page of a layer's file list starts.
+fn file_page_starts(link: &DownloadLink, listing: &Listing) -> Vec<usize> {
+    page_starts(listing.by_size().map(|e| entry_cost(link, Here::root(), &e)))
+}
+
+/// How many pages a layer's file list has.
+pub fn file_pages(link: &DownloadLink, listing: &Listing) -> usize {
+    file_page_starts(link, listing).len()
+}
+
+/// `files`: every entry of a layer, largest first, [`FILES_PER_PAGE`] to a page (fewer
+/// where they would pass the page's byte budget); page `page` from 1.
+pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> String {
+    let here = Here::root();
+    let title = layer_title(link);
+    let s = &listing.summary;
+    let starts = file_page_starts(link, listing);
+    let rows = page_range(&starts, listing.len(), page).unwrap_or_default();
+    let rows = listing
+        .by_size()
+        .skip(rows.start)
+        .take(rows.len())
+        .map(|e| {
+            let cell = match e.entry.kind {
+                Kind::Whiteout | Kind::Opaque => {
+                    let target = entry::whiteout_target(e.entry.kind, e.path()).unwrap_or_default();
+                    let slash = if e.entry.kind == Kind::Opaque && !target.is_empty() { "/" } else { "" };
+                    Cell::Deleted {
+                        title: shorten(&display_path(e.path())).into_owned(),
+                        text: format!("{}{slash}", shorten(&display_path(&target))),
+                    }
+                }
+                kind => Cell::Link {
+                    href: here.fs(link, &LayerPath::from_clean(e.path()), kind == Kind::Dir),
+                    text: shorten(&display_path(e.path())).into_owned(),
+                },
+            };
+            Row::new(cell, &e)
+        })
+        .collect();
+    render(&LayerFiles {
+        frame: Frame { title: title.clone(), image: link.image.to_string() },
+        head: LayerHead::new(link, here, Heading::Files(title)),
+        notes: Notes::new(link, listing),
+        nav: PageNav::new(page, starts.len(), |p| here.files(link, p)),
+        entries: listing.len(),
+        file_bytes: human_size(listing.file_bytes()),
+        blob_bytes: human_size(s.compressed_bytes),
+        compression: s.compression.map_or("empty", Compression::name),
+        tar_bytes: human_size(s.tar_bytes),
+        rows,
+    })
+}
+
+/// One step of the breadcrumbs: a name, linked unless it is where the page is.
+struct Crumb {
+    name: String,
+    href: Option<String>,
+}
+
+/// The breadcrumbs to a path (`crumbs.html`): `/ › usr › bin`, each a link but the last.
+/// (`›`, not `/`, between them: the root is `/` itself, and `/usr` would read as one
+/// link.)
+struct Crumbs {
+    /// The root's link; none when the page is the root's.
+    root: Option<String>,
+    names: Vec<Crumb>,
+}
+
+impl Crumbs {
+    fn new(link: &DownloadLink, here: Here, path: &LayerPath) -> Crumbs {
+        let depth = path.depth();
+        let ends = budget::CRUMBS_AT_EACH_END;
+        let mut names = Vec::new();
+        for (i, name) in path.names().enumerate() {
+            // A deep path shows its first and last folders, so the crumbs stay small.
+            if i >= ends && i + ends < depth {
+                if i == ends {
+                    names.push(Crumb { name: "…".to_owned(), href: None });
+                }
+                continue;
+            }
+            names.push(Crumb {
+                name: shorten(&display_name(name)).into_owned(),
+                href: (i + 1 < depth).then(|| here.fs(link, &path.ancestor(i + 1), true)),
+            });
+        }
+        Crumbs { root: (depth > 0).then(|| here.fs(link, &LayerPath::root(), true)), names }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "layer_dir.html", config = "src/pages/askama.toml")]
+struct LayerDir {
+    frame: Frame,
+    head: LayerHead,
+    notes: Notes,
+    crumbs: Crumbs,
+    opaque: bool,
+    nav: Option<PageNav>,
+    rows: Vec<Row>,
+}
+
+/// The frame and heading of a folder's or an entry's page.
+fn entry_frame(link: &DownloadLink, here: Here, path: &LayerPath) -> (Frame, LayerHead) {
+    let title = layer_title(link);
+    let frame = Frame { title: format!("{} in {title}", path.display()), image: link.image.to_string() };
+    (frame, LayerHead::new(link, here, Heading::Entry { path: path.display(), title }))
+}
+
+/// One row of a folder.
+fn child_row(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>) -> Row {
+    let name = shorten(&display_name(child.name)).into_owned();
+    let path = dir.join(child.name);
+    let Some(e) = child.entry else {
+        return Row {
+            cell: Cell::Link { href: here.fs(link, &path, true), text: format!("{name}/") },
+            warn: None,
+            size: None,
+            kind: "dir (no entry of its own)".to_owned(),
+            mode: None,
+        };
+    };
+    let cell = match e.entry.kind {
+        Kind::Whiteout => {
+            let target = entry::whiteout_target(Kind::Whiteout, e.path()).unwrap_or_default();
+            Cell::Deleted { title: name, text: shorten(&display_name(entry::name(&target))).into_owned() }
+        }
+        Kind::Dir => Cell::Link { href: here.fs(link, &path, true), text: format!("{name}/") },
+        _ => Cell::Link { href: here.fs(link, &path, false), text: name },
+    };
+    Row::new(cell, &e)
+}
+
+/// The most bytes the row of `child` can take on its folder's page.
+fn child_cost(link: &DownloadLink, here: Here, dir: &LayerPath, child: &Child<'_>) -> usize {
+    let to_dir = here.fs(link, dir, true).len();
+    let (link_name, raw) = child.entry.map_or((&[][..], &[][..]), |e| (e.link(), e.raw_name().unwrap_or_default()));
+    row_cost(to_dir + encoded_len(child.name) + 1, &[child.name, child.name, link_name, raw])
+}
+
+/// Where each page of folder `dir` starts, and its children.
+fn dir_page_starts<'a>(link: &DownloadLink, listing: &'a Listing, dir: &LayerPath) -> (Vec<usize>, Vec<Child<'a>>) {
+    let here = Here::dir(dir);
+    let children = listing.children(dir.as_bytes());
+    (page_starts(children.iter().map(|child| child_cost(link, here, dir, child))), children)
+}
+
+/// How many pages folder `dir` has.
+pub fn dir_pages(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> usize {
+    dir_page_starts(link, listing, dir).0.len()
+}
+
+/// `fs/DIR/`: the names in one directory of a layer, paginated like the file list;
+/// page `page` from 1.
+pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath, page: usize) -> String {
+    let here = Here::dir(dir);
+    let (frame, head) = entry_frame(link, here, dir);
+    let (starts, children) = dir_page_starts(link, listing, dir);
+    let shown = page_range(&starts, children.len(), page).unwrap_or_default();
+    let rows = children[shown].iter().map(|child| child_row(link, here, dir, child)).collect();
+    let page_href = |p: usize| {
+        let href = here.fs(link, dir, true);
+        if p > 1 {
+            format!("{href}&page={p}")
+        } else {
+            href
+        }
+    };
+    render(&LayerDir {
+        frame,
+        head,
+        notes: Notes::new(link, listing),
+        crumbs: Crumbs::new(link, here, dir),
+        opaque: listing.is_opaque(dir.as_bytes()),
+        nav: PageNav::new(page, starts.len(), page_href),
+        rows,
+    })
+}
+
+/// Where a link points (`target.html`).
+enum Target {
+    /// Out of the layer's root.
+    Outside,
+    /// Not in this layer.
+    Missing(String),
+    /// An entry or a folder of this layer.
+    Here { href: String, shown: String },
+}
+
+/// What an entry leads to besides itself.
+enum PointsTo {
+    Symlink(Target),
+    HardLink(Target),
+    /// A whiteout or opaque marker: what it does, and to what.
+    Marker {
+        what: &'static str,
+        target: String,
+    },
+}
+
+/// A file's first bytes, as shown.
+enum Shown {
+    Failed(String),
+    Text { heading: String, text: String },
+    Hex { heading: String, text: String },
+}
+
+#[derive(Template)]
+#[template(path = "layer_file.html", config = "src/pages/askama.toml")]
+struct LayerFile {
+    frame: Frame,
+    head: LayerHead,
+    notes: Notes,
+    crumbs: Crumbs,
+    /// The type and mode, as in a row.
+    row: Row,
+    human: String,
+    size: u64,
+    owner: String,
+    modified: String,
+    raw_name: Option<String>,
+    points_to: Option<PointsTo>,
+    /// The save link and the size saved.
+    save: Option<(String, String)>,
+    preview: Option<Shown>,
+}
+
+/// `fs/PATH`: one entry of a layer, and for a file its first bytes and a link saving it.
+/// `preview` is what reading the file gave (`None` when not read: not a file, or HEAD).
+pub fn layer_file(
+    link: &DownloadLink,
+    listing: &Listing,
+    e: EntryRef<'_>,
+    path: &LayerPath,
+    preview: Option<Result<Preview, Error>>,
+) -> String {
+    let here = Here::file(path);
+    let (frame, head) = entry_frame(link, here, path);
+    let target = |target: &[u8]| -> Target {
+        let target_path = LayerPath::from_clean(target);
+        let shown = display_path(target);
+        match listing.lookup(target) {
+            Lookup::Missing => Target::Missing(shown),
+            Lookup::ImpliedDir => Target::Here { href: here.fs(link, &target_path, true), shown },
+            Lookup::Entry(t) => Target::Here { href: here.fs(link, &target_path, t.entry.kind == Kind::Dir), shown },
+        }
+    };
+    let points_to = match e.entry.kind {
+        Kind::Symlink => {
+            Some(PointsTo::Symlink(entry::symlink_target(e.path(), e.link()).map_or(Target::Outside, |t| target(&t))))
+        }
+        Kind::HardLink => Some(PointsTo::HardLink(target(&entry::clean(e.link()).0))),
+        Kind::Whiteout | Kind::Opaque => {
+            let marked = entry::whiteout_target(e.entry.kind, e.path()).unwrap_or_default();
+            let what = if e.entry.kind == Kind::Opaque { "hides what the layers below have in" } else { "deletes" };
+            Some(PointsTo::Marker { what, target: display_path(&marked) })
+        }
+        _ => None,
+    };
+    let save = listing.content_of(e.index).map(|content| (here.save(link, path), human_size(content.entry.size)));
+    let row = Row::new(Cell::Link { href: String::new(), text: String::new() }, &e);
+    render(&LayerFile {
+        frame,
+        head,
+        notes: Notes::new(link, listing),
+        crumbs: Crumbs::new(link, here, path),
+        row,
+        human: human_size(e.entry.size),
+        size: e.entry.size,
+        owner: format!("{}:{}", e.entry.uid, e.entry.gid),
+        modified: utc(e.entry.mtime),
+        raw_name: e.raw_name().map(|raw| String::from_utf8_lossy(raw).into_owned()),
+        points_to,
+        save,
+        preview: preview.map(shown),
+    })
+}
+
+/// The file's first bytes: text as it is, anything else as a hex dump.
+fn shown(preview: Result<Preview, Error>) -> Shown {
+    let preview = match preview {
+        Ok(preview) => preview,
+        Err(error) => return Shown::Failed(error.message().to_owned()),
+    };
+    let heading = if preview.complete {
+        "Contents".to_owned()
+    } else {
+        format!("The first {}", human_size(PREVIEW_BYTES as u64))
+    };
+    match preview::as_text(&preview.bytes, preview.complete) {
+        Some(text) => Shown::Text { heading, text: text.to_owned() },
+        None => Shown::Hex { heading, text: preview::hex_dump(&preview.bytes) },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "not_a_layer.html", config = "src/pages/askama.toml")]
+struct NotALayer {
+    frame: Frame,
+    name: String,
+    image_href: String,
+    digest: String,
+    media_type: String,
+    download_href: String,
+    /// The blob's first bytes (heading, text), or why they could not be read.
+    head: Option<Result<(&'static str, String), String>>,
+}
+
+/// A blob that is not a layer: no files to show, a download instead, and for JSON (a
+/// config, an attestation) the JSON itself, pretty-printed.
+pub fn not_a_layer(link: &DownloadLink, here: Here, head: Option<Result<BlobHead, Error>>) -> String {
+    let head = head.map(|read| match read {
+        Err(error) => Err(error.message().to_owned()),
+        Ok(head) => {
+            let pretty = head
+                .complete
+                .then(|| serde_json::from_slice::<serde_json::Value>(&head.bytes).ok())
+                .flatten()
+                .and_then(|value| serde_json::to_string_pretty(&value).ok());
+            let heading = if head.complete { "Contents" } else { "The first 64 KiB" };
+            Ok((heading, pretty.unwrap_or_else(|| String::from_utf8_lossy(&head.bytes).into_owned())))
+        }
+    });
+    render(&NotALayer {
+        frame: Frame { title: format!("blob of {}", link.image), image: link.image.to_string() },
+        name: link.image.to_string(),
+        image_href: here.image(link),
+        digest: link.digest.to_string(),
+        media_type: link.media_type.clone(),
+        download_href: here.download(link),
+        head,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::listing::{ListingBuilder, Summary};
+    use crate::layer::tar::{Header, TypeFlag, Visitor};
+
+    /// Markup and both quotes, without a `/` (a name cannot have one).
+    const EVIL: &str = "<script>alert(\"x\")'";
+
+    /// A listing with registry-chosen names: markup and quotes in a folder, a file, a
+    /// symlink's target and a whiteout, and a note on where reading stopped.
+    fn evil_listing() -> Listing {
+        let mut b = ListingBuilder::default();
+        let dir = format!("{EVIL}/");
+        let file = format!("{EVIL}/{EVIL}.txt");
+        let link = format!("{EVIL}/link");
+        let whiteout = format!("{EVIL}/.wh.{EVIL}");
+        b.entry(Header::sample(&dir, TypeFlag::Dir, 0, "", 0));
+        b.entry(Header::sample(&file, TypeFlag::File, 5, "", 512));
+        b.entry(Header::sample(&link, TypeFlag::Symlink, 0, EVIL, 1536));
+        b.entry(Header::sample(&whiteout, TypeFlag::File, 0, "", 2048));
+        b.finish(Summary { stopped: Some(format!("stopped at {EVIL}")), ..Summary::default() })
+    }
+
+    fn evil_link() -> DownloadLink {
+        DownloadLink {
+            image: "r.io/a/b:v1".parse().unwrap(),
+            digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
+            layer: 1,
+            media_type: format!("application/vnd.oci.image.layer.v1.tar+gzip{EVIL}"),
+        }
+    }
+
+    /// No markup from `EVIL` survives, and it is there escaped.
+    fn assert_escaped(html: &str) {
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("\"x\""), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&#39;"), "{html}");
+        // Links carry names percent-encoded, and `&` between query parameters escaped
+        // once: never `&amp;amp;`, never a bare `&`.
+        assert!(!html.contains("&amp;amp;"), "{html}");
+        for href in html.split("href=\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]) {
+            assert!(!href.contains('<') && !href.contains('\''), "{href}");
+            assert!(href.replace("&amp;", "").find('&').is_none(), "{href}");
+        }
+    }
+
+    #[test]
+    fn registry_strings_are_escaped_on_every_layer_page() {
+        let (link, listing) = (evil_link(), evil_listing());
+        assert_escaped(&layer_files(&link, &listing, 1));
+        let dir = LayerPath::from_clean(EVIL.as_bytes());
+        let html = layer_dir(&link, &listing, &dir, 1);
+        assert_escaped(&html);
+        assert!(html.contains("%3Cscript%3Ealert%28%22x%22%29%27/link?image="), "{html}");
+        let file = LayerPath::from_clean(format!("{EVIL}/{EVIL}.txt").as_bytes());
+        let Lookup::Entry(e) = listing.lookup(file.as_bytes()) else { panic!("no file") };
+        let preview = Preview { bytes: EVIL.as_bytes().to_vec(), complete: true };
+        let html = layer_file(&link, &listing, e, &file, Some(Ok(preview)));
+        assert_escaped(&html);
+        assert!(html.contains("<pre id=\"preview\" class=\"text\">&lt;script&gt;"), "{html}");
+        let html = layer_file(&link, &listing, e, &file, Some(Err(Error::bad_gateway(EVIL))));
+        assert_escaped(&html);
+        let symlink = LayerPath::from_clean(format!("{EVIL}/link").as_bytes());
+        let Lookup::Entry(e) = listing.lookup(symlink.as_bytes()) else { panic!("no link") };
+        assert_escaped(&layer_file(&link, &listing, e, &symlink, None));
+        let head = BlobHead { bytes: bytes::Bytes::from(serde_json::json!({ "a": EVIL }).to_string()), complete: true };
+        let html = not_a_layer(&link, Here::root(), Some(Ok(head)));
+        assert_escaped(&html);
+        assert!(html.contains("&quot;a&quot;: &quot;&lt;script&gt;"), "{html}");
+        assert_escaped(&not_a_layer(&link, Here::root(), Some(Err(Error::bad_gateway(EVIL)))));
+    }
+
+    #[test]
+    fn streamed_parts_escape_and_join_into_the_whole_page() {
+        let (link, listing) = (evil_link(), evil_listing());
+        let whole = layer_files(&link, &listing, 1);
+        let start = super::super::streamed_start(&reading_title(&link), &link.image.to_string());
+        assert!(start.ends_with("<main>\n<div class=\"progress\" id=\"progress\">\n"), "{start}");
+        let end = super::super::streamed_end(&whole);
+        assert!(end.starts_with("</div>\n<h1>Files of "), "{end}");
+        assert!(whole.ends_with(&end["</div>\n".len()..]));
+        let failure = super::super::streamed_failure(&Error::bad_gateway(EVIL));
+        assert!(failure.starts_with("</div>\n<h1 class=\"error\">502 Bad Gateway</h1>"), "{failure}");
+        assert_escaped(&failure);
+        assert_eq!(
+            super::super::progress_line(512, 1024, 3),
+            "<p>Reading the layer for the first time: 512 B of 1.0 KiB (50%), 3 entries so far…</p>\n"
+        );
+        assert_eq!(
+            super::super::progress_line(5, 0, 1),
+            "<p>Reading the layer for the first time: 5 B, 1 entries so far…</p>\n"
+        );
+    }
+}
