@@ -23,4 +23,5 @@ pub mod reference;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod tls;
 pub mod upstream;

@@ -182,7 +182,8 @@ impl RegistryClient {
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
                 request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response = self.upstream.send(trust(registry), transport, method, &url, &request_headers).await?;
+            let response =
+                self.upstream.send(&registry.host, trust(registry), transport, method, &url, &request_headers).await?;
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND
@@ -237,8 +238,10 @@ impl RegistryClient {
     async fn ping(&self, registry: &Registry) -> Result<Scheme, Error> {
         let url: Uri =
             format!("{}/v2/", registry.endpoint.to_string().trim_end_matches('/')).parse().expect("endpoint URL");
-        let response =
-            self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &HeaderMap::new()).await?;
+        let response = self
+            .upstream
+            .send(&registry.host, trust(registry), Transport::Pooled, &Method::GET, &url, &HeaderMap::new())
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
             StatusCode::UNAUTHORIZED => {
@@ -286,7 +289,10 @@ impl RegistryClient {
             }
         }
         self.metrics().token_fetch();
-        let response = self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &headers).await?;
+        let response = self
+            .upstream
+            .send(&registry.host, trust(registry), Transport::Pooled, &Method::GET, &url, &headers)
+            .await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {

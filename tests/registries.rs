@@ -1,0 +1,142 @@
+//! The registries people really run (issue 11): HTTPS on a private CA, and credentials
+//! where docker keeps them. A real `docker-registry` serves over TLS with a certificate
+//! from a CA each test makes; layerpipe runs in-process on 127.0.0.1.
+//!
+//! Needs `/usr/bin/docker-registry` (`apt-get install -y docker-registry`).
+
+mod real;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use layerpipe::config::Config;
+use real::html::{download_links, unescape};
+use real::images::sha256_hex;
+use real::tls::{TestCa, TlsRegistry};
+use real::{Layerpipe, PushedImage, RealRegistry};
+use serde_json::json;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn get(client: &HttpClient, url: &str) -> (Response<()>, Bytes) {
+    let request = Request::get(url).body(Empty::new()).expect("request");
+    let response = client.request(request).await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap_or_else(|e| panic!("body of {url}: {e:?}")).to_bytes();
+    (Response::from_parts(parts, ()), bytes)
+}
+
+/// The image page of `reference`: status and HTML.
+async fn page(client: &HttpClient, layerpipe: &Layerpipe, reference: &str) -> (StatusCode, String) {
+    let url = layerpipe.url(&format!("?image={}", layerpipe::query::encode(reference)));
+    let (response, body) = get(client, &url).await;
+    (response.status(), String::from_utf8(body.to_vec()).expect("UTF-8 page"))
+}
+
+/// The one-line reason of an error page, unescaped.
+fn reason(html: &str) -> String {
+    let from = html.find("id=\"reason\">").map(|i| i + "id=\"reason\">".len()).expect("an error reason");
+    unescape(&html[from..from + html[from..].find("</p>").expect("</p>")])
+}
+
+/// layerpipe listing `registries` (JSON object by host), layer indexes in memory.
+async fn layerpipe_with(registries: serde_json::Value) -> Layerpipe {
+    let config = json!({"index": {"dir": ""}, "registries": registries});
+    Layerpipe::with_config(Config::parse(&config.to_string()).expect("layerpipe config")).await
+}
+
+/// Downloads every layer through the page's `[x]` links and checks each byte for byte.
+async fn download_all_layers(client: &HttpClient, layerpipe: &Layerpipe, html: &str, image: &PushedImage) {
+    let links = download_links(html);
+    assert_eq!(links.len(), image.layers.len(), "one [x] per layer:\n{html}");
+    for (href, layer) in links.iter().zip(&image.layers) {
+        let (response, body) = get(client, &layerpipe.url(href)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{href}: {body:?}");
+        assert_eq!(body.len() as u64, layer.size);
+        assert_eq!(sha256_hex(&body), layer.sha256(), "bytes of {}", layer.digest);
+    }
+}
+
+/// The download URL of `image`'s first layer, as the page would link it.
+fn first_layer_download(reference: &str, image: &PushedImage) -> String {
+    let layer = &image.layers[0];
+    format!(
+        "download?image={}&digest={}&layer=1&mt={}",
+        layerpipe::query::encode(reference),
+        layerpipe::query::encode(&layer.digest),
+        layerpipe::query::encode(&layer.media_type)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_on_a_private_ca_is_a_clear_502_until_its_ca_file_is_set() {
+    let plain = RealRegistry::start();
+    let image = plain.push_oci_image("tls/app", "v1").await;
+    let ca = TestCa::new();
+    let registry = TlsRegistry::serve(&plain, &ca, false);
+    let reference = registry.reference(&image);
+    let client = client();
+
+    // Listed, but without its CA: the page and a download (its own connection) both say
+    // what failed and what to set.
+    let untrusted = layerpipe_with(json!({registry.host(): {"endpoint": registry.endpoint()}})).await;
+    let expected = format!(
+        "certificate for {host} is not trusted: unknown issuer; to trust a private CA, set registries.\"{host}\".ca_file to its PEM file",
+        host = registry.host()
+    );
+    let (status, html) = page(&client, &untrusted, &reference).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{html}");
+    assert_eq!(reason(&html), expected);
+    let (response, body) = get(&client, &untrusted.url(&first_layer_download(&reference, &image))).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(reason(&String::from_utf8_lossy(&body)), expected);
+
+    // With ca_file: the page (pooled connections) and every layer (dedicated ones).
+    let trusted =
+        layerpipe_with(json!({registry.host(): {"endpoint": registry.endpoint(), "ca_file": ca.pem_path()}})).await;
+    let (status, html) = page(&client, &trusted, &reference).await;
+    assert_eq!(status, StatusCode::OK, "{html}\n{}", registry.log());
+    assert!(html.contains(&image.digest), "{html}");
+    download_all_layers(&client, &trusted, &html, &image).await;
+    let log = registry.log();
+    for layer in &image.layers {
+        assert!(log.contains(&format!("GET /v2/tls/app/blobs/{}", layer.digest)), "{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_registry_s_ca_is_not_trusted_for_another() {
+    let plain = RealRegistry::start();
+    let image = plain.push_oci_image("tls/other", "v1").await;
+    let (ca_a, ca_b) = (TestCa::new(), TestCa::new());
+    let a = TlsRegistry::serve(&plain, &ca_a, false);
+    let b = TlsRegistry::serve(&plain, &ca_b, false);
+    let layerpipe = layerpipe_with(json!({
+        a.host(): {"endpoint": a.endpoint(), "ca_file": ca_a.pem_path()},
+        b.host(): {"endpoint": b.endpoint(), "ca_file": ca_a.pem_path()},
+    }))
+    .await;
+    let client = client();
+    let (status, html) = page(&client, &layerpipe, &a.reference(&image)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (status, html) = page(&client, &layerpipe, &b.reference(&image)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{html}");
+    assert!(reason(&html).starts_with(&format!("certificate for {} is not trusted: unknown issuer", b.host())));
+}
+
+#[test]
+fn an_unusable_ca_file_stops_start_up_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let config = json!({"registries": {"r.example:5443": {"endpoint": "https://r.example:5443", "ca_file": empty}}});
+    let e = Config::parse(&config.to_string()).unwrap_err();
+    assert!(e.starts_with(r#"registries."r.example:5443".ca_file: "#), "{e}");
+}
