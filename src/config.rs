@@ -62,6 +62,13 @@ pub struct Config {
     /// Layer indexes: where they are kept and how much of them.
     #[serde(default)]
     pub index: IndexConfig,
+    /// A docker `config.json` whose credentials (`auths`, `credHelpers`, `credsStore`)
+    /// layerpipe uses; unset, none: a server must not use its operator's login unasked.
+    pub docker_config: Option<PathBuf>,
+    /// Where credential helpers are looked for instead of `PATH`: for tests, which
+    /// cannot change the environment of a process they share. Not a config key.
+    #[serde(skip)]
+    pub credential_helper_dir: Option<PathBuf>,
 }
 
 /// Where layer indexes are kept (src/index/).
@@ -287,11 +294,16 @@ impl TryFrom<String> for Endpoint {
 }
 
 /// A password: readable where it is used, printed as `***` everywhere else.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from elsewhere (a docker config, a credential helper).
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
     /// The secret itself, for building an `Authorization` header.
     pub fn expose(&self) -> &str {
         &self.0
@@ -347,6 +359,11 @@ impl Config {
             registries.insert(host, registry);
         }
         config.registries = registries;
+        if let Some(path) = &config.docker_config {
+            // Read now so that a missing or broken file stops start-up; the registry
+            // client reads it again, and again whenever it changes.
+            crate::credentials::DockerCredentials::load(path, None).map_err(|e| format!("docker_config: {e}"))?;
+        }
         config.check_numbers()?;
         Ok(config)
     }
@@ -499,6 +516,7 @@ mod tests {
             (r#"{"retries": {"attempts": 0}}"#, "retries.attempts"),
             (r#"{"log_format": "xml"}"#, "unknown variant"),
             (r#"{"worker_threads": 0}"#, "worker_threads"),
+            (r#"{"docker_config": "/nonexistent/config.json"}"#, "docker_config: cannot read"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");

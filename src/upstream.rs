@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -96,6 +96,24 @@ impl Body for UpstreamBody {
     }
 }
 
+/// One request to send: a body only for a form POST over the pool.
+struct Outgoing<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: Bytes,
+}
+
+impl Outgoing<'_> {
+    fn request<B>(&self, body: B) -> Request<B> {
+        let mut request =
+            Request::builder().method(self.method.clone()).uri(self.uri.clone()).body(body).expect("a parsed URL");
+        *request.headers_mut() = self.headers.clone();
+        request.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        request
+    }
+}
+
 /// A request that got no response, and whether it failed while connecting.
 pub struct SendError {
     connecting: bool,
@@ -135,7 +153,7 @@ pub struct Upstream {
 /// A pooled client and a connector for dedicated connections (HTTP/1.1 only), with the
 /// same TCP rules and TLS roots.
 struct Clients<C> {
-    pooled: Client<Connector<C>, Empty<Bytes>>,
+    pooled: Client<Connector<C>, Full<Bytes>>,
     h1: Connector<C>,
 }
 
@@ -202,9 +220,37 @@ impl Upstream {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<Response<UpstreamBody>, Error> {
+        let outgoing = Outgoing { method, uri, headers, body: Bytes::new() };
+        self.send_retrying(registry, trust, transport, &outgoing).await
+    }
+
+    /// POSTs `form` (`application/x-www-form-urlencoded`) over the pool, as
+    /// [`Upstream::send`] does a GET: an OAuth2 token request to a registry's realm.
+    pub async fn post_form(
+        &self,
+        registry: &str,
+        trust: Trust,
+        uri: &Uri,
+        headers: &HeaderMap,
+        form: String,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        let mut headers = headers.clone();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let outgoing = Outgoing { method: &Method::POST, uri, headers: &headers, body: Bytes::from(form) };
+        self.send_retrying(registry, trust, Transport::Pooled, &outgoing).await
+    }
+
+    async fn send_retrying(
+        &self,
+        registry: &str,
+        trust: Trust,
+        transport: Transport,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        let uri = outgoing.uri;
         let mut attempt = 1;
         loop {
-            let result = self.send_once(registry, trust, transport, method, uri, headers).await;
+            let result = self.send_once(registry, trust, transport, outgoing).await;
             let wait = match &result {
                 Ok(response) => self.retry_wait(response, attempt),
                 Err((kind, _)) if *kind == UpstreamError::Connect => Some(self.backoff(attempt)),
@@ -226,10 +272,9 @@ impl Upstream {
         registry: &str,
         trust: Trust,
         transport: Transport,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        outgoing: &Outgoing<'_>,
     ) -> Result<Response<UpstreamBody>, (UpstreamError, Error)> {
+        let uri = outgoing.uri;
         let host = uri.host().unwrap_or_default();
         let fail = |kind: UpstreamError, e: Error| {
             self.metrics.upstream_error(kind);
@@ -243,23 +288,24 @@ impl Upstream {
                 )),
             );
         }
-        let mut request =
-            Request::builder().method(method.clone()).uri(uri.clone()).body(Empty::new()).expect("a parsed URL");
-        *request.headers_mut() = headers.clone();
-        request.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let pooled_request = || outgoing.request(Full::new(outgoing.body.clone()));
+        // Blobs are only ever asked for, never sent: a dedicated request has no body.
+        let dedicated_request = || outgoing.request(Empty::new());
         let sending = async {
             let pooled = |r: Response<Incoming>| r.map(UpstreamBody::Pooled);
             let own = |r: Response<DedicatedBody>| r.map(UpstreamBody::Dedicated);
             let loan = || self.read_buffers.lend();
             let trusted = self.trusted_with_ca.get(registry).unwrap_or(&self.trusted);
             match (transport, trust) {
-                (Transport::Pooled, Trust::Listed) => Ok(pooled(trusted.pooled.request(request).await?)),
-                (Transport::Pooled, Trust::PublicOnly) => Ok(pooled(self.public.pooled.request(request).await?)),
+                (Transport::Pooled, Trust::Listed) => Ok(pooled(trusted.pooled.request(pooled_request()).await?)),
+                (Transport::Pooled, Trust::PublicOnly) => {
+                    Ok(pooled(self.public.pooled.request(pooled_request()).await?))
+                }
                 (Transport::Dedicated, Trust::Listed) => {
-                    Ok(own(dedicated::send(trusted.h1.clone(), request, loan()).await?))
+                    Ok(own(dedicated::send(trusted.h1.clone(), dedicated_request(), loan()).await?))
                 }
                 (Transport::Dedicated, Trust::PublicOnly) => {
-                    Ok(own(dedicated::send(self.public.h1.clone(), request, loan()).await?))
+                    Ok(own(dedicated::send(self.public.h1.clone(), dedicated_request(), loan()).await?))
                 }
             }
         };
