@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use layerpipe::config::Config;
 use real::html::{download_links, unescape};
 use real::images::sha256_hex;
-use real::tls::{TestCa, TlsRegistry};
+use real::tls::{TestCa, TlsRegistry, HTPASSWD_PASSWORD, HTPASSWD_USER};
 use real::{Layerpipe, PushedImage, RealRegistry};
 use serde_json::json;
 
@@ -139,4 +139,106 @@ fn an_unusable_ca_file_stops_start_up_naming_its_key() {
     let config = json!({"registries": {"r.example:5443": {"endpoint": "https://r.example:5443", "ca_file": empty}}});
     let e = Config::parse(&config.to_string()).unwrap_err();
     assert!(e.starts_with(r#"registries."r.example:5443".ca_file: "#), "{e}");
+}
+
+/// A docker `config.json` in a temp dir.
+fn docker_config(dir: &std::path::Path, config: serde_json::Value) -> std::path::PathBuf {
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).expect("write config.json");
+    path
+}
+
+/// layerpipe listing the TLS `registry` (trusting `ca`) without credentials of its own,
+/// with `docker_config` and helpers from `helper_dir`.
+async fn layerpipe_with_docker_config(
+    registry: &TlsRegistry,
+    ca: &TestCa,
+    docker_config: &std::path::Path,
+    helper_dir: Option<&std::path::Path>,
+) -> Layerpipe {
+    let config = json!({
+        "index": {"dir": ""},
+        "docker_config": docker_config,
+        "registries": {registry.host(): {"endpoint": registry.endpoint(), "ca_file": ca.pem_path()}},
+    });
+    let mut config = Config::parse(&config.to_string()).expect("layerpipe config");
+    config.credential_helper_dir = helper_dir.map(std::path::Path::to_path_buf);
+    Layerpipe::with_config(config).await
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_from_a_docker_config_s_auths_and_a_wrong_password_is_a_401() {
+    let plain = RealRegistry::start();
+    let image = plain.push_oci_image("private/app", "v1").await;
+    let ca = TestCa::new();
+    let registry = TlsRegistry::serve(&plain, &ca, true);
+    let reference = registry.reference(&image);
+    let dir = tempfile::tempdir().unwrap();
+    let client = client();
+
+    // Without credentials the registry refuses.
+    let anonymous = layerpipe_with(json!({registry.host(): {"endpoint": registry.endpoint(), "ca_file": ca.pem_path()}}))
+        .await;
+    let (status, html) = page(&client, &anonymous, &reference).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
+
+    // `auth` as base64 user:password, under an `https://` key as docker writes it.
+    let path = docker_config(
+        dir.path(),
+        json!({"auths": {format!("https://{}", registry.host()): {"auth": base64(&format!("{HTPASSWD_USER}:{HTPASSWD_PASSWORD}"))}}}),
+    );
+    let layerpipe = layerpipe_with_docker_config(&registry, &ca, &path, None).await;
+    let (status, html) = page(&client, &layerpipe, &reference).await;
+    assert_eq!(status, StatusCode::OK, "{html}\n{}", registry.log());
+    download_all_layers(&client, &layerpipe, &html, &image).await;
+
+    // `username`/`password`, wrong: the registry's 401 reaches the user, no secret does.
+    let dir = tempfile::tempdir().unwrap();
+    let path = docker_config(
+        dir.path(),
+        json!({"auths": {registry.host(): {"username": HTPASSWD_USER, "password": "wrong-password"}}}),
+    );
+    let wrong = layerpipe_with_docker_config(&registry, &ca, &path, None).await;
+    let (status, html) = page(&client, &wrong, &reference).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
+    assert!(!html.contains("wrong-password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_from_a_credential_helper_named_in_cred_helpers() {
+    let plain = RealRegistry::start();
+    let image = plain.push_oci_image("private/helped", "v1").await;
+    let ca = TestCa::new();
+    let registry = TlsRegistry::serve(&plain, &ca, true);
+    let dir = tempfile::tempdir().unwrap();
+    // The helper records what it was asked, and answers only for this registry.
+    let asked = dir.path().join("asked");
+    let script = dir.path().join("docker-credential-test");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nread server\necho \"$1 $server\" >> {asked}\n\
+             if [ \"$server\" = {host} ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{HTPASSWD_USER}\",\"Secret\":\"{HTPASSWD_PASSWORD}\"}}' \"$server\"\n\
+             else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+            asked = asked.display(),
+            host = registry.host(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = docker_config(dir.path(), json!({"credHelpers": {registry.host(): "test"}}));
+    let layerpipe = layerpipe_with_docker_config(&registry, &ca, &path, Some(dir.path())).await;
+    let client = client();
+    let (status, html) = page(&client, &layerpipe, &registry.reference(&image)).await;
+    assert_eq!(status, StatusCode::OK, "{html}\n{}", registry.log());
+    download_all_layers(&client, &layerpipe, &html, &image).await;
+    let asked = std::fs::read_to_string(&asked).unwrap();
+    assert!(asked.lines().all(|line| line == format!("get {}", registry.host())), "{asked}");
+    // Cached: one run for the page and all the downloads.
+    assert_eq!(asked.lines().count(), 1, "{asked}");
 }
