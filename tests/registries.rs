@@ -182,8 +182,8 @@ async fn basic_auth_from_a_docker_config_s_auths_and_a_wrong_password_is_a_401()
     let client = client();
 
     // Without credentials the registry refuses.
-    let anonymous = layerpipe_with(json!({registry.host(): {"endpoint": registry.endpoint(), "ca_file": ca.pem_path()}}))
-        .await;
+    let anonymous =
+        layerpipe_with(json!({registry.host(): {"endpoint": registry.endpoint(), "ca_file": ca.pem_path()}})).await;
     let (status, html) = page(&client, &anonymous, &reference).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
 
@@ -241,4 +241,118 @@ async fn basic_auth_from_a_credential_helper_named_in_cred_helpers() {
     assert!(asked.lines().all(|line| line == format!("get {}", registry.host())), "{asked}");
     // Cached: one run for the page and all the downloads.
     assert_eq!(asked.lines().count(), 1, "{asked}");
+}
+
+/// What an in-process fake server saw: method, path, `Authorization` and body.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+/// An HTTP server on 127.0.0.1 answering with `answer(method, path, authorization,
+/// body)`: status, content type, body. It reads whole request bodies, which the shared
+/// fakes of tests/support do not.
+async fn fake(
+    answer: impl Fn(&str, &str, &str, &str) -> (StatusCode, Vec<(&'static str, String)>, String) + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Seen) {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let answer = std::sync::Arc::new(answer);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, log) = (answer.clone(), log.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let (answer, log) = (answer.clone(), log.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = String::from_utf8_lossy(&body.collect().await?.to_bytes()).into_owned();
+                        let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                        let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
+                        let (status, headers, text) = answer(&method, &path, auth, &body);
+                        log.lock().unwrap().push((method, path, auth.to_owned(), body));
+                        let mut response = Response::new(http_body_util::Full::new(Bytes::from(text)));
+                        *response.status_mut() = status;
+                        for (name, value) in headers {
+                            response.headers_mut().insert(name, value.parse().unwrap());
+                        }
+                        Ok::<_, hyper::Error>(response)
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_token_is_exchanged_with_the_refresh_token_post() {
+    const REFRESH: &str = "refresh+token/with=odd chars";
+    let (realm, realm_seen) = fake(|method, _, _, body| {
+        let form: Vec<&str> = body.split('&').collect();
+        let expected = format!("refresh_token={}", layerpipe::query::encode(REFRESH));
+        if method == "POST" && form.contains(&"grant_type=refresh_token") && form.contains(&expected.as_str()) {
+            (StatusCode::OK, vec![], r#"{"access_token":"from-refresh","expires_in":300}"#.into())
+        } else {
+            (StatusCode::UNAUTHORIZED, vec![], String::new())
+        }
+    })
+    .await;
+    let config = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.config.v1+json"}"#;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(),
+                   "digest": format!("sha256:{}", sha256_hex(config))},
+        "layers": [],
+    })
+    .to_string();
+    let challenge = format!(r#"Bearer realm="http://{realm}/token",service="fake-registry""#);
+    let (registry, registry_seen) = fake(move |_, path, auth, _| {
+        if auth != "Bearer from-refresh" {
+            return (StatusCode::UNAUTHORIZED, vec![("www-authenticate", challenge.clone())], String::new());
+        }
+        match path {
+            "/v2/" => (StatusCode::OK, vec![], "{}".into()),
+            "/v2/id/app/manifests/v1" => (
+                StatusCode::OK,
+                vec![("content-type", "application/vnd.oci.image.manifest.v1+json".into())],
+                manifest.clone(),
+            ),
+            _ => (StatusCode::NOT_FOUND, vec![], String::new()),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = docker_config(dir.path(), json!({"auths": {registry.to_string(): {"identitytoken": REFRESH}}}));
+    let config = json!({"index": {"dir": ""}, "docker_config": path,
+                        "registries": {registry.to_string(): {"endpoint": format!("http://{registry}")}}});
+    let layerpipe = Layerpipe::with_config(Config::parse(&config.to_string()).unwrap()).await;
+    let (status, html) = page(&client(), &layerpipe, &format!("{registry}/id/app:v1")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+
+    let realm_seen = realm_seen.lock().unwrap().clone();
+    assert_eq!(realm_seen.len(), 1, "{realm_seen:?}");
+    let (method, path, auth, body) = &realm_seen[0];
+    assert_eq!((method.as_str(), path.as_str(), auth.as_str()), ("POST", "/token", ""));
+    let mut form: Vec<&str> = body.split('&').collect();
+    form.sort_unstable();
+    let refresh = format!("refresh_token={}", layerpipe::query::encode(REFRESH));
+    let mut expected = vec![
+        "client_id=layerpipe",
+        "grant_type=refresh_token",
+        refresh.as_str(),
+        "scope=repository%3Aid%2Fapp%3Apull",
+        "service=fake-registry",
+    ];
+    expected.sort_unstable();
+    assert_eq!(form, expected);
+    // The refresh token itself never went to the registry.
+    assert!(registry_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, _, auth, _)| !auth.contains("refresh+token") && !auth.starts_with("Basic")));
 }
