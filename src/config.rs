@@ -23,6 +23,7 @@ use http::Uri;
 use serde::Deserialize;
 
 use crate::reference::DOCKER_HUB;
+use crate::tls::CaBundle;
 
 /// Where Docker Hub's registry API lives; `docker.io` is only the name in references.
 pub const DOCKER_HUB_ENDPOINT: &str = "https://registry-1.docker.io";
@@ -61,6 +62,13 @@ pub struct Config {
     /// Layer indexes: where they are kept and how much of them.
     #[serde(default)]
     pub index: IndexConfig,
+    /// A docker `config.json` whose credentials (`auths`, `credHelpers`, `credsStore`)
+    /// layerpipe uses; unset, none: a server must not use its operator's login unasked.
+    pub docker_config: Option<PathBuf>,
+    /// Where credential helpers are looked for instead of `PATH`: for tests, which
+    /// cannot change the environment of a process they share. Not a config key.
+    #[serde(skip)]
+    pub credential_helper_dir: Option<PathBuf>,
 }
 
 /// Where layer indexes are kept (src/index/).
@@ -118,6 +126,12 @@ pub struct RegistryConfig {
     pub username: Option<String>,
     /// The password for `username`; never logged.
     pub password: Option<Secret>,
+    /// A PEM bundle of CAs trusted for this registry (its realm and redirects too), on
+    /// top of the common roots ([`crate::tls`]).
+    pub ca_file: Option<PathBuf>,
+    /// `ca_file`, read and checked by [`Config::parse`].
+    #[serde(skip)]
+    pub ca: Option<CaBundle>,
 }
 
 /// How long layerpipe waits, in seconds.
@@ -280,11 +294,16 @@ impl TryFrom<String> for Endpoint {
 }
 
 /// A password: readable where it is used, printed as `***` everywhere else.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from elsewhere (a docker config, a credential helper).
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
     /// The secret itself, for building an `Authorization` header.
     pub fn expose(&self) -> &str {
         &self.0
@@ -326,16 +345,25 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut registries = HashMap::new();
-        for (host, registry) in config.registries.drain() {
+        for (host, mut registry) in config.registries.drain() {
             crate::reference::check_registry_host(&host).map_err(|e| format!("registries: key {host:?}: {e}"))?;
             if registry.password.is_some() && registry.username.is_none() {
                 return Err(format!("registries.{host}: password is set without username"));
+            }
+            if let Some(path) = &registry.ca_file {
+                let bundle = CaBundle::load(path).map_err(|e| format!("registries.\"{host}\".ca_file: {e}"))?;
+                registry.ca = Some(bundle);
             }
             // References never say index.docker.io once parsed, so neither does the config.
             let host = if host == "index.docker.io" { DOCKER_HUB.to_owned() } else { host };
             registries.insert(host, registry);
         }
         config.registries = registries;
+        if let Some(path) = &config.docker_config {
+            // Read now so that a missing or broken file stops start-up; the registry
+            // client reads it again, and again whenever it changes.
+            crate::credentials::DockerCredentials::load(path, None).map_err(|e| format!("docker_config: {e}"))?;
+        }
         config.check_numbers()?;
         Ok(config)
     }
@@ -488,6 +516,7 @@ mod tests {
             (r#"{"retries": {"attempts": 0}}"#, "retries.attempts"),
             (r#"{"log_format": "xml"}"#, "unknown variant"),
             (r#"{"worker_threads": 0}"#, "worker_threads"),
+            (r#"{"docker_config": "/nonexistent/config.json"}"#, "docker_config: cannot read"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");
@@ -517,6 +546,27 @@ mod tests {
         Config::parse(r#"{"retries": {"initial_backoff_ms": 0, "max_retry_after_secs": 0}}"#).unwrap();
         Config::parse(r#"{"retries": {"initial_backoff_ms": 60000, "max_retry_after_secs": 3600}}"#).unwrap();
         Config::parse(r#"{"timeouts": {"connect_secs": 0.001}}"#).unwrap();
+    }
+
+    #[test]
+    fn ca_files_are_read_at_start_up_and_named_when_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        for (path, needle) in [(dir.path().join("missing.pem"), "cannot read"), (empty, "no PEM certificate")] {
+            let json =
+                serde_json::json!({"registries": {"r.io:5443": {"endpoint": "https://r.io:5443", "ca_file": path}}});
+            let e = Config::parse(&json.to_string()).unwrap_err();
+            assert!(e.contains(r#"registries."r.io:5443".ca_file"#) && e.contains(needle), "{e}");
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, params.self_signed(&key).unwrap().pem()).unwrap();
+        let json = serde_json::json!({"registries": {"r.io": {"endpoint": "https://r.io", "ca_file": good}}});
+        let c = Config::parse(&json.to_string()).unwrap();
+        assert_eq!(c.registries["r.io"].ca.as_ref().map(CaBundle::path), Some(good.as_path()));
     }
 
     #[test]

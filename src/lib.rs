@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod credentials;
 pub mod digest;
 pub mod download;
 pub mod egress;
@@ -24,4 +25,5 @@ pub mod reference;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod tls;
 pub mod upstream;

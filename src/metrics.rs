@@ -21,6 +21,8 @@ pub enum UpstreamError {
     Timeout,
     /// layerpipe refused to connect (not a public address, not https).
     Refused,
+    /// The registry's TLS certificate is not trusted (never retried: it would not change).
+    Certificate,
     /// The registry answered 429.
     RateLimited,
     /// The registry answered 5xx.
@@ -37,6 +39,7 @@ impl UpstreamError {
             UpstreamError::Connect => "connect",
             UpstreamError::Timeout => "timeout",
             UpstreamError::Refused => "refused",
+            UpstreamError::Certificate => "certificate",
             UpstreamError::RateLimited => "rate_limited",
             UpstreamError::ServerError => "server_error",
             UpstreamError::InvalidResponse => "invalid_response",

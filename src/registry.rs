@@ -17,7 +17,8 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
 use crate::auth::{challenge, realm, Scheme};
-use crate::config::{Config, Registry};
+use crate::config::{Config, Registry, Secret};
+use crate::credentials::{Credential, DockerCredentials};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
@@ -47,6 +48,8 @@ pub struct RegistryClient {
     schemes: moka::future::Cache<String, Scheme>,
     tokens: TokenCache,
     manifests: manifests::ManifestCache,
+    /// `docker_config`'s credentials, for registries without their own in the config.
+    docker: Option<DockerCredentials>,
 }
 
 /// Which `Authorization` a request carried, so a 401 can forget the right token.
@@ -63,6 +66,11 @@ impl RegistryClient {
             schemes: moka::future::Cache::builder().max_capacity(1024).time_to_live(SCHEME_TTL).build(),
             tokens: TokenCache::new(10_000),
             manifests: manifests::ManifestCache::default(),
+            docker: config.docker_config.as_deref().and_then(|path| {
+                DockerCredentials::load(path, config.credential_helper_dir.clone())
+                    .map_err(|e| tracing::error!(error = %e, "docker_config: no docker credentials"))
+                    .ok()
+            }),
             config,
         }
     }
@@ -140,6 +148,9 @@ impl RegistryClient {
             }
             retried = true;
             self.schemes.invalidate(&registry.host).await;
+            if let Some(docker) = &self.docker {
+                docker.forget(&registry.host).await;
+            }
             if let Some(key) = &auth.token_key {
                 self.tokens.invalidate(key).await;
             }
@@ -163,7 +174,8 @@ impl RegistryClient {
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
                 request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response = self.upstream.send(trust(registry), transport, method, &url, &request_headers).await?;
+            let response =
+                self.upstream.send(&registry.host, trust(registry), transport, method, &url, &request_headers).await?;
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND
@@ -190,14 +202,18 @@ impl RegistryClient {
             .map_err(|e| Error::clone(&e))?;
         match scheme {
             Scheme::Anonymous => Ok(Authorization { header: None, token_key: None }),
-            Scheme::Basic => Ok(Authorization { header: basic(registry), token_key: None }),
+            Scheme::Basic => {
+                let credential = self.credential(registry).await?;
+                Ok(Authorization { header: credential.as_ref().and_then(basic), token_key: None })
+            }
             Scheme::Bearer { realm, service } => {
+                let credential = self.credential(registry).await?;
                 let key = TokenKey {
                     registry: registry.host.clone(),
                     realm,
                     service,
                     scope: format!("repository:{repository}:pull"),
-                    username: registry.credentials.as_ref().map(|c| c.username.clone()),
+                    username: credential.as_ref().map(Credential::identity),
                 };
                 let token = match self.tokens.get(&key).await {
                     Some(token) => {
@@ -206,7 +222,9 @@ impl RegistryClient {
                     }
                     None => {
                         self.metrics().token_cache_miss();
-                        self.tokens.get_or_fetch(key.clone(), self.fetch_token(registry, &key)).await?
+                        self.tokens
+                            .get_or_fetch(key.clone(), self.fetch_token(registry, &key, credential.as_ref()))
+                            .await?
                     }
                 };
                 Ok(Authorization { header: Some(token.authorization().clone()), token_key: Some(key) })
@@ -214,12 +232,26 @@ impl RegistryClient {
         }
     }
 
+    /// The credentials for `registry`: its own in the config come first (they were set
+    /// for layerpipe on purpose), else `docker_config`'s, else none.
+    async fn credential(&self, registry: &Registry) -> Result<Option<Credential>, Error> {
+        if let Some(c) = &registry.credentials {
+            return Ok(Some(Credential::Basic { username: c.username.clone(), password: c.password.clone() }));
+        }
+        match &self.docker {
+            Some(docker) => docker.lookup(&registry.host).await,
+            None => Ok(None),
+        }
+    }
+
     /// `GET /v2/`: 200 means anonymous, 401 carries the challenge.
     async fn ping(&self, registry: &Registry) -> Result<Scheme, Error> {
         let url: Uri =
             format!("{}/v2/", registry.endpoint.to_string().trim_end_matches('/')).parse().expect("endpoint URL");
-        let response =
-            self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &HeaderMap::new()).await?;
+        let response = self
+            .upstream
+            .send(&registry.host, trust(registry), Transport::Pooled, &Method::GET, &url, &HeaderMap::new())
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
             StatusCode::UNAUTHORIZED => {
@@ -236,8 +268,15 @@ impl RegistryClient {
         }
     }
 
-    /// Asks the realm for a pull token for `key.scope`.
-    async fn fetch_token(&self, registry: &Registry, key: &TokenKey) -> Result<Token, Error> {
+    /// Asks the realm for a pull token for `key.scope`: a GET, with Basic credentials
+    /// when there are any, or for an identity token the OAuth2 refresh-token POST.
+    /// Either credential goes only to a realm on the registry's domain.
+    async fn fetch_token(
+        &self,
+        registry: &Registry,
+        key: &TokenKey,
+        credential: Option<&Credential>,
+    ) -> Result<Token, Error> {
         let separator = if key.realm.contains('?') { '&' } else { '?' };
         let url: Uri = format!(
             "{}{separator}service={}&scope={}",
@@ -255,19 +294,36 @@ impl RegistryClient {
             Error::forbidden(refusal)
         })?;
         let mut headers = HeaderMap::new();
-        if let Some(auth) = basic(registry) {
-            if credentials == realm::Credentials::Send {
-                headers.insert(header::AUTHORIZATION, auth);
-            } else {
+        let credential = match credential {
+            Some(_) if credentials == realm::Credentials::Withhold => {
                 tracing::warn!(
                     registry = %registry.host,
                     realm_host = url.host().unwrap_or_default(),
                     "the token realm is not on the registry's domain: asking it without the configured credentials"
                 );
+                None
             }
-        }
+            credential => credential,
+        };
         self.metrics().token_fetch();
-        let response = self.upstream.send(trust(registry), Transport::Pooled, &Method::GET, &url, &headers).await?;
+        let response = match credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let realm_url: Uri = key
+                    .realm
+                    .parse()
+                    .map_err(|_| self.invalid(format!("{} names an invalid token realm", registry.host)))?;
+                let form = refresh_token_form(refresh, &key.service, &key.scope);
+                self.upstream.post_form(&registry.host, trust(registry), &realm_url, &headers, form).await?
+            }
+            basic_or_none => {
+                if let Some(auth) = basic_or_none.and_then(basic) {
+                    headers.insert(header::AUTHORIZATION, auth);
+                }
+                self.upstream
+                    .send(&registry.host, trust(registry), Transport::Pooled, &Method::GET, &url, &headers)
+                    .await?
+            }
+        };
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -320,17 +376,31 @@ fn trust(registry: &Registry) -> Trust {
     }
 }
 
-/// The configured Basic credentials as a sensitive header value.
-fn basic(registry: &Registry) -> Option<HeaderValue> {
-    let c = registry.credentials.as_ref()?;
-    let encoded = base64(format!("{}:{}", c.username, c.password.expose()).as_bytes());
+/// The OAuth2 refresh-token grant (RFC 6749 §6) the distribution token spec uses for
+/// identity tokens.
+fn refresh_token_form(refresh: &Secret, service: &str, scope: &str) -> String {
+    use crate::query::encode;
+    format!(
+        "grant_type=refresh_token&refresh_token={}&service={}&scope={}&client_id=layerpipe",
+        encode(refresh.expose()),
+        encode(service),
+        encode(scope)
+    )
+}
+
+/// Basic credentials as a sensitive header value; none for an identity token.
+fn basic(credential: &Credential) -> Option<HeaderValue> {
+    let Credential::Basic { username, password } = credential else {
+        return None;
+    };
+    let encoded = base64(format!("{username}:{}", password.expose()).as_bytes());
     let mut value = HeaderValue::try_from(format!("Basic {encoded}")).ok()?;
     value.set_sensitive(true);
     Some(value)
 }
 
 /// Standard base64 with padding, for Basic credentials.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -10,6 +10,7 @@
 
 pub mod dedicated;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher as _};
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -35,14 +36,11 @@ use crate::config::{Config, Retries};
 use crate::egress::{find_refused, PublicOnly, PublicResolver};
 use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
+use crate::tls;
 
 const USER_AGENT: &str = concat!("layerpipe/", env!("CARGO_PKG_VERSION"));
 
 type Connector<C> = Deadline<HttpsConnector<C>>;
-type TrustedConnector = Connector<HttpConnector>;
-type PublicConnector = Connector<PublicOnly<HttpConnector<PublicResolver>>>;
-type TrustedClient = Client<TrustedConnector, Empty<Bytes>>;
-type PublicClient = Client<PublicConnector, Empty<Bytes>>;
 
 /// Whom a request is for: a listed registry is trusted with http and private addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +96,24 @@ impl Body for UpstreamBody {
     }
 }
 
+/// One request to send: a body only for a form POST over the pool.
+struct Outgoing<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: Bytes,
+}
+
+impl Outgoing<'_> {
+    fn request<B>(&self, body: B) -> Request<B> {
+        let mut request =
+            Request::builder().method(self.method.clone()).uri(self.uri.clone()).body(body).expect("a parsed URL");
+        *request.headers_mut() = self.headers.clone();
+        request.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        request
+    }
+}
+
 /// A request that got no response, and whether it failed while connecting.
 pub struct SendError {
     connecting: bool,
@@ -122,19 +138,41 @@ impl From<hyper_util::client::legacy::Error> for SendError {
 
 /// HTTP clients to registries; one per process.
 pub struct Upstream {
-    trusted: TrustedClient,
-    public: PublicClient,
-    /// Connectors for dedicated connections: the same rules, HTTP/1.1 only.
-    trusted_h1: TrustedConnector,
-    public_h1: PublicConnector,
+    /// Listed registries without a `ca_file`.
+    trusted: Clients<HttpConnector>,
+    /// Listed registries with a `ca_file`, by host: each trusts its own CA besides the
+    /// common roots, and no other registry does.
+    trusted_with_ca: HashMap<String, Clients<HttpConnector>>,
+    public: Clients<PublicOnly<HttpConnector<PublicResolver>>>,
     read_buffers: ReadBufferPool,
     response_headers: Duration,
     retries: Retries,
     metrics: Arc<Metrics>,
 }
 
+/// A pooled client and a connector for dedicated connections (HTTP/1.1 only), with the
+/// same TCP rules and TLS roots.
+struct Clients<C> {
+    pooled: Client<Connector<C>, Full<Bytes>>,
+    h1: Connector<C>,
+}
+
+impl<C: Clone> Clients<C>
+where
+    Connector<C>: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    fn new(tcp: C, tls: &rustls::ClientConfig, deadline: Duration) -> Clients<C> {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(32);
+        Clients {
+            pooled: builder.build(Deadline { inner: https(tcp.clone(), tls.clone()), limit: deadline }),
+            h1: Deadline { inner: https_h1(tcp, tls.clone()), limit: deadline },
+        }
+    }
+}
+
 impl Upstream {
-    /// Clients with `config`'s timeouts and retries.
+    /// Clients with `config`'s timeouts, retries and TLS roots ([`crate::tls`]).
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Upstream {
         let t = &config.timeouts;
         let deadline = t.connect() + t.tls_handshake();
@@ -142,16 +180,20 @@ impl Upstream {
         let mut public = HttpConnector::new_with_resolver(PublicResolver);
         configure(&mut trusted, t.connect());
         configure(&mut public, t.connect());
-        let builder = || {
-            let mut b = Client::builder(TokioExecutor::new());
-            b.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(32);
-            b
-        };
+        let roots = tls::base_roots();
+        let common = tls::client_config(&roots, None);
+        let trusted_with_ca = config
+            .registries
+            .iter()
+            .filter_map(|(host, registry)| {
+                let tls = tls::client_config(&roots, Some(registry.ca.as_ref()?));
+                Some((host.clone(), Clients::new(trusted.clone(), &tls, deadline)))
+            })
+            .collect();
         Upstream {
-            trusted: builder().build(Deadline { inner: https(trusted.clone()), limit: deadline }),
-            public: builder().build(Deadline { inner: https(PublicOnly(public.clone())), limit: deadline }),
-            trusted_h1: Deadline { inner: https_h1(trusted), limit: deadline },
-            public_h1: Deadline { inner: https_h1(PublicOnly(public)), limit: deadline },
+            trusted: Clients::new(trusted, &common, deadline),
+            trusted_with_ca,
+            public: Clients::new(PublicOnly(public), &common, deadline),
             read_buffers: ReadBufferPool::default(),
             response_headers: t.response_headers(),
             retries: config.retries.clone(),
@@ -164,20 +206,51 @@ impl Upstream {
         &self.metrics
     }
 
-    /// Sends a bodiless request and returns the response once its headers are in,
-    /// retrying connection errors, 502, 503, 504 and short 429s with backoff. Nothing has
-    /// reached the client while this runs, so a retry can never duplicate bytes.
+    /// Sends a bodiless request for `registry` (the host references name it by: its
+    /// TLS roots, and the config key a certificate failure names) and returns the
+    /// response once its headers are in, retrying connection errors, 502, 503, 504 and
+    /// short 429s with backoff. Nothing has reached the client while this runs, so a
+    /// retry can never duplicate bytes.
     pub async fn send(
         &self,
+        registry: &str,
         trust: Trust,
         transport: Transport,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<Response<UpstreamBody>, Error> {
+        let outgoing = Outgoing { method, uri, headers, body: Bytes::new() };
+        self.send_retrying(registry, trust, transport, &outgoing).await
+    }
+
+    /// POSTs `form` (`application/x-www-form-urlencoded`) over the pool, as
+    /// [`Upstream::send`] does a GET: an OAuth2 token request to a registry's realm.
+    pub async fn post_form(
+        &self,
+        registry: &str,
+        trust: Trust,
+        uri: &Uri,
+        headers: &HeaderMap,
+        form: String,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        let mut headers = headers.clone();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let outgoing = Outgoing { method: &Method::POST, uri, headers: &headers, body: Bytes::from(form) };
+        self.send_retrying(registry, trust, Transport::Pooled, &outgoing).await
+    }
+
+    async fn send_retrying(
+        &self,
+        registry: &str,
+        trust: Trust,
+        transport: Transport,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        let uri = outgoing.uri;
         let mut attempt = 1;
         loop {
-            let result = self.send_once(trust, transport, method, uri, headers).await;
+            let result = self.send_once(registry, trust, transport, outgoing).await;
             let wait = match &result {
                 Ok(response) => self.retry_wait(response, attempt),
                 Err((kind, _)) if *kind == UpstreamError::Connect => Some(self.backoff(attempt)),
@@ -196,12 +269,12 @@ impl Upstream {
 
     async fn send_once(
         &self,
+        registry: &str,
         trust: Trust,
         transport: Transport,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        outgoing: &Outgoing<'_>,
     ) -> Result<Response<UpstreamBody>, (UpstreamError, Error)> {
+        let uri = outgoing.uri;
         let host = uri.host().unwrap_or_default();
         let fail = |kind: UpstreamError, e: Error| {
             self.metrics.upstream_error(kind);
@@ -215,22 +288,24 @@ impl Upstream {
                 )),
             );
         }
-        let mut request =
-            Request::builder().method(method.clone()).uri(uri.clone()).body(Empty::new()).expect("a parsed URL");
-        *request.headers_mut() = headers.clone();
-        request.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let pooled_request = || outgoing.request(Full::new(outgoing.body.clone()));
+        // Blobs are only ever asked for, never sent: a dedicated request has no body.
+        let dedicated_request = || outgoing.request(Empty::new());
         let sending = async {
             let pooled = |r: Response<Incoming>| r.map(UpstreamBody::Pooled);
             let own = |r: Response<DedicatedBody>| r.map(UpstreamBody::Dedicated);
             let loan = || self.read_buffers.lend();
+            let trusted = self.trusted_with_ca.get(registry).unwrap_or(&self.trusted);
             match (transport, trust) {
-                (Transport::Pooled, Trust::Listed) => Ok(pooled(self.trusted.request(request).await?)),
-                (Transport::Pooled, Trust::PublicOnly) => Ok(pooled(self.public.request(request).await?)),
+                (Transport::Pooled, Trust::Listed) => Ok(pooled(trusted.pooled.request(pooled_request()).await?)),
+                (Transport::Pooled, Trust::PublicOnly) => {
+                    Ok(pooled(self.public.pooled.request(pooled_request()).await?))
+                }
                 (Transport::Dedicated, Trust::Listed) => {
-                    Ok(own(dedicated::send(self.trusted_h1.clone(), request, loan()).await?))
+                    Ok(own(dedicated::send(trusted.h1.clone(), dedicated_request(), loan()).await?))
                 }
                 (Transport::Dedicated, Trust::PublicOnly) => {
-                    Ok(own(dedicated::send(self.public_h1.clone(), request, loan()).await?))
+                    Ok(own(dedicated::send(self.public.h1.clone(), dedicated_request(), loan()).await?))
                 }
             }
         };
@@ -244,7 +319,7 @@ impl Upstream {
                 Ok(response)
             }
             Ok(Err(e)) => {
-                let (kind, error) = classify(host, &e);
+                let (kind, error) = classify(registry, uri, &e);
                 fail(kind, error)
             }
             Err(_) => fail(
@@ -304,17 +379,26 @@ fn configure<R>(http: &mut HttpConnector<R>, connect_timeout: Duration) {
     http.set_nodelay(true);
 }
 
-fn https<C>(inner: C) -> HttpsConnector<C> {
-    HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_all_versions().wrap_connector(inner)
+fn https<C>(inner: C, tls: rustls::ClientConfig) -> HttpsConnector<C> {
+    HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_all_versions().wrap_connector(inner)
 }
 
 /// Like [`https`], offering only HTTP/1.1 in TLS's ALPN.
-fn https_h1<C>(inner: C) -> HttpsConnector<C> {
-    HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(inner)
+fn https_h1<C>(inner: C, tls: rustls::ClientConfig) -> HttpsConnector<C> {
+    HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(inner)
 }
 
-/// The kind and the user's error for a request that got no response at all.
-fn classify(host: &str, e: &SendError) -> (UpstreamError, Error) {
+/// The kind and the user's error for a request to `uri`, on behalf of `registry`, that
+/// got no response at all.
+fn classify(registry: &str, uri: &Uri, e: &SendError) -> (UpstreamError, Error) {
+    let host = uri.host().unwrap_or_default();
+    if let Some(why) = tls::certificate_failure(e.source.as_ref()) {
+        let at = uri.authority().map_or(host, |a| a.as_str());
+        let message = format!(
+            "certificate for {at} is not trusted: {why}; to trust a private CA, set registries.\"{registry}\".ca_file to its PEM file"
+        );
+        return (UpstreamError::Certificate, Error::bad_gateway(message));
+    }
     if let Some(refused) = find_refused(e.source.as_ref()) {
         let message = format!(
             "layerpipe does not connect to {}: it is not a public address, and only registries listed in the config may be private",

@@ -354,13 +354,39 @@ fn kubernetes_manifest_gives_the_index_store_a_volume_and_hashes_by_digest() {
     let documents = kubernetes_documents();
     let kind = |kind: &str| -> Vec<&serde_json::Value> { documents.iter().filter(|d| d["kind"] == kind).collect() };
 
-    // The config the Secret holds, read by layerpipe's own parser.
-    let secret = kind("Secret");
-    assert_eq!(secret.len(), 1);
-    let json = secret[0]["stringData"]["layerpipe.json"].as_str().expect("stringData layerpipe.json");
-    let config = layerpipe::config::Config::parse(json).expect("the Secret's config parses");
+    // The config the Secret holds, read by layerpipe's own parser (docker_config apart:
+    // its file exists only in the pod, and is checked below).
+    let secrets = kind("Secret");
+    let named = |name: &str| *secrets.iter().find(|s| s["metadata"]["name"] == name).expect("a Secret by that name");
+    let secret = named("layerpipe-config");
+    let json = secret["stringData"]["layerpipe.json"].as_str().expect("stringData layerpipe.json");
+    let mut json: serde_json::Value = serde_json::from_str(json).expect("the Secret's config is JSON");
+    let docker_config = json.as_object_mut().and_then(|o| o.remove("docker_config"));
+    let docker_config = Path::new(docker_config.as_ref().and_then(|d| d.as_str()).expect("docker_config")).to_owned();
+    let config = layerpipe::config::Config::parse(&json.to_string()).expect("the Secret's config parses");
     let index_dir = config.index.store_dir().expect("the Secret's config keeps an index store").to_owned();
     assert_eq!(index_dir, Path::new("/var/cache/layerpipe"));
+
+    // docker_config is the imagePullSecret's `.dockerconfigjson`, mounted as a folder
+    // (so that updates reach the pod), and it parses as a docker config.
+    let credentials = named("layerpipe-registry-credentials");
+    assert_eq!(credentials["type"], "kubernetes.io/dockerconfigjson");
+    let text = credentials["stringData"][".dockerconfigjson"].as_str().expect(".dockerconfigjson");
+    layerpipe::credentials::docker_config::DockerConfig::parse(text.as_bytes()).expect("a docker config.json");
+    let pod_spec = &kind("Deployment")[0]["spec"]["template"]["spec"];
+    let volume = pod_spec["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["secret"]["secretName"] == "layerpipe-registry-credentials"))
+        .expect("a volume of the credentials Secret");
+    let item = &volume["secret"]["items"][0];
+    assert_eq!(item["key"], ".dockerconfigjson");
+    let mount = pod_spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == volume["name"]))
+        .expect("the credentials volume is mounted");
+    assert!(mount.get("subPath").is_none(), "a subPath mount never sees the Secret's updates");
+    let mounted = Path::new(mount["mountPath"].as_str().unwrap()).join(item["path"].as_str().unwrap());
+    assert_eq!(mounted, docker_config);
 
     // The Deployment mounts a volume of its own there, and only there can it write.
     let deployment = kind("Deployment");

@@ -551,7 +551,7 @@ async fn the_client_for_unlisted_registries_refuses_local_realms_and_redirect_ta
     ] {
         let uri: http::Uri = url.parse().unwrap();
         for transport in [Transport::Pooled, Transport::Dedicated] {
-            let sent = upstream.send(Trust::PublicOnly, transport, &http::Method::GET, &uri, &headers);
+            let sent = upstream.send("127.0.0.1", Trust::PublicOnly, transport, &http::Method::GET, &uri, &headers);
             match sent.await {
                 Ok(response) => panic!("{url} over {transport:?} answered {}", response.status()),
                 Err(e) => assert_eq!(e.status(), StatusCode::FORBIDDEN, "{url} over {transport:?}: {e}"),
@@ -562,7 +562,7 @@ async fn the_client_for_unlisted_registries_refuses_local_realms_and_redirect_ta
     // The same request for a listed registry goes through.
     let uri: http::Uri = format!("http://127.0.0.1:{port}/token").parse().unwrap();
     for transport in [Transport::Pooled, Transport::Dedicated] {
-        let sent = upstream.send(Trust::Listed, transport, &http::Method::GET, &uri, &headers);
+        let sent = upstream.send("127.0.0.1", Trust::Listed, transport, &http::Method::GET, &uri, &headers);
         assert_eq!(sent.await.map(|r| r.status()).unwrap_or_else(|e| panic!("{transport:?}: {e}")), StatusCode::OK);
     }
 }

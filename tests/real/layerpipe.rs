@@ -42,6 +42,11 @@ impl Layerpipe {
             host = registry.host(),
         ))
         .expect("layerpipe config");
+        Layerpipe::with_config(config).await
+    }
+
+    /// layerpipe with `config` as it is.
+    pub async fn with_config(config: Config) -> Layerpipe {
         let app = Arc::new(App::new(Arc::new(config)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
         let base = format!("http://{}", listener.local_addr().unwrap());

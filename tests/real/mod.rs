@@ -23,6 +23,7 @@ pub mod layerpipe;
 pub mod nginx;
 pub mod push;
 pub mod relay;
+pub mod tls;
 
 use std::fs;
 use std::io::{Read as _, Write as _};

@@ -1,0 +1,132 @@
+//! Docker credential helpers: `docker-credential-NAME get`, the server on stdin, and
+//! `{"ServerURL","Username","Secret"}` on stdout (docker-credential-helpers' protocol).
+//! A helper that says it has nothing ("credentials not found") means anonymous.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::docker_config::HelperName;
+use super::Credential;
+use crate::config::Secret;
+
+/// How long a helper may take (ECR's helper makes an AWS call).
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most bytes read from a helper's stdout.
+const MAX_OUTPUT: u64 = 64 * 1024;
+
+/// The user name helpers give for an identity token (docker's convention).
+const TOKEN_USERNAME: &str = "<token>";
+
+/// Asks helper `name` for `server`'s credentials. The program is found on `PATH`, or in
+/// `dir` when given (tests). `Ok(None)`: the helper has none. An error is a sentence
+/// without anything the helper printed (it could be a secret).
+pub async fn get(name: &HelperName, server: &str, dir: Option<&Path>) -> Result<Option<Credential>, String> {
+    let program = match dir {
+        Some(dir) => dir.join(name.program()),
+        None => name.program().into(),
+    };
+    let mut child = tokio::process::Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", name.program()))?;
+    let run = async {
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        // A helper that exits without reading its stdin is answered by its exit status.
+        let _ = stdin.write_all(server.as_bytes()).await;
+        drop(stdin);
+        let mut output = Vec::new();
+        let stdout = child.stdout.take().expect("stdout was piped");
+        stdout.take(MAX_OUTPUT).read_to_end(&mut output).await.map_err(|e| e.to_string())?;
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, output))
+    };
+    let (status, output) = tokio::time::timeout(TIMEOUT, run)
+        .await
+        .map_err(|_| format!("{} did not answer within {} s", name.program(), TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{} failed: {e}", name.program()))?;
+    if !status.success() {
+        // The helpers' own words for "nothing stored" (docker-credential-helpers'
+        // ErrCredentialsNotFound), on stdout.
+        if String::from_utf8_lossy(&output).contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(format!("{} get failed ({status})", name.program()));
+    }
+    parse_answer(&output).map(Some).map_err(|e| format!("{}: {e}", name.program()))
+}
+
+/// A helper's JSON answer as a credential.
+pub fn parse_answer(output: &[u8]) -> Result<Credential, String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret")]
+        secret: String,
+    }
+    let answer: Answer = serde_json::from_slice(output).map_err(|_| "its answer is not {\"Username\",\"Secret\"}")?;
+    if answer.username == TOKEN_USERNAME {
+        return Ok(Credential::IdentityToken(Secret::new(answer.secret)));
+    }
+    if answer.username.is_empty() {
+        return Err("its answer has no Username".into());
+    }
+    Ok(Credential::Basic { username: answer.username, password: Secret::new(answer.secret) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            parse_answer(br#"{"ServerURL":"r.io","Username":"AWS","Secret":"pw"}"#),
+            Ok(Credential::Basic { username: "AWS".into(), password: Secret::new("pw".into()) })
+        );
+        assert_eq!(
+            parse_answer(br#"{"Username":"<token>","Secret":"refresh"}"#),
+            Ok(Credential::IdentityToken(Secret::new("refresh".into())))
+        );
+        assert!(parse_answer(br#"{"Username":"","Secret":"x"}"#).is_err());
+        let e = parse_answer(b"secret-ish garbage").unwrap_err();
+        assert!(!e.contains("secret-ish"), "{e}");
+    }
+
+    #[test]
+    fn helper_names_never_make_paths() {
+        for bad in ["", "../x", "a/b", ".hidden", "a b", "x;rm"] {
+            assert!(HelperName::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(HelperName::parse("ecr-login").unwrap().program(), "docker-credential-ecr-login");
+    }
+
+    #[tokio::test]
+    async fn a_helper_is_run_with_the_server_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("docker-credential-unit");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 3\n\
+             case \"$server\" in r.io) echo '{\"Username\":\"u\",\"Secret\":\"s\"}';;\n\
+             *) echo 'credentials not found in native keychain'; exit 1;; esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let name = HelperName::parse("unit").unwrap();
+        let found = get(&name, "r.io", Some(dir.path())).await.unwrap();
+        assert_eq!(found, Some(Credential::Basic { username: "u".into(), password: Secret::new("s".into()) }));
+        assert_eq!(get(&name, "other.io", Some(dir.path())).await, Ok(None));
+        let missing = HelperName::parse("missing").unwrap();
+        assert!(get(&missing, "r.io", Some(dir.path())).await.unwrap_err().contains("cannot run"));
+    }
+}
