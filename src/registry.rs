@@ -26,10 +26,12 @@ use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
+mod ranged;
 mod referrers;
 mod small_blob;
 mod tags;
 
+pub use ranged::FinalUrl;
 pub use referrers::Referrer;
 pub use tags::TagPage;
 
@@ -189,7 +191,8 @@ impl RegistryClient {
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
                 request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response = self.upstream.send(trust(registry), transport, method, &url, &request_headers).await?;
+            let mut response = self.upstream.send(trust(registry), transport, method, &url, &request_headers).await?;
+            response.extensions_mut().insert(FinalUrl(url.clone()));
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND
