@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header;
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -266,7 +266,7 @@ struct Chunked {
 
 /// One chunk on its way, fetched by a task of its own; aborted if the download ends first.
 struct ChunkTask {
-    done: oneshot::Receiver<Result<Vec<Bytes>, ChunkError>>,
+    done: oneshot::Receiver<Result<Bytes, ChunkError>>,
     task: JoinHandle<()>,
 }
 
@@ -360,8 +360,8 @@ impl Fetch {
             let outcome = ready!(Pin::new(&mut head.done).poll(cx)).unwrap_or(Err(ChunkError::Stalled));
             c.pending.pop_front();
             match outcome {
-                Ok(frames) => {
-                    c.current = frames.into();
+                Ok(bytes) => {
+                    c.current = frames_of(bytes);
                     // The first chunk arrived whole: ranges work, the first connection can go.
                     self.first = None;
                     self.first_rest = None;
@@ -434,39 +434,56 @@ impl Chunked {
     }
 }
 
+/// How large the frames are that a chunk is handed on in: small enough that hashing and
+/// writing to the client interleave.
+const FRAME: usize = 256 << 10;
+
+/// A chunk as frames, slices of it without copies.
+fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
+    let mut frames = VecDeque::with_capacity(bytes.len().div_ceil(FRAME));
+    while !bytes.is_empty() {
+        frames.push_back(bytes.split_to(FRAME.min(bytes.len())));
+    }
+    frames
+}
+
 /// Bytes `first..=last` whole, asked for again from where a try broke off.
+///
+/// They are copied into one buffer of the chunk's size: each frame hyper reads is a
+/// slice of a read buffer (128 KiB or more) that stays allocated as long as any slice
+/// of it lives, so holding small frames would hold several times their size.
 async fn fetch_chunk(
     source: &dyn RangeSource,
     settings: &Settings,
     first: u64,
     last: u64,
     total: u64,
-) -> Result<Vec<Bytes>, ChunkError> {
-    let mut frames = Vec::new();
+) -> Result<Bytes, ChunkError> {
+    let mut buffer = BytesMut::with_capacity((last + 1 - first) as usize);
     let mut next = first;
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(source, settings.idle, next, last, total, &mut frames).await {
-            Ok(()) => return Ok(frames),
+        match fetch_once(source, settings.idle, next, last, total, &mut buffer).await {
+            Ok(()) => return Ok(buffer.freeze()),
             Err(e @ ChunkError::Ignored) => return Err(e),
             Err(e) if tries >= settings.attempts => return Err(e),
             Err(e) => {
-                next = first + frames.iter().map(|f: &Bytes| f.len() as u64).sum::<u64>();
+                next = first + buffer.len() as u64;
                 tracing::debug!(error = %e, first, next, last, tries, "asking for a range again");
             }
         }
     }
 }
 
-/// One try at bytes `next..=last`, appending what arrives to `frames`.
+/// One try at bytes `next..=last`, appending what arrives to `buffer`.
 async fn fetch_once(
     source: &dyn RangeSource,
     idle: Duration,
     next: u64,
     last: u64,
     total: u64,
-    frames: &mut Vec<Bytes>,
+    buffer: &mut BytesMut,
 ) -> Result<(), ChunkError> {
     let response = source.fetch(next, last).await.map_err(ChunkError::Request)?;
     match response.status() {
@@ -496,7 +513,7 @@ async fn fetch_once(
                 return Err(ChunkError::OtherBytes);
             }
             left -= data.len() as u64;
-            frames.push(data);
+            buffer.extend_from_slice(&data);
         }
     }
     Ok(())
