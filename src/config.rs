@@ -91,7 +91,7 @@ impl Default for MultipartConfig {
     fn default() -> MultipartConfig {
         MultipartConfig {
             connections: 8,
-            chunk_bytes: 4 << 20,
+            chunk_bytes: 2 << 20,
             budget_bytes: 256 << 20,
             min_blob_bytes: 64 << 20,
             probe_ms: 250,

@@ -2,10 +2,12 @@
 //!
 //! A download starts as it always has: one dedicated connection, its frames passed on as
 //! they come. Only a large blob (or client range) is watched: once its first connection
-//! has streamed for `multipart.probe_ms`, its rate is judged. A link that gives one TCP
-//! connection a fraction of the pipe (a CDN's per-connection shaping, long round trips)
-//! shows as a rate below `multipart.capped_below_bytes_per_sec`; on loopback the rate is
-//! far above it, so nothing changes there: no extra connection, no copy, no buffer.
+//! has streamed for `multipart.probe_ms`, its rate is judged, as bytes over the time
+//! spent waiting on it (not the time the client or the CPU took). A link that gives one
+//! TCP connection a fraction of the pipe (a CDN's per-connection shaping, long round
+//! trips) shows as a rate below `multipart.capped_below_bytes_per_sec`; on loopback the
+//! bytes are there whenever asked for, so nothing changes there: no extra connection, no
+//! copy, no buffer, even with 64 downloads sharing the CPU.
 //!
 //! A capped download reserves its window from the process-wide budget (`connections ×
 //! chunk_bytes`; none left means it stays on one connection), lets its first connection
@@ -242,9 +244,19 @@ enum Mode {
     /// One connection, as always.
     Single,
     /// One connection, timed until its rate is judged.
-    Watching { plan: Box<Plan>, since: Option<Instant>, bytes: u64 },
+    Watching { plan: Box<Plan>, since: Option<Instant>, bytes: u64, wait: Wait },
     /// The rest comes in chunks.
     Split(Box<Chunked>),
+}
+
+/// Time spent waiting on the first connection: the link's share of the time, as opposed
+/// to the client's (backpressure) or the CPU's (a busy loopback run, where the bytes are
+/// always there when asked for and the rate over waiting time is high).
+#[derive(Default)]
+struct Wait {
+    /// When the connection last had nothing for us.
+    since: Option<Instant>,
+    total: Duration,
 }
 
 /// A download in parts.
@@ -280,7 +292,9 @@ impl Fetch {
     /// The stream of `first`, continued in parts when `plan` allows and the link needs it.
     pub fn new(first: UpstreamBody, plan: Option<Plan>) -> Fetch {
         let (pos, mode) = match plan {
-            Some(plan) => (plan.start, Mode::Watching { plan: Box::new(plan), since: None, bytes: 0 }),
+            Some(plan) => {
+                (plan.start, Mode::Watching { plan: Box::new(plan), since: None, bytes: 0, wait: Wait::default() })
+            }
             None => (0, Mode::Single),
         };
         Fetch { first: Some(first), first_rest: None, pos, mode }
@@ -292,16 +306,20 @@ impl Fetch {
     }
 
     /// After a frame of `len` bytes from a watched first connection: time to split?
+    /// The rate is bytes over the time spent waiting on the connection, so that a slow
+    /// client or a busy CPU is not taken for a capped link.
     fn judge(&mut self, len: u64) {
-        let Mode::Watching { plan, since, bytes } = &mut self.mode else { return };
+        let Mode::Watching { plan, since, bytes, wait } = &mut self.mode else { return };
         let now = Instant::now();
         let since = *since.get_or_insert(now);
+        if let Some(waiting) = wait.since.take() {
+            wait.total += now - waiting;
+        }
         *bytes += len;
-        let elapsed = now - since;
-        if elapsed < plan.settings.probe {
+        if now - since < plan.settings.probe {
             return;
         }
-        let rate = u128::from(*bytes) * 1_000_000 / elapsed.as_micros().max(1);
+        let rate = u128::from(*bytes) * 1_000_000 / wait.total.as_micros().max(1);
         let capped = rate < u128::from(plan.settings.capped_below);
         let Mode::Watching { plan, .. } = std::mem::replace(&mut self.mode, Mode::Single) else { return };
         if capped {
@@ -528,7 +546,12 @@ impl Body for Fetch {
         match this.mode {
             Mode::Single => this.poll_first(cx, None),
             Mode::Watching { .. } => {
-                let frame = ready!(this.poll_first(cx, None));
+                let Poll::Ready(frame) = this.poll_first(cx, None) else {
+                    if let Mode::Watching { wait, .. } = &mut this.mode {
+                        wait.since.get_or_insert_with(Instant::now);
+                    }
+                    return Poll::Pending;
+                };
                 if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
                     this.judge(data.map_or(0, |d| d.len() as u64));
                 }
