@@ -243,7 +243,7 @@ pub fn respond(
     let verification = (options.verify && parts.status == StatusCode::OK)
         .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
     let body = BlobBody {
-        incoming: Fetch::new(incoming, multipart),
+        incoming: Box::new(Fetch::new(incoming, multipart)),
         verification,
         idle: Box::pin(tokio::time::sleep(options.idle_timeout)),
         idle_timeout: options.idle_timeout,
@@ -381,7 +381,8 @@ impl Verification {
 
 /// A blob on its way from the registry to the client; see the module docs.
 pub struct BlobBody {
-    incoming: Fetch,
+    /// Boxed: with its multipart state it is several times the size of the other bodies.
+    incoming: Box<Fetch>,
     verification: Option<Box<Verification>>,
     /// Fires when the registry has been silent for `idle_timeout` while we wait on it.
     idle: Pin<Box<Sleep>>,
