@@ -69,6 +69,43 @@ pub struct Config {
     /// cannot change the environment of a process they share. Not a config key.
     #[serde(skip)]
     pub credential_helper_dir: Option<PathBuf>,
+    /// Fetching one large blob over several connections when one connection is slow.
+    #[serde(default)]
+    pub multipart: MultipartConfig,
+}
+
+/// Multipart fetch (src/upstream/multipart.rs): once a download's first connection turns
+/// out slow, the rest of a large blob comes in consecutive ranges over several
+/// connections. Defaults measured in BENCHMARKS.md ("WAN profile").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultipartConfig {
+    /// Connections one download may use at once, the first included; 1 turns multipart off.
+    pub connections: usize,
+    /// Bytes per range request; each is held in memory until the client has taken it.
+    pub chunk_bytes: usize,
+    /// Bytes of chunks all downloads may hold together; a download that cannot reserve its
+    /// window streams over one connection.
+    pub budget_bytes: usize,
+    /// Blobs (or client ranges) smaller than this always stream over one connection.
+    pub min_blob_bytes: u64,
+    /// How long the first connection streams before its rate is judged.
+    pub probe_ms: u64,
+    /// A first connection slower than this, over `probe_ms`, is taken as capped.
+    pub capped_below_bytes_per_sec: u64,
+}
+
+impl Default for MultipartConfig {
+    fn default() -> MultipartConfig {
+        MultipartConfig {
+            connections: 8,
+            chunk_bytes: 2 << 20,
+            budget_bytes: 256 << 20,
+            min_blob_bytes: 64 << 20,
+            probe_ms: 250,
+            capped_below_bytes_per_sec: 200 << 20,
+        }
+    }
 }
 
 /// Where layer indexes are kept (src/index/).
@@ -418,6 +455,18 @@ impl Config {
         if self.index.max_bytes < 1 << 20 {
             return Err(format!("index.max_bytes must be at least 1048576 (1 MiB), got {}", self.index.max_bytes));
         }
+        let m = &self.multipart;
+        for (key, value, min, max) in [
+            ("multipart.connections", m.connections as u64, 1, 64),
+            // A chunk is taken from the budget in one piece: tokio's semaphore counts u32.
+            ("multipart.chunk_bytes", m.chunk_bytes as u64, 64 << 10, 256 << 20),
+            ("multipart.budget_bytes", m.budget_bytes as u64, 0, 64 << 30),
+            ("multipart.probe_ms", m.probe_ms, 0, 60_000),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(format!("{key} must be from {min} to {max}, got {value}"));
+            }
+        }
         if !(1..=10).contains(&self.retries.attempts) {
             return Err(format!("retries.attempts must be from 1 to 10, got {}", self.retries.attempts));
         }
@@ -538,6 +587,11 @@ mod tests {
             (r#"{"timeouts": {"connect_secs": 1e300}}"#, "timeouts.connect_secs"),
             (r#"{"timeouts": {"tls_handshake_secs": 1e-12}}"#, "timeouts.tls_handshake_secs"),
             (r#"{"worker_threads": 18446744073709551615}"#, "worker_threads"),
+            (r#"{"multipart": {"connections": 0}}"#, "multipart.connections"),
+            (r#"{"multipart": {"chunk_bytes": 1}}"#, "multipart.chunk_bytes"),
+            (r#"{"multipart": {"chunk_bytes": 18446744073709551615}}"#, "multipart.chunk_bytes"),
+            (r#"{"multipart": {"probe_ms": 18446744073709551615}}"#, "multipart.probe_ms"),
+            (r#"{"multipart": {"conections": 4}}"#, "conections"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");

@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
 use crate::registry::content_length;
+use crate::upstream::multipart::{Fetch, FetchError, Plan};
 use crate::upstream::UpstreamBody;
 
 /// How a layer's bytes are packed, from its media type; decides the file extension.
@@ -223,9 +224,12 @@ const PASSED_ON_RESPONSE_HEADERS: [header::HeaderName; 6] = [
     header::LAST_MODIFIED,
 ];
 
-/// Turns the registry's blob response into the browser's download response.
+/// Turns the registry's blob response into the browser's download response; with a
+/// `multipart` plan, the rest of a large blob may come over several connections
+/// ([`crate::upstream::multipart`]), still verified over the whole stream.
 pub fn respond(
     upstream: Response<UpstreamBody>,
+    multipart: Option<Plan>,
     digest: &Digest,
     file_name: &str,
     options: &StreamOptions,
@@ -239,7 +243,7 @@ pub fn respond(
     let verification = (options.verify && parts.status == StatusCode::OK)
         .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
     let body = BlobBody {
-        incoming,
+        incoming: Box::new(Fetch::new(incoming, multipart)),
         verification,
         idle: Box::pin(tokio::time::sleep(options.idle_timeout)),
         idle_timeout: options.idle_timeout,
@@ -290,8 +294,8 @@ fn with_passed_on_headers(parts: &http::response::Parts, file_name: &str, body: 
 /// Why a download was cut off.
 #[derive(Debug)]
 pub enum DownloadError {
-    /// The registry's stream failed.
-    Upstream(hyper::Error),
+    /// The registry's stream failed (or a range of it, after its retries).
+    Upstream(FetchError),
     /// The bytes do not hash to the digest.
     DigestMismatch {
         /// The digest the download URL named.
@@ -377,7 +381,8 @@ impl Verification {
 
 /// A blob on its way from the registry to the client; see the module docs.
 pub struct BlobBody {
-    incoming: UpstreamBody,
+    /// Boxed: with its multipart state it is several times the size of the other bodies.
+    incoming: Box<Fetch>,
     verification: Option<Box<Verification>>,
     /// Fires when the registry has been silent for `idle_timeout` while we wait on it.
     idle: Pin<Box<Sleep>>,

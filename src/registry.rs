@@ -27,11 +27,13 @@ use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
 mod manifests;
+mod ranged;
 mod referrers;
 mod small_blob;
 mod tags;
 
 pub use manifests::PullQuota;
+pub use ranged::FinalUrl;
 pub use referrers::Referrer;
 pub use tags::TagPage;
 
@@ -174,8 +176,9 @@ impl RegistryClient {
             if let (Some(auth), true) = (authorization, same_origin(&url, &registry.endpoint)) {
                 request_headers.insert(header::AUTHORIZATION, auth.clone());
             }
-            let response =
+            let mut response =
                 self.upstream.send(&registry.host, trust(registry), transport, method, &url, &request_headers).await?;
+            response.extensions_mut().insert(FinalUrl(url.clone()));
             let location = match response.status() {
                 StatusCode::MOVED_PERMANENTLY
                 | StatusCode::FOUND

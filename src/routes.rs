@@ -34,12 +34,14 @@ use crate::pages;
 use crate::query;
 use crate::reference::ImageReference;
 use crate::registry::{RegistryClient, PASSED_ON_REQUEST_HEADERS};
+use crate::upstream::multipart::Multipart;
 
 /// The application: shared by every connection.
 pub struct App {
     registry: Arc<RegistryClient>,
     downloads: DownloadSlots,
     stream: StreamOptions,
+    multipart: Multipart,
     layers: Arc<Inspector>,
     metrics: Arc<Metrics>,
 }
@@ -59,6 +61,7 @@ impl App {
         App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
+            multipart: Multipart::new(&config),
             layers: Arc::new(Inspector::new(&config, metrics.clone())),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
@@ -128,7 +131,11 @@ impl App {
         }
         let upstream = self.registry.blob(&link.image, &link.digest, &method, pass_on).await?;
         Ok(match slot {
-            Some(slot) => download::respond(upstream, &link.digest, &link.file_name(), &self.stream, slot),
+            Some(slot) => {
+                let plan =
+                    self.multipart.plan(&upstream, || self.registry.blob_ranges(&link.image, &link.digest, &upstream));
+                download::respond(upstream, plan, &link.digest, &link.file_name(), &self.stream, slot)
+            }
             None => download::respond_to_head(upstream, &link.file_name()),
         })
     }

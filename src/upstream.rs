@@ -9,6 +9,7 @@
 //! [`crate::registry`] speaks the registry protocol on top of [`Upstream::send`].
 
 pub mod dedicated;
+pub mod multipart;
 
 use std::collections::HashMap;
 use std::fmt;

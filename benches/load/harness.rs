@@ -37,6 +37,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest as _, Sha256};
 
+// In the same folder whether this file is the bench's module or the smoke test's `#[path]` one.
+#[path = "wan.rs"]
+pub mod wan;
+
 const MIB: u64 = 1024 * 1024;
 const GIB: f64 = (1024 * 1024 * 1024) as f64;
 
@@ -331,14 +335,32 @@ fn origin_answer(state: &OriginState, request: &Request<Incoming>) -> Response<O
     let Some(&size) = rest.strip_prefix("/blobs/").and_then(|digest| state.blobs.sizes.get(digest)) else {
         return not_found();
     };
+    // `Range: bytes=a-b`, as registries and CDNs honour it (multipart fetch uses it).
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| {
+            v.to_str().ok()?.strip_prefix("bytes=")?.split_once('-').map(|(a, b)| (a.to_owned(), b.to_owned()))
+        })
+        .and_then(|(a, b)| {
+            let first: u64 = a.parse().ok()?;
+            let last: u64 = if b.is_empty() { size - 1 } else { b.parse::<u64>().ok()?.min(size - 1) };
+            (first <= last).then_some((first, last))
+        });
+    let (position, end) = range.map_or((0, size), |(first, last)| (first, last + 1));
     let body = if request.method() == Method::HEAD {
         OriginBody::Full(None)
     } else {
-        OriginBody::Blob { pattern: state.blobs.pattern.clone(), position: 0, size }
+        OriginBody::Blob { pattern: state.blobs.pattern.clone(), position, size: end }
     };
     let mut response = Response::new(body);
+    if let Some((first, last)) = range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let content_range = format!("bytes {first}-{last}/{size}");
+        response.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::try_from(content_range).expect("ASCII"));
+    }
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - position));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     response
 }
@@ -514,6 +536,17 @@ struct Proxy {
 
 impl Proxy {
     fn start_layerpipe(binary: &Path, dir: &Path, origin_host: &str, verify: bool) -> Result<Proxy, String> {
+        Proxy::start_layerpipe_with(binary, dir, origin_host, verify, "")
+    }
+
+    /// Like [`Proxy::start_layerpipe`], with `extra` (`"key":value,…`) added to its config.
+    fn start_layerpipe_with(
+        binary: &Path,
+        dir: &Path,
+        origin_host: &str,
+        verify: bool,
+        extra: &str,
+    ) -> Result<Proxy, String> {
         if !binary.is_file() {
             return Err(format!("{} does not exist: run cargo build --release", binary.display()));
         }
@@ -522,7 +555,7 @@ impl Proxy {
         std::fs::write(
             &config,
             format!(
-                r#"{{"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
+                r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
             ),
         )
         .map_err(|e| e.to_string())?;

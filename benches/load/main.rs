@@ -17,6 +17,18 @@ fn main() {
         println!("load benchmark: run it with cargo bench --bench load");
         return;
     }
+    if std::env::var("LOAD_PROFILE").as_deref() == Ok("wan") {
+        let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
+            .and_then(|options| harness::wan::run(&options));
+        match report {
+            Ok(report) => print!("{}", report.markdown()),
+            Err(e) => {
+                eprintln!("load benchmark (wan) failed: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let result =
         harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR")).and_then(|options| {
             eprintln!("load benchmark: {options:?}");

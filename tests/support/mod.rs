@@ -45,14 +45,23 @@ pub struct Chunks {
     trickle: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Adds the bytes of each frame handed to hyper (see [`Chunks::counting`]).
     sent: Option<Arc<AtomicU64>>,
+    /// Bytes per second this body is sent at (see [`Chunks::throttled`]).
+    rate: Option<u64>,
+    /// The wait before the next throttled frame.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Chunks {
     pub fn new(data: Bytes) -> Chunks {
-        Chunks { data, cut: None, yielded: false, trickle: None, sent: None }
+        Chunks { data, cut: None, yielded: false, trickle: None, sent: None, rate: None, pause: None }
     }
     pub fn cut(data: Bytes, at: usize, how: Cut) -> Chunks {
-        Chunks { data, cut: Some((at, how)), yielded: false, trickle: None, sent: None }
+        Chunks { cut: Some((at, how)), ..Chunks::new(data) }
+    }
+    /// Sends at most `rate` bytes a second: a link that caps each connection.
+    pub fn throttled(mut self, rate: Option<u64>) -> Chunks {
+        self.rate = rate;
+        self
     }
     /// Counts the bytes sent into `sent`: what a registry would have served, which for a
     /// body the client stops reading is more than the client used.
@@ -89,12 +98,20 @@ impl Body for Chunks {
         if self.data.is_empty() {
             return Poll::Ready(None);
         }
+        if let Some(pause) = &mut self.pause {
+            std::task::ready!(std::future::Future::poll(pause.as_mut(), cx));
+            self.pause = None;
+        }
         let mut n = (64 * 1024).min(self.data.len());
         if let Some((at, how)) = self.cut {
             n = n.min(at);
             self.cut = Some((at - n, how));
         }
         let frame = self.data.split_to(n);
+        if let Some(rate) = self.rate {
+            let wait = std::time::Duration::from_secs_f64(n as f64 / rate as f64);
+            self.pause = Some(Box::pin(tokio::time::sleep(wait)));
+        }
         if let Some(sent) = &self.sent {
             sent.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -203,6 +220,16 @@ pub struct FakeBlob {
     pub via_cdn: bool,
     /// How a `Range` GET is answered.
     pub ranges: Ranges,
+    /// Each response (so each connection) is sent at most this many bytes a second.
+    pub throttle: Option<u64>,
+    /// (n, after): the nth range GET of this blob (from 1) is cut (failed) after so
+    /// many bytes.
+    pub range_faults: Arc<Mutex<Vec<(usize, usize)>>>,
+    /// Range GETs of this blob so far, registry and CDN together.
+    pub range_gets: Arc<AtomicUsize>,
+    /// With `via_cdn`: each redirect signs the CDN URL anew, and the CDN answers 403 to a
+    /// signature that has already served this many GETs (an expired signed URL).
+    pub signature_uses: Option<usize>,
 }
 
 /// How a fake blob answers `Range: bytes=a-b`.
@@ -225,6 +252,10 @@ impl FakeBlob {
             cut_at: None,
             via_cdn: false,
             ranges: Ranges::Honoured,
+            throttle: None,
+            range_faults: Arc::default(),
+            range_gets: Arc::default(),
+            signature_uses: None,
         }
     }
 }
@@ -249,6 +280,14 @@ pub struct Seen {
     pub revoked: Mutex<Vec<String>>,
     /// Blob body bytes the registry and the CDN have sent, ranges included.
     pub blob_bytes_sent: Arc<AtomicU64>,
+    /// Query string and `Range` header of every GET that reached the CDN.
+    pub cdn_gets: Mutex<Vec<(String, Option<String>)>>,
+    /// Redirects to the CDN so far (each signs a new URL).
+    pub redirects: AtomicUsize,
+    /// GETs served per CDN signature.
+    pub signature_uses: Mutex<HashMap<String, usize>>,
+    /// CDN answers of 403 to an expired signature.
+    pub expired: AtomicUsize,
 }
 
 impl Seen {
@@ -310,7 +349,21 @@ impl FakeRegistry {
         let cdn_seen = seen.clone();
         let cdn = FakeServer::start(move |req| {
             cdn_seen.cdn_authorizations.lock().unwrap().push(header(req.headers(), "authorization"));
+            let query = req.uri().query().unwrap_or("").to_owned();
+            cdn_seen.cdn_gets.lock().unwrap().push((query.clone(), header(req.headers(), "range")));
             let digest = req.uri().path().trim_start_matches("/cdn/").to_owned();
+            if let Some(limit) = cdn_blobs.get(&digest).and_then(|b| b.signature_uses) {
+                let mut uses = cdn_seen.signature_uses.lock().unwrap();
+                let used = uses.entry(query).or_default();
+                *used += 1;
+                if *used > limit {
+                    cdn_seen.expired.fetch_add(1, Ordering::SeqCst);
+                    return respond(
+                        StatusCode::FORBIDDEN,
+                        "<Error><Code>AccessDenied</Code>Request has expired</Error>",
+                    );
+                }
+            }
             match cdn_blobs.get(&digest) {
                 Some(blob) => serve_blob(blob, req.headers()).map(|b| b.counting(cdn_seen.blob_bytes_sent.clone())),
                 None => respond(StatusCode::NOT_FOUND, ""),
@@ -359,7 +412,8 @@ impl FakeRegistry {
                 return match blobs.get(digest) {
                     Some(FakeBlob { via_cdn: true, .. }) => {
                         let mut r = respond(StatusCode::TEMPORARY_REDIRECT, "");
-                        let location = format!("{cdn_url}/cdn/{digest}");
+                        let n = registry_seen.redirects.fetch_add(1, Ordering::SeqCst) + 1;
+                        let location = format!("{cdn_url}/cdn/{digest}?sig={n}");
                         r.headers_mut().insert("location", HeaderValue::try_from(location).unwrap());
                         r
                     }
@@ -407,13 +461,20 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
             r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes */{total}")).unwrap());
             return r;
         }
-        let mut r = if let Ranges::Cut(how) = blob.ranges {
+        let nth = blob.range_gets.fetch_add(1, Ordering::SeqCst) + 1;
+        let fault = blob.range_faults.lock().unwrap().iter().find(|&&(n, _)| n == nth).map(|&(_, after)| after);
+        let r = if let Ranges::Cut(how) = blob.ranges {
             let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, how));
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            r
+        } else if let Some(after) = fault {
+            let mut r = Response::new(Chunks::cut(data.slice(a..=b), after, Cut::Fail));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             r
         } else {
             respond(StatusCode::PARTIAL_CONTENT, data.slice(a..=b))
         };
+        let mut r = r.map(|body| body.throttled(blob.throttle));
         r.headers_mut().insert("content-range", HeaderValue::try_from(format!("bytes {a}-{b}/{total}")).unwrap());
         r.headers_mut().insert("content-length", HeaderValue::from(b - a + 1));
         return r;
@@ -421,7 +482,8 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
     let mut r = match blob.cut_at {
         Some((at, how)) => Response::new(Chunks::cut(data, at, how)),
         None => Response::new(Chunks::new(data)),
-    };
+    }
+    .map(|body| body.throttled(blob.throttle));
     r.headers_mut().insert("content-length", HeaderValue::from(total));
     r.headers_mut().insert("content-type", HeaderValue::from_static("application/octet-stream"));
     r.headers_mut().insert("accept-ranges", HeaderValue::from_static("bytes"));

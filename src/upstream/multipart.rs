@@ -1,0 +1,599 @@
+//! One blob over several connections, in order, within a budget.
+//!
+//! A download starts as it always has: one dedicated connection, its frames passed on as
+//! they come. Only a large blob (or client range) is watched: once its first connection
+//! has streamed for `multipart.probe_ms`, its rate is judged, as bytes over the time
+//! spent waiting on it (not the time the client or the CPU took). A link that gives one
+//! TCP connection a fraction of the pipe (a CDN's per-connection shaping, long round
+//! trips) shows as a rate below `multipart.capped_below_bytes_per_sec`; on loopback the
+//! bytes are there whenever asked for, so nothing changes there: no extra connection, no
+//! copy, no buffer, even with 64 downloads sharing the CPU.
+//!
+//! A capped download reserves its window from the process-wide budget (`connections ×
+//! chunk_bytes`; none left means it stays on one connection), lets its first connection
+//! run on to a split point one chunk ahead, and asks for the rest in consecutive ranges
+//! of `chunk_bytes`, each over a connection of its own, at most `connections` at once.
+//! Chunks are held until the client has taken the ones before them, so no chunk is
+//! fetched more than the window ahead of the client: memory per download is the window,
+//! and in all the budget. Nothing goes to disk.
+//!
+//! The first chunk's answer is the proof that ranges are honoured: a 206 whose
+//! `Content-Range` names the range and the blob's total. Until it arrives the first
+//! connection is kept; an answer of 200 (the registry ignores `Range`), or a first chunk
+//! that cannot be had, leaves the download on its first connection as if nothing had
+//! been tried. After that, a chunk that breaks is asked for again from where it broke,
+//! up to `retries.attempts` times: blobs are content-addressed, and the digest is still
+//! checked over the whole stream by [`crate::download`], so a retried range cannot slip
+//! wrong bytes through.
+//!
+//! Which URL a chunk comes from (the CDN's, again after a signed URL expires) and with
+//! which credentials is the registry's business: see [`RangeSource`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header;
+use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::UpstreamBody;
+use crate::config::Config;
+use crate::error::Error;
+use crate::range::ByteRange;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the ranges of one blob come from. The registry implements it: it alone knows
+/// the blob's URL (the CDN's, when it redirected there), which origin may see
+/// credentials, and how to get a fresh URL when a signed one expires.
+pub trait RangeSource: Send + Sync + 'static {
+    /// A `GET` of bytes `first..=last` of the blob, answered as the server answers;
+    /// [`Fetch`] judges the answer.
+    fn fetch(&self, first: u64, last: u64) -> BoxFuture<'_, Result<Response<UpstreamBody>, Error>>;
+}
+
+/// The budget is counted in KiB, so that tokio's `u32` permit counts cover any window.
+const PERMIT_BYTES: u64 = 1024;
+
+/// Multipart settings and the process-wide budget; one per process.
+pub struct Multipart {
+    settings: Arc<Settings>,
+    budget: Arc<Semaphore>,
+}
+
+/// `multipart.*` and what else a fetch needs from the config.
+#[derive(Debug)]
+struct Settings {
+    connections: usize,
+    chunk: u64,
+    min_size: u64,
+    probe: Duration,
+    capped_below: u64,
+    /// Tries per chunk, the first included.
+    attempts: u32,
+    /// A chunk's connection silent this long is dropped and the chunk asked for again.
+    /// Half the download's idle timeout, so that the retry has the other half.
+    idle: Duration,
+}
+
+impl Multipart {
+    /// Settings and budget from `config`.
+    pub fn new(config: &Config) -> Multipart {
+        let m = &config.multipart;
+        let settings = Settings {
+            connections: m.connections,
+            chunk: m.chunk_bytes as u64,
+            min_size: m.min_blob_bytes,
+            probe: Duration::from_millis(m.probe_ms),
+            capped_below: m.capped_below_bytes_per_sec,
+            attempts: config.retries.attempts,
+            idle: config.timeouts.idle_read() / 2,
+        };
+        let permits = (m.budget_bytes as u64 / PERMIT_BYTES) as usize;
+        Multipart { settings: Arc::new(settings), budget: Arc::new(Semaphore::new(permits)) }
+    }
+
+    /// What is left of the budget, in bytes (for tests and metrics).
+    pub fn budget_left(&self) -> u64 {
+        self.budget.available_permits() as u64 * PERMIT_BYTES
+    }
+
+    /// The plan for a blob response, when it may be fetched in parts: a GET answered 200
+    /// with a `Content-Length`, or 206 with a `Content-Range` carrying the total, at
+    /// least `min_blob_bytes` long. `source` is asked only then.
+    pub fn plan(
+        &self,
+        response: &Response<UpstreamBody>,
+        source: impl FnOnce() -> Option<Arc<dyn RangeSource>>,
+    ) -> Option<Plan> {
+        if self.settings.connections < 2 || self.settings.capped_below == 0 {
+            return None;
+        }
+        let headers = response.headers();
+        let (start, end, total) = match response.status() {
+            StatusCode::OK => {
+                let length = crate::registry::content_length(headers)?;
+                (0, length, length)
+            }
+            StatusCode::PARTIAL_CONTENT => {
+                let range = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+                let (first, last, total) = content_range(range)?;
+                (first, last + 1, total)
+            }
+            _ => return None,
+        };
+        if end - start < self.settings.min_size.max(2 * self.settings.chunk) {
+            return None;
+        }
+        Some(Plan {
+            settings: self.settings.clone(),
+            budget: self.budget.clone(),
+            source: source()?,
+            start,
+            end,
+            total,
+        })
+    }
+}
+
+/// How one response may continue in parts.
+pub struct Plan {
+    settings: Arc<Settings>,
+    budget: Arc<Semaphore>,
+    source: Arc<dyn RangeSource>,
+    /// The first byte the response carries, and the end (exclusive), as offsets in the blob.
+    start: u64,
+    end: u64,
+    /// The blob's size, which every chunk's `Content-Range` must name.
+    total: u64,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plan({}..{} of {})", self.start, self.end, self.total)
+    }
+}
+
+/// `bytes first-last/total` with a known total.
+fn content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<u64>().ok()).flatten();
+    let (first, last, total) = (digits(first)?, digits(last)?, digits(total)?);
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+/// Why a download's stream failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The first connection broke.
+    Stream(hyper::Error),
+    /// A chunk could not be had within its retries.
+    Chunk(ChunkError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Stream(e) => e.fmt(f),
+            FetchError::Chunk(e) => write!(f, "a range of the blob failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// Why one try at a chunk failed. Messages carry no URL: a CDN's holds its signature.
+#[derive(Debug)]
+pub enum ChunkError {
+    /// The server answered 200 to a range: it ignores `Range`.
+    Ignored,
+    /// No response (connect, timeout, refusal), as the user would see it.
+    Request(Error),
+    /// An answer that is neither 206 nor 200.
+    Status(StatusCode),
+    /// A 206 for other bytes than those asked for, or of a blob of another size.
+    OtherBytes,
+    /// The connection broke mid-chunk.
+    Broken(hyper::Error),
+    /// The connection went silent.
+    Stalled,
+    /// The body ended before the range did.
+    Short,
+}
+
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkError::Ignored => f.write_str("the server ignores Range"),
+            ChunkError::Request(e) => write!(f, "{e}"),
+            ChunkError::Status(s) => write!(f, "the server answered {s} to a range"),
+            ChunkError::OtherBytes => f.write_str("the server answered a range with other bytes"),
+            ChunkError::Broken(e) => write!(f, "the connection broke: {e}"),
+            ChunkError::Stalled => f.write_str("the connection went silent"),
+            ChunkError::Short => f.write_str("the range ended early"),
+        }
+    }
+}
+
+/// The stream of a download's bytes, from its first connection and, once that turns out
+/// capped, from chunks; see the module docs.
+pub struct Fetch {
+    /// The response's own connection; `None` once the chunks have taken over.
+    first: Option<UpstreamBody>,
+    /// Bytes of the first connection's last frame beyond the split point, kept in case
+    /// the chunks fail to start and the first connection carries on.
+    first_rest: Option<Bytes>,
+    /// The offset in the blob of the next byte out.
+    pos: u64,
+    mode: Mode,
+}
+
+enum Mode {
+    /// One connection, as always.
+    Single,
+    /// One connection, timed until its rate is judged.
+    Watching { plan: Box<Plan>, since: Option<Instant>, bytes: u64, wait: Wait },
+    /// The rest comes in chunks.
+    Split(Box<Chunked>),
+}
+
+/// Time spent waiting on the first connection: the link's share of the time, as opposed
+/// to the client's (backpressure) or the CPU's (a busy loopback run, where the bytes are
+/// always there when asked for and the rate over waiting time is high).
+#[derive(Default)]
+struct Wait {
+    /// When the connection last had nothing for us.
+    since: Option<Instant>,
+    total: Duration,
+}
+
+/// A download in parts.
+struct Chunked {
+    plan: Plan,
+    /// Where the first connection stops and the first chunk starts.
+    split: u64,
+    /// Chunks held or in flight at most; the first connection counts as one while it runs.
+    window: usize,
+    /// The window's share of the budget, returned when the download ends.
+    _reserved: OwnedSemaphorePermit,
+    /// The first byte of the next chunk to ask for.
+    next: u64,
+    /// Chunks asked for, in order.
+    pending: VecDeque<ChunkTask>,
+    /// The frames of the chunk being sent.
+    current: VecDeque<Bytes>,
+}
+
+/// One chunk on its way, fetched by a task of its own; aborted if the download ends first.
+struct ChunkTask {
+    done: oneshot::Receiver<Result<Bytes, ChunkError>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ChunkTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fetch {
+    /// The stream of `first`, continued in parts when `plan` allows and the link needs it.
+    pub fn new(first: UpstreamBody, plan: Option<Plan>) -> Fetch {
+        let (pos, mode) = match plan {
+            Some(plan) => {
+                (plan.start, Mode::Watching { plan: Box::new(plan), since: None, bytes: 0, wait: Wait::default() })
+            }
+            None => (0, Mode::Single),
+        };
+        Fetch { first: Some(first), first_rest: None, pos, mode }
+    }
+
+    /// Whether the download has gone over to chunks (for tests and logs).
+    pub fn is_split(&self) -> bool {
+        matches!(self.mode, Mode::Split(_))
+    }
+
+    /// After a frame of `len` bytes from a watched first connection: time to split?
+    /// The rate is bytes over the time spent waiting on the connection, so that a slow
+    /// client or a busy CPU is not taken for a capped link.
+    fn judge(&mut self, len: u64) {
+        let Mode::Watching { plan, since, bytes, wait } = &mut self.mode else { return };
+        let now = Instant::now();
+        let since = *since.get_or_insert(now);
+        if let Some(waiting) = wait.since.take() {
+            wait.total += now - waiting;
+        }
+        *bytes += len;
+        if now - since < plan.settings.probe {
+            return;
+        }
+        let rate = u128::from(*bytes) * 1_000_000 / wait.total.as_micros().max(1);
+        let capped = rate < u128::from(plan.settings.capped_below);
+        let Mode::Watching { plan, .. } = std::mem::replace(&mut self.mode, Mode::Single) else { return };
+        if capped {
+            if let Some(chunked) = Chunked::start(*plan, self.pos) {
+                tracing::debug!(rate, split = chunked.split, window = chunked.window, "download split into ranges");
+                self.mode = Mode::Split(Box::new(chunked));
+            }
+        }
+    }
+
+    /// The next frame of the first connection, cut at `limit` (the rest kept).
+    fn poll_first(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: Option<u64>,
+    ) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
+        let Some(first) = &mut self.first else { return Poll::Ready(None) };
+        let frame = match self.first_rest.take() {
+            Some(rest) => Frame::data(rest),
+            None => match ready!(Pin::new(first).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Poll::Ready(Some(Err(FetchError::Stream(e)))),
+                None => return Poll::Ready(None),
+            },
+        };
+        let Some(mut data) = frame.data_ref().cloned() else { return Poll::Ready(Some(Ok(frame))) };
+        if let Some(limit) = limit {
+            let room = limit.saturating_sub(self.pos);
+            if (data.len() as u64) > room {
+                self.first_rest = Some(data.split_off(room as usize));
+            }
+        }
+        self.pos += data.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn poll_split(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
+        loop {
+            let Mode::Split(c) = &mut self.mode else { unreachable!("only called when split") };
+            if let Some(data) = c.current.pop_front() {
+                self.pos += data.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            if self.pos >= c.plan.end {
+                return Poll::Ready(None);
+            }
+            c.top_up(self.first.is_some());
+            if self.first.is_some() && self.pos < c.split {
+                let split = c.split;
+                return self.poll_first(cx, Some(split));
+            }
+            let Some(head) = c.pending.front_mut() else {
+                // Nothing pending past the end cannot happen: top_up asks while bytes remain.
+                return Poll::Ready(None);
+            };
+            let outcome = ready!(Pin::new(&mut head.done).poll(cx)).unwrap_or(Err(ChunkError::Stalled));
+            c.pending.pop_front();
+            match outcome {
+                Ok(bytes) => {
+                    c.current = frames_of(bytes);
+                    // The first chunk arrived whole: ranges work, the first connection can go.
+                    self.first = None;
+                    self.first_rest = None;
+                }
+                Err(e) if self.first.is_some() => {
+                    tracing::debug!(error = %e, "ranges unusable: the download stays on one connection");
+                    self.mode = Mode::Single;
+                    return self.poll_first(cx, None);
+                }
+                Err(e) => return Poll::Ready(Some(Err(FetchError::Chunk(e)))),
+            }
+        }
+    }
+}
+
+impl Chunked {
+    /// Reserves the window from the budget and sets the split one chunk past `pos`; `None`
+    /// when the budget has no room for two chunks or too little of the blob is left.
+    fn start(plan: Plan, pos: u64) -> Option<Chunked> {
+        let chunk = plan.settings.chunk;
+        let split = pos.checked_add(chunk)?;
+        if split >= plan.end {
+            return None;
+        }
+        let chunks_left = (plan.end - split).div_ceil(chunk);
+        // The first connection counts as one while it runs.
+        let wanted = (plan.settings.connections as u64).min(chunks_left + 1);
+        let per_chunk = chunk.div_ceil(PERMIT_BYTES);
+        let mut window = wanted;
+        let reserved = loop {
+            if window < 2 {
+                return None;
+            }
+            let permits = u32::try_from(window * per_chunk).ok()?;
+            match plan.budget.clone().try_acquire_many_owned(permits) {
+                Ok(permit) => break permit,
+                Err(_) => window -= 1,
+            }
+        };
+        Some(Chunked {
+            split,
+            window: window as usize,
+            _reserved: reserved,
+            next: split,
+            pending: VecDeque::new(),
+            current: VecDeque::new(),
+            plan,
+        })
+    }
+
+    /// Asks for chunks while the window has room.
+    fn top_up(&mut self, first_running: bool) {
+        let held = usize::from(!self.current.is_empty()) + usize::from(first_running);
+        while self.next < self.plan.end && self.pending.len() + held < self.window {
+            let last = (self.next + self.plan.settings.chunk).min(self.plan.end) - 1;
+            self.pending.push_back(self.spawn(self.next, last));
+            self.next = last + 1;
+        }
+    }
+
+    fn spawn(&self, first: u64, last: u64) -> ChunkTask {
+        let (send, done) = oneshot::channel();
+        let source = self.plan.source.clone();
+        let settings = self.plan.settings.clone();
+        let total = self.plan.total;
+        let task = tokio::spawn(async move {
+            let _ = send.send(fetch_chunk(&*source, &settings, first, last, total).await);
+        });
+        ChunkTask { done, task }
+    }
+}
+
+/// How large the frames are that a chunk is handed on in: small enough that hashing and
+/// writing to the client interleave.
+const FRAME: usize = 256 << 10;
+
+/// A chunk as frames, slices of it without copies.
+fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
+    let mut frames = VecDeque::with_capacity(bytes.len().div_ceil(FRAME));
+    while !bytes.is_empty() {
+        frames.push_back(bytes.split_to(FRAME.min(bytes.len())));
+    }
+    frames
+}
+
+/// Bytes `first..=last` whole, asked for again from where a try broke off.
+///
+/// They are copied into one buffer of the chunk's size: each frame hyper reads is a
+/// slice of a read buffer (128 KiB or more) that stays allocated as long as any slice
+/// of it lives, so holding small frames would hold several times their size.
+async fn fetch_chunk(
+    source: &dyn RangeSource,
+    settings: &Settings,
+    first: u64,
+    last: u64,
+    total: u64,
+) -> Result<Bytes, ChunkError> {
+    let mut buffer = BytesMut::with_capacity((last + 1 - first) as usize);
+    let mut next = first;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match fetch_once(source, settings.idle, next, last, total, &mut buffer).await {
+            Ok(()) => return Ok(buffer.freeze()),
+            Err(e @ ChunkError::Ignored) => return Err(e),
+            Err(e) if tries >= settings.attempts => return Err(e),
+            Err(e) => {
+                next = first + buffer.len() as u64;
+                tracing::debug!(error = %e, first, next, last, tries, "asking for a range again");
+            }
+        }
+    }
+}
+
+/// One try at bytes `next..=last`, appending what arrives to `buffer`.
+async fn fetch_once(
+    source: &dyn RangeSource,
+    idle: Duration,
+    next: u64,
+    last: u64,
+    total: u64,
+    buffer: &mut BytesMut,
+) -> Result<(), ChunkError> {
+    let response = source.fetch(next, last).await.map_err(ChunkError::Request)?;
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::OK => return Err(ChunkError::Ignored),
+        status => return Err(ChunkError::Status(status)),
+    }
+    let answered = response.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        content_range(v) == Some((next, last, total))
+            && ByteRange::From { first: next, last: Some(last) }
+                .answered_by(v, crate::registry::content_length(response.headers()))
+    });
+    if !answered {
+        return Err(ChunkError::OtherBytes);
+    }
+    let mut body = response.into_body();
+    let mut left = last + 1 - next;
+    while left > 0 {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ChunkError::Stalled),
+            Ok(None) => return Err(ChunkError::Short),
+            Ok(Some(Err(e))) => return Err(ChunkError::Broken(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if data.len() as u64 > left {
+                return Err(ChunkError::OtherBytes);
+            }
+            left -= data.len() as u64;
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(())
+}
+
+impl Body for Fetch {
+    type Data = Bytes;
+    type Error = FetchError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
+        let this = self.get_mut();
+        match this.mode {
+            Mode::Single => this.poll_first(cx, None),
+            Mode::Watching { .. } => {
+                let Poll::Ready(frame) = this.poll_first(cx, None) else {
+                    if let Mode::Watching { wait, .. } = &mut this.mode {
+                        wait.since.get_or_insert_with(Instant::now);
+                    }
+                    return Poll::Pending;
+                };
+                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                    this.judge(data.map_or(0, |d| d.len() as u64));
+                }
+                Poll::Ready(frame)
+            }
+            Mode::Split(_) => this.poll_split(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.mode {
+            Mode::Split(c) => self.pos >= c.plan.end,
+            _ => self.first_rest.is_none() && self.first.as_ref().is_none_or(UpstreamBody::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.mode, &self.first) {
+            (Mode::Split(c), _) => SizeHint::with_exact(c.plan.end - self.pos),
+            (_, Some(first)) if self.first_rest.is_none() => first.size_hint(),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_need_the_total() {
+        assert_eq!(content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
+        assert_eq!(content_range("bytes 900-999/1000"), Some((900, 999, 1000)));
+        for bad in ["bytes 0-99/*", "bytes 0-1000/1000", "bytes 9-1/10", "bytes +1-2/10", "items 0-1/2", ""] {
+            assert_eq!(content_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_budget_is_counted_in_kib() {
+        let mut config = Config::default();
+        config.multipart.budget_bytes = 8 << 20;
+        assert_eq!(Multipart::new(&config).budget_left(), 8 << 20);
+    }
+}
