@@ -51,6 +51,9 @@ const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 /// How often a first visit's page gets a line of progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// `Cache-Control` for pages addressed by digest.
+const IMMUTABLE: &str = "max-age=31536000, immutable";
+
 /// Pages may load nothing from anywhere and submit forms only to layerpipe.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
 
@@ -111,7 +114,13 @@ impl App {
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
-        Ok(html_response(StatusCode::OK, pages::image(&reference, &fetched)))
+        let mut response = html_response(StatusCode::OK, pages::image(&reference, &fetched));
+        if reference.digest().is_some() {
+            // A manifest never changes for its digest, and neither does its page: let
+            // browsers and proxies keep it rather than spend a registry pull on a reload.
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+        }
+        Ok(response)
     }
 
     async fn download(

@@ -154,3 +154,31 @@ async fn views_of_a_tag_cost_one_manifest_get() {
     assert_eq!(registry.requests("HEAD", "/manifests/v1"), 3, "{}", registry.log_tail());
     assert_eq!(c.registry.pull_quota(&registry.host()).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_by_digest_say_they_never_change() {
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let registry = RealRegistry::start();
+    let pushed = registry.push_oci_image("whole/cache", "v1").await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let cache_control = |reference: String| {
+        let client = client.clone();
+        let url = lp.url(&format!("?image={}", layerpipe::query::encode(&reference)));
+        async move {
+            let response = client.get(url.parse().unwrap()).await.unwrap();
+            let status = response.status();
+            let value = response.headers().get(http::header::CACHE_CONTROL).unwrap().to_str().unwrap().to_owned();
+            response.into_body().collect().await.unwrap();
+            (status, value)
+        }
+    };
+    let by_digest = format!("{}/whole/cache@{}", registry.host(), pushed.digest);
+    assert_eq!(cache_control(by_digest).await, (http::StatusCode::OK, "max-age=31536000, immutable".to_owned()));
+    assert_eq!(cache_control(pushed.reference.clone()).await, (http::StatusCode::OK, "no-store".to_owned()));
+    let missing = format!("{}/whole/cache@sha256:{}", registry.host(), "0".repeat(64));
+    assert_eq!(cache_control(missing).await.1, "no-store");
+}
