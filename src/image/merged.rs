@@ -222,10 +222,7 @@ impl MergedFs {
         let (lo, hi) = if dir.is_empty() {
             (self.by_path.partition_point(|&(l, i)| self.path_of(l, i).is_empty()), self.by_path.len())
         } else {
-            let mut start = dir.to_vec();
-            start.push(b'/');
-            let mut end = dir.to_vec();
-            end.push(b'/' + 1);
+            let (start, end) = subtree(dir);
             (
                 self.by_path.partition_point(|&(l, i)| self.path_of(l, i) < &start[..]),
                 self.by_path.partition_point(|&(l, i)| self.path_of(l, i) < &end[..]),
@@ -244,6 +241,16 @@ impl MergedFs {
             + self.by_path.capacity() * std::mem::size_of::<(u32, u32)>()
             + self.fates.iter().map(|f| f.capacity() * std::mem::size_of::<Fate>()).sum::<usize>()
     }
+}
+
+/// The bounds of the paths strictly below directory `dir` (not the root): from `dir/`
+/// to `dir0`, exclusive, since `0` is the byte after `/`.
+fn subtree(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut start = dir.to_vec();
+    start.push(b'/');
+    let mut end = dir.to_vec();
+    end.push(b'/' + 1);
+    (start, end)
 }
 
 /// Each entry's fate once every layer is applied; see the module docs.
@@ -282,10 +289,7 @@ fn hide(live: &mut BTreeMap<&[u8], (u32, u32)>, fates: &mut [Vec<Fate>], path: &
     if path.is_empty() {
         gone.extend(live.keys().filter(|k| !k.is_empty()).copied());
     } else {
-        let mut start = path.to_vec();
-        start.push(b'/');
-        let mut end = path.to_vec();
-        end.push(b'/' + 1);
+        let (start, end) = subtree(path);
         let bounds = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
         gone.extend(live.range::<[u8], _>(bounds).map(|(k, _)| *k));
     }
