@@ -1,0 +1,198 @@
+//! The inside of one layer: its files by size, its folders, one entry, one file saved.
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Method, Response, StatusCode};
+
+use super::respond::{html_response, page_number, redirect};
+use super::App;
+use crate::body::Body;
+use crate::download::{DownloadLink, LayerFormat};
+use crate::error::Error;
+use crate::layer::entry::Kind;
+use crate::layer::inspect::FileToSave;
+use crate::layer::link::{Here, LayerPath};
+use crate::layer::listing::{Listing, Lookup};
+use crate::pages;
+
+/// How long a first visit waits for a layer's index before it streams the page.
+const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often a first visit's page gets a line of progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl App {
+    /// `files`: the layer's entries, largest first.
+    pub(super) async fn files(&self, method: &Method, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let page = page_number(pairs)?;
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            return self.not_a_layer(&link, Here::root()).await;
+        }
+        if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+            return self.first_visit(link, |link, listing| pages::layer_files(link, listing, 1)).await;
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        if page > pages::file_pages(&link, &listing) {
+            return Err(Error::not_found(format!("the list of files has no page {page}")));
+        }
+        Ok(html_response(StatusCode::OK, pages::layer_files(&link, &listing, page)))
+    }
+
+    /// `fs/PATH/` and `fs/PATH`: a directory of the layer, or one entry. A directory asked
+    /// for without its `/` (or a file with one) is redirected, so that relative links
+    /// resolve from the right place.
+    pub(super) async fn browse(
+        &self,
+        method: &Method,
+        encoded: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let (path, wants_dir) = LayerPath::from_url(encoded)?;
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
+            return self.not_a_layer(&link, here).await;
+        }
+        if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+            let root = LayerPath::root();
+            return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root, 1)).await;
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        let entry = match listing.lookup(path.as_bytes()) {
+            Lookup::Missing => return Err(missing(&listing, &path)),
+            Lookup::ImpliedDir => None,
+            Lookup::Entry(e) if e.entry.kind == Kind::Dir => None,
+            Lookup::Entry(e) => Some(e),
+        };
+        let html = match (entry, wants_dir) {
+            (None, true) => {
+                let page = page_number(pairs)?;
+                if page > pages::dir_pages(&link, &listing, &path) {
+                    return Err(Error::not_found(format!("{} has no page {page}", path.display())));
+                }
+                pages::layer_dir(&link, &listing, &path, page)
+            }
+            (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
+            (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
+            (Some(e), false) => {
+                let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
+                let preview = match content {
+                    Some(c) => match self.layers.preview(&self.registry, &link, c.index).await {
+                        // Busy is the whole answer: 503 with Retry-After, as for downloads;
+                        // so is a blob that is not what its digest says.
+                        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE || e.is_digest_mismatch() => {
+                            return Err(e)
+                        }
+                        read => Some(read),
+                    },
+                    None => None,
+                };
+                pages::layer_file(&link, &listing, e, &path, preview)
+            }
+        };
+        Ok(html_response(StatusCode::OK, html))
+    }
+
+    /// `save/PATH`: one file of the layer, as an attachment under its own name.
+    pub(super) async fn save(
+        &self,
+        method: &Method,
+        encoded: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Response<Body>, Error> {
+        let link = DownloadLink::from_query(pairs)?;
+        let (path, wants_dir) = LayerPath::from_url(encoded)?;
+        if wants_dir {
+            return Err(Error::bad_request("only files can be saved, not directories"));
+        }
+        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+            return Err(Error::bad_request("this blob is not a filesystem layer; download it whole instead"));
+        }
+        let listing = self.layers.listing(&self.registry, &link).await?;
+        let Lookup::Entry(e) = listing.lookup(path.as_bytes()) else {
+            return Err(missing(&listing, &path));
+        };
+        let content = listing.content_of(e.index).ok_or_else(|| {
+            Error::bad_request(format!(
+                "{} is not a file: only files (and hard links to them) can be saved",
+                path.display()
+            ))
+        })?;
+        let name = String::from_utf8_lossy(path.name()).into_owned();
+        let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
+        self.layers.save(&self.registry, &link, method, file).await
+    }
+
+    /// A layer's page on the first visit. When the layer's index comes within
+    /// [`STREAM_AFTER`] (or reading fails by then), the page is sent whole, with its
+    /// status. Otherwise the page streams: its frame at once, a line of progress as the
+    /// bytes come (about four a second), then the page `render` makes of the listing,
+    /// or the reason reading failed. Proxies are asked not to buffer it
+    /// (`X-Accel-Buffering: no`), so the progress reaches the browser live.
+    async fn first_visit(
+        &self,
+        link: DownloadLink,
+        render: impl FnOnce(&DownloadLink, &Listing) -> String + Send + 'static,
+    ) -> Result<Response<Body>, Error> {
+        let (registry, layers) = (self.registry.clone(), self.layers.clone());
+        let reading = (layers.clone(), link.clone());
+        let mut index = Box::pin(async move { reading.0.index(&registry, &reading.1).await });
+        tokio::select! {
+            result = &mut index => return Ok(html_response(StatusCode::OK, render(&link, &result?.listing))),
+            _ = tokio::time::sleep(STREAM_AFTER) => {}
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        tokio::spawn(async move {
+            let start = pages::streamed_start(&pages::reading_title(&link), &link.image.to_string());
+            if tx.send(start.into()).await.is_err() {
+                return;
+            }
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            let result = loop {
+                tokio::select! {
+                    result = &mut index => break result,
+                    _ = tick.tick() => {
+                        let Some((bytes, total, entries)) = layers.progress(&link.digest).map(|p| p.get()) else {
+                            continue;
+                        };
+                        // A client gone stops the reading with it (the index future is dropped).
+                        if tx.send(pages::progress_line(bytes, total, entries).into()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            };
+            let rest = match result {
+                Ok(index) => {
+                    let s = &index.listing.summary;
+                    let done = pages::progress_done(s.compressed_bytes, index.listing.len() as u64);
+                    format!("{done}{}", pages::streamed_end(&render(&link, &index.listing)))
+                }
+                Err(e) => pages::streamed_failure(&e),
+            };
+            let _ = tx.send(rest.into()).await;
+        });
+        let mut response = html_response(StatusCode::OK, String::new());
+        *response.body_mut() = Body::Parts(rx);
+        response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(response)
+    }
+
+    /// The page for a blob that is not a layer; a JSON one is shown.
+    /// A blob that is not what its digest says is the whole answer (a 502).
+    async fn not_a_layer(&self, link: &DownloadLink, here: Here) -> Result<Response<Body>, Error> {
+        let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
+        let head = if is_json { Some(self.layers.blob_head(&self.registry, link).await) } else { None };
+        let head = match head {
+            Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
+            head => head,
+        };
+        Ok(html_response(StatusCode::OK, pages::not_a_layer(link, here, head)))
+    }
+}
+
+/// 404 for a path not in the layer (or not in the part of it that could be read).
+fn missing(listing: &Listing, path: &LayerPath) -> Error {
+    let partly = if listing.summary.stopped.is_some() { " (in the part of it that could be read)" } else { "" };
+    Error::not_found(format!("{} is not in this layer{partly}", path.display()))
+}

@@ -1,0 +1,115 @@
+//! Routing: which handler answers a request. The handlers live by area beside this
+//! table (`image`, `download`, `layer`), and `respond` turns their results into responses.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | the form |
+//! | `GET /?image=REF` | the image's layers (or, for an index, its platforms) |
+//! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
+//! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
+//! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
+//! | `GET /fs/PATH?image=…` | one entry of the layer; a file's first 64 KiB |
+//! | `GET /save/PATH?image=…` | one file of the layer, as a file |
+//! | `GET /healthz` | `ok` |
+//! | `GET /metrics` | Prometheus metrics |
+//!
+//! HEAD is answered like GET without a body; other methods get 405.
+
+mod download;
+mod image;
+mod layer;
+mod respond;
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
+use crate::error::Error;
+use crate::layer::inspect::Inspector;
+use crate::layer::link::{Here, LayerPath};
+use crate::metrics::Metrics;
+use crate::query;
+use crate::registry::RegistryClient;
+use crate::upstream::multipart::Multipart;
+use respond::{redirect, text_response};
+
+pub use respond::error_response;
+
+/// The application: shared by every connection.
+pub struct App {
+    registry: Arc<RegistryClient>,
+    downloads: DownloadSlots,
+    stream: StreamOptions,
+    multipart: Multipart,
+    layers: Arc<Inspector>,
+    metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// An application serving with `config`.
+    pub fn new(config: Arc<Config>) -> App {
+        let metrics = Arc::new(Metrics::default());
+        App {
+            downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
+            stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
+            multipart: Multipart::new(&config),
+            layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            registry: Arc::new(RegistryClient::new(config, metrics.clone())),
+            metrics,
+        }
+    }
+
+    /// The metrics this application counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        self.registry.config()
+    }
+
+    /// Answers one request. Never fails: errors become error pages.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        let pairs = match query::parse(request.uri().query().unwrap_or("")) {
+            Ok(pairs) => pairs,
+            Err(e) => return error_response(&Error::bad_request(e), ""),
+        };
+        let image_input = query::get(&pairs, "image").unwrap_or("").to_owned();
+        let result = if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            Err(Error::method_not_allowed())
+        } else {
+            let method = request.method();
+            match request.uri().path() {
+                "/" => self.image_page(&pairs).await,
+                "/download" => self.download(method.clone(), request.headers(), &pairs).await,
+                "/files" => self.files(method, &pairs).await,
+                "/fs" => DownloadLink::from_query(&pairs)
+                    .map(|link| redirect(&Here::root().fs(&link, &LayerPath::root(), true))),
+                path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs).await,
+                path if path.starts_with("/save/") => self.save(method, &path["/save/".len()..], &pairs).await,
+                "/healthz" => Ok(text_response("ok\n".into())),
+                "/metrics" => Ok(text_response(self.metrics.render().into())),
+                _ => Err(Error::not_found("no such page")),
+            }
+        };
+        result.unwrap_or_else(|e| error_response(&e, &image_input))
+    }
+}
+
+/// The route label of a path, for metrics.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "page",
+        "/download" => "download",
+        "/files" => "files",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        p if p == "/fs" || p.starts_with("/fs/") => "browse",
+        p if p.starts_with("/save/") => "save",
+        _ => "other",
+    }
+}
