@@ -876,12 +876,10 @@ async fn a_connect_that_hangs_is_a_504_after_the_connect_timeout() {
         r#""timeouts":{"connect_secs":0.3,"tls_handshake_secs":0.3},"retries":{"attempts":1},"#,
     )
     .await;
-    let started = Instant::now();
     let got = fetch(&lp.url(&page_path(&format!("{addr}/a/b:v1"))), &[]).await;
-    let took = started.elapsed();
     assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
-    assert!(got.text().contains("timed out"), "{}", got.text());
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "took {took:?}");
+    // The connect deadline answered, not the response's own 30 s (which says otherwise).
+    assert!(got.text().contains(&format!("connecting to {addr} timed out")), "{}", got.text());
     let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
     assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
 }
@@ -906,13 +904,11 @@ async fn a_tls_handshake_that_hangs_is_a_504_after_the_handshake_timeout() {
             "registries":{{"{addr}":{{"endpoint":"https://{addr}"}}}}}}"#
     ))
     .await;
-    let started = Instant::now();
     let got = fetch(&lp.url(&page_path(&format!("{addr}/a/b:v1"))), &[]).await;
-    let took = started.elapsed();
     assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
-    assert!(got.text().contains("timed out"), "{}", got.text());
-    // Connect and handshake share one deadline, their sum (0.5 s).
-    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "took {took:?}");
+    // Connect and handshake share one deadline: the handshake that never ends is reported
+    // as the connect that timed out, not as the response's own 30 s.
+    assert!(got.text().contains(&format!("connecting to {addr} timed out")), "{}", got.text());
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "the TCP connection itself was made");
 }
 
@@ -924,12 +920,10 @@ async fn a_client_that_stalls_mid_request_line_is_disconnected() {
     let lp = Layerpipe::start(r#"{"timeouts":{"client_header_read_secs":0.5}}"#).await;
     let mut stream = tokio::net::TcpStream::connect(lp.addr).await.unwrap();
     stream.write_all(b"GET /heal").await.unwrap();
-    let started = Instant::now();
     let mut answer = Vec::new();
+    // 10 s is only how long the test waits: the server closes after its 0.5 s limit.
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let took = started.elapsed();
     assert!(read.is_ok(), "the connection was still open after 10 s");
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(5), "closed after {took:?}");
     // Whatever hyper says on the way out (a 408, or nothing), it is not an answer to the
     // request, which never arrived.
     assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "{}", String::from_utf8_lossy(&answer));

