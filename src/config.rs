@@ -257,6 +257,9 @@ pub struct Limits {
     pub max_redirects: usize,
     /// Most downloads streaming at once; more get 503 with `Retry-After`.
     pub max_concurrent_downloads: usize,
+    /// Most pages rendered at once (each up to 12 MiB of HTML); more wait up to 5 s,
+    /// then get 503 with `Retry-After`.
+    pub max_concurrent_renders: usize,
     /// The slowest a registry may send a layer being listed, previewed or saved,
     /// averaged over `timeouts.explorer_rate_window_secs` of waiting on it; slower aborts
     /// the read and frees its slot. 0 turns the check off.
@@ -271,6 +274,7 @@ impl Default for Limits {
             max_token_response_bytes: 64 * 1024,
             max_redirects: 10,
             max_concurrent_downloads: 512,
+            max_concurrent_renders: 4,
             explorer_min_bytes_per_sec: 64 * 1024,
         }
     }
@@ -431,6 +435,7 @@ impl Config {
             ("limits.max_token_response_bytes", l.max_token_response_bytes, 1024, 16 << 20),
             // tokio's semaphore panics past usize::MAX >> 3 permits.
             ("limits.max_concurrent_downloads", l.max_concurrent_downloads, 1, 1_000_000),
+            ("limits.max_concurrent_renders", l.max_concurrent_renders, 1, 1024),
             ("limits.max_redirects", l.max_redirects, 0, 100),
             ("limits.explorer_min_bytes_per_sec", l.explorer_min_bytes_per_sec, 0, 1 << 30),
         ] {

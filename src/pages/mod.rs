@@ -19,6 +19,7 @@ mod budget;
 mod image;
 mod layer;
 mod progress;
+mod slots;
 mod text;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use slots::RenderSlots;
 pub use text::human_size;
 
 /// HTML escaping with named entities: `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;`. The

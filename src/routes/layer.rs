@@ -35,7 +35,8 @@ impl App {
         if page > pages::file_pages(&link, &listing) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
-        Ok(html_response(StatusCode::OK, pages::layer_files(&link, &listing, page)))
+        let html = self.renders.render(move || pages::layer_files(&link, &listing, page)).await?;
+        Ok(html_response(StatusCode::OK, html))
     }
 
     /// `fs/PATH/` and `fs/PATH`: a directory of the layer, or one entry. A directory asked
@@ -70,7 +71,8 @@ impl App {
                 if page > pages::dir_pages(&link, &listing, &path) {
                     return Err(Error::not_found(format!("{} has no page {page}", path.display())));
                 }
-                pages::layer_dir(&link, &listing, &path, page)
+                let (link, listing, path) = (link.clone(), listing.clone(), path.clone());
+                self.renders.render(move || pages::layer_dir(&link, &listing, &path, page)).await?
             }
             (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
             (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
@@ -138,10 +140,15 @@ impl App {
         let reading = (layers.clone(), link.clone());
         let mut index = Box::pin(async move { reading.0.index(&registry, &reading.1).await });
         tokio::select! {
-            result = &mut index => return Ok(html_response(StatusCode::OK, render(&link, &result?.listing))),
+            result = &mut index => {
+                let listing = result?.listing.clone();
+                let html = self.renders.render(move || render(&link, &listing)).await?;
+                return Ok(html_response(StatusCode::OK, html));
+            }
             _ = tokio::time::sleep(STREAM_AFTER) => {}
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let renders = self.renders.clone();
         tokio::spawn(async move {
             let start = pages::streamed_start(&pages::reading_title(&link), &link.image.to_string());
             if tx.send(start.into()).await.is_err() {
@@ -166,7 +173,11 @@ impl App {
                 Ok(index) => {
                     let s = &index.listing.summary;
                     let done = pages::progress_done(s.compressed_bytes, index.listing.len() as u64);
-                    format!("{done}{}", pages::streamed_end(&render(&link, &index.listing)))
+                    let listing = index.listing.clone();
+                    match renders.render(move || render(&link, &listing)).await {
+                        Ok(html) => format!("{done}{}", pages::streamed_end(&html)),
+                        Err(e) => pages::streamed_failure(&e),
+                    }
                 }
                 Err(e) => pages::streamed_failure(&e),
             };

@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::layer::inspect::Inspector;
 use crate::layer::link::{Here, LayerPath};
 use crate::metrics::Metrics;
+use crate::pages::RenderSlots;
 use crate::query;
 use crate::registry::RegistryClient;
 use crate::upstream::multipart::Multipart;
@@ -45,6 +46,7 @@ pub struct App {
     stream: StreamOptions,
     multipart: Multipart,
     layers: Arc<Inspector>,
+    renders: RenderSlots,
     metrics: Arc<Metrics>,
 }
 
@@ -57,6 +59,7 @@ impl App {
             stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
             multipart: Multipart::new(&config),
             layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            renders: RenderSlots::new(config.limits.max_concurrent_renders),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
         }

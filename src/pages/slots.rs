@@ -1,0 +1,106 @@
+//! Rendering inside a limit. A page about a big layer is up to [`PAGE_BUDGET`] bytes of
+//! HTML built from a listing, tens of milliseconds of one core; any client can ask for
+//! such pages as fast as it likes. So pages are rendered on tokio's blocking pool (the
+//! runtime's threads keep streaming downloads meanwhile), at most
+//! `limits.max_concurrent_renders` at once. A request waits a moment for a slot, since
+//! a render is short; past [`WAIT`] it gets a 503 with `Retry-After`, like a download
+//! beyond its limit.
+//!
+//! [`PAGE_BUDGET`]: super::PAGE_BUDGET
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::error::Error;
+
+/// How long a page waits for a render slot before it is a 503.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// `Retry-After` of a page that found every render slot taken.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The render slots shared by every request.
+#[derive(Clone, Debug)]
+pub struct RenderSlots {
+    permits: Arc<Semaphore>,
+    limit: usize,
+    wait: Duration,
+}
+
+impl RenderSlots {
+    /// Slots for `limit` renders at once.
+    pub fn new(limit: usize) -> RenderSlots {
+        RenderSlots { permits: Arc::new(Semaphore::new(limit)), limit, wait: WAIT }
+    }
+
+    /// The page `render` makes, made in a slot off the runtime's threads; a 503 when no
+    /// slot frees up within [`WAIT`].
+    pub async fn render<F>(&self, render: F) -> Result<String, Error>
+    where
+        F: FnOnce() -> String + Send + 'static,
+    {
+        let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(permit) => permit.expect("the render semaphore is never closed"),
+            Err(_) => {
+                return Err(Error::service_unavailable(
+                    format!("layerpipe is rendering its limit of {} pages at once; try again shortly", self.limit),
+                    RETRY_AFTER_SECS,
+                ))
+            }
+        };
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            render()
+        })
+        .await;
+        // A render that panicked is a bug: let it unwind as it would have inline.
+        Ok(rendered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    /// With every slot held by a render that has not finished, the next page waits
+    /// and is a 503 with `Retry-After`; once the slot frees, pages render again.
+    #[tokio::test]
+    async fn a_page_beyond_the_limit_waits_then_is_a_503() {
+        // A short wait keeps the test quick; the first render cannot end before it.
+        let slots = RenderSlots { wait: Duration::from_millis(50), ..RenderSlots::new(1) };
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let first = tokio::spawn({
+            let slots = slots.clone();
+            async move {
+                slots
+                    .render(move || {
+                        started_tx.send(()).unwrap();
+                        held.recv().unwrap();
+                        "first".to_owned()
+                    })
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let busy = slots.render(|| "second".to_owned()).await.unwrap_err();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.retry_after().unwrap(), "5");
+        assert!(busy.message().contains("limit of 1 pages"), "{}", busy.message());
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), "first");
+        assert_eq!(slots.render(|| "third".to_owned()).await.unwrap(), "third");
+    }
+
+    /// Slots are taken and given back: many pages in a row through one slot all render.
+    #[tokio::test]
+    async fn slots_are_given_back() {
+        let slots = RenderSlots::new(1);
+        for i in 0..20 {
+            assert_eq!(slots.render(move || i.to_string()).await.unwrap(), i.to_string());
+        }
+    }
+}
