@@ -439,10 +439,8 @@ pub(super) mod tests {
         assert!(html.contains("<table id=\"merged\">"), "{html}");
         // The secret: struck through, deleted by layer 2, its layer's entry and bytes linked.
         let q1 = crate::layer::link::blob_query(&layers[0]).replace('&', "&amp;");
-        let secret = format!(
-            "<tr class=\"hidden\"><td class=\"p\"><del><a href=\"../../layers/etc/secret?image=r.io%2Fa%2Fb%3Av1\">secret</a></del></td>"
-        );
-        assert!(html.contains(&secret), "{html}");
+        let secret = "<tr class=\"hidden\"><td class=\"p\"><del><a href=\"../../layers/etc/secret?image=r.io%2Fa%2Fb%3Av1\">secret</a></del></td>";
+        assert!(html.contains(secret), "{html}");
         assert!(html.contains(&format!("<a href=\"../../fs/etc/secret?{q1}\">layer 1</a> <a href=\"../../save/etc/secret?{q1}\">[save]</a></td><td>deleted by layer 2</td>")), "{html}");
         // passwd: layer 2's is seen, layer 1's overwritten.
         assert!(html.contains("<td>overwritten by layer 2</td>"), "{html}");

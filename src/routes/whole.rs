@@ -17,7 +17,7 @@ use crate::image::merged::MergedFs;
 use crate::image::search::Search;
 use crate::layer::entry::Kind;
 use crate::layer::link::{Here, LayerPath};
-use crate::manifest::{ImageManifest, Manifest};
+use crate::manifest::{ImageIndex, ImageManifest, Manifest};
 use crate::pages::{self, MergedImage};
 use crate::query;
 use crate::reference::ImageReference;
@@ -128,7 +128,7 @@ enum Chosen {
     /// An image manifest, with its digest.
     Image { reference: ImageReference, digest: Digest, manifest: ImageManifest },
     /// An index: its platforms have a filesystem each, so the page asks which.
-    Index(ImageReference, crate::manifest::ImageIndex),
+    Index(ImageReference, ImageIndex),
 }
 
 /// The required `image=REF`.
