@@ -182,3 +182,230 @@ async fn pages_by_digest_say_they_never_change() {
     let missing = format!("{}/whole/cache@sha256:{}", registry.host(), "0".repeat(64));
     assert_eq!(cache_control(missing).await.1, "no-store");
 }
+
+/// One answer of layerpipe: status, `Location` (for redirects) and body.
+struct Page {
+    status: http::StatusCode,
+    location: Option<String>,
+    body: bytes::Bytes,
+}
+
+impl Page {
+    fn html(&self) -> String {
+        String::from_utf8(self.body.to_vec()).expect("pages are UTF-8")
+    }
+}
+
+/// GETs `href` (relative to layerpipe's root), following no redirect.
+async fn get(lp: &real::Layerpipe, href: &str) -> Page {
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let response = client.get(lp.url(href).parse().unwrap()).await.unwrap();
+    let status = response.status();
+    let location = response.headers().get(http::header::LOCATION).map(|l| l.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Page { status, location, body }
+}
+
+/// The `<tr>…</tr>` of `html` that holds `needle` (the first one).
+fn row_with<'a>(html: &'a str, needle: &str) -> &'a str {
+    let at = html.find(needle).unwrap_or_else(|| panic!("no {needle:?} in {html}"));
+    let start = html[..at].rfind("<tr").expect("a row");
+    let end = at + html[at..].find("</tr>").expect("the row's end") + "</tr>".len();
+    &html[start..end]
+}
+
+/// The `href` of the link in `row` whose text is `text`, unescaped, relative to the
+/// page at `page_dir` (the folder part of the page's URL, below layerpipe's root).
+fn link_in(row: &str, text: &str, page_dir: &str) -> String {
+    let end = row.find(&format!("\">{text}</a>")).unwrap_or_else(|| panic!("no link {text:?} in {row}"));
+    let start = row[..end].rfind("href=\"").expect("an href") + "href=\"".len();
+    let href = real::html::unescape(&row[start..end]);
+    // Resolve `../` against the page's folder, as a browser does.
+    let mut dir: Vec<&str> = page_dir.split('/').filter(|s| !s.is_empty()).collect();
+    let mut rest = href.as_str();
+    loop {
+        if let Some(r) = rest.strip_prefix("../") {
+            dir.pop();
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    dir.push(rest);
+    dir.join("/")
+}
+
+fn encoded(s: &str) -> String {
+    layerpipe::query::encode(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merged_filesystem_strikes_through_what_later_layers_hid() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/merged", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let image = encoded(&pushed.image.reference);
+
+    // The image page leads to the merged view and the sizes.
+    let page = get(&lp, &format!("?image={image}")).await.html();
+    assert!(page.contains(&format!("<a href=\"./layers/?image={image}\">merged filesystem</a>")), "{page}");
+    assert!(page.contains(&format!("<a href=\"./sizes?image={image}\">")), "{page}");
+
+    let root = get(&lp, &format!("layers/?image={image}")).await;
+    assert_eq!(root.status, http::StatusCode::OK);
+    let root = root.html();
+    assert!(root.contains("<table id=\"merged\">"), "{root}");
+    for dir in ["app", "etc", "opt", "var"] {
+        let row = row_with(&root, &format!(">{dir}/</a>"));
+        assert!(!row.contains("<del>") && row.contains("in the image"), "{row}");
+    }
+    // app/ comes from layer 3.
+    assert!(row_with(&root, ">app/</a>").contains(">layer 3</a>"), "{root}");
+
+    // etc/: the secret, deleted by layer 2, still listed and saved from layer 1.
+    let etc = get(&lp, &format!("layers/etc/?image={image}")).await.html();
+    let secret = row_with(&etc, ">secret.key</a></del>");
+    assert!(secret.contains("<td>deleted by layer 2</td>") && secret.contains(">layer 1</a>"), "{secret}");
+    let save = link_in(secret, "[save]", "layers/etc/");
+    assert!(save.starts_with("save/etc/secret.key?"), "{save}");
+    let saved = get(&lp, &save).await;
+    assert_eq!(saved.status, http::StatusCode::OK);
+    assert_eq!(&saved.body[..], real::layered::SECRET);
+    // Its layer link is that layer's entry page, which previews it.
+    let preview = get(&lp, &link_in(secret, "layer 1", "layers/etc/")).await.html();
+    assert!(preview.contains("AKIA-layerpipe-test-secret"), "{preview}");
+    // passwd: layer 2's is seen, layer 1's overwritten by it.
+    let seen = row_with(&etc, ">passwd</a></td>");
+    assert!(seen.contains(">layer 2</a>") && seen.contains("in the image") && seen.contains("56 B"), "{seen}");
+    let old = row_with(&etc, ">passwd</a></del>");
+    assert!(old.contains(">layer 1</a>") && old.contains("<td>overwritten by layer 2</td>"), "{old}");
+
+    // var/cache/ is opaque in layer 2: what layer 1 had below it is deleted.
+    let cache = get(&lp, &format!("layers/var/cache/?image={image}")).await.html();
+    assert!(row_with(&cache, ">apt/</a></del>").contains("deleted by layer 2"), "{cache}");
+    assert!(row_with(&cache, ">fresh</a>").contains("in the image"), "{cache}");
+    let apt = get(&lp, &format!("layers/var/cache/apt/?image={image}")).await.html();
+    let deb = row_with(&apt, ">pkg.deb</a></del>");
+    assert!(deb.contains("deleted by layer 2") && deb.contains("[save]"), "{deb}");
+
+    // opt/tool: a file of layer 2 over a directory of layer 1; each URL shows its own.
+    let opt = get(&lp, &format!("layers/opt/?image={image}")).await.html();
+    assert!(row_with(&opt, ">tool</a></td>").contains(">layer 2</a>"), "{opt}");
+    assert!(row_with(&opt, ">tool/</a></del>").contains("overwritten by layer 2"), "{opt}");
+    let tool = get(&lp, &format!("layers/opt/tool?image={image}")).await.html();
+    assert!(tool.contains("<table id=\"versions\">") && tool.contains("overwritten by layer 2"), "{tool}");
+    let hidden_dir = get(&lp, &format!("layers/opt/tool/?image={image}")).await.html();
+    assert!(row_with(&hidden_dir, ">run</a></del>").contains("overwritten by layer 2"), "{hidden_dir}");
+
+    // An entry's page lists every layer's version.
+    let passwd = get(&lp, &format!("layers/etc/passwd?image={image}")).await.html();
+    assert!(passwd.contains("<table id=\"versions\">"), "{passwd}");
+    assert_eq!(passwd.matches("[save]").count(), 2, "{passwd}");
+
+    // Folders without their slash, and files with one, are redirected.
+    let to_dir = get(&lp, &format!("layers/etc?image={image}")).await;
+    assert_eq!(to_dir.status, http::StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(to_dir.location.unwrap(), format!("../layers/etc/?image={image}"));
+    let to_file = get(&lp, &format!("layers/etc/passwd/?image={image}")).await;
+    assert_eq!(to_file.location.unwrap(), format!("../../../layers/etc/passwd?image={image}"));
+    assert_eq!(get(&lp, &format!("layers?image={image}")).await.location.unwrap(), format!("./layers/?image={image}"));
+
+    // Bad input: the right status and a page saying why.
+    for (href, status) in [
+        (format!("layers/nothing/here?image={image}"), http::StatusCode::NOT_FOUND),
+        (format!("layers/etc/?image={image}&page=2"), http::StatusCode::NOT_FOUND),
+        (format!("layers/?image={image}&page=0"), http::StatusCode::BAD_REQUEST),
+        (format!("layers/a//b/?image={image}"), http::StatusCode::BAD_REQUEST),
+        (format!("layers/%zz?image={image}"), http::StatusCode::BAD_REQUEST),
+        ("layers/".to_owned(), http::StatusCode::BAD_REQUEST),
+        ("sizes?image=Bad%20Ref".to_owned(), http::StatusCode::BAD_REQUEST),
+        (
+            format!("sizes?image={}", encoded(&format!("{}/whole/none:v1", registry.host()))),
+            http::StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let page = get(&lp, &href).await;
+        assert_eq!(page.status, status, "{href}: {}", page.html());
+        assert!(page.html().contains("<p class=\"error\" id=\"reason\">"), "{href}: {}", page.html());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_files_in_a_layer_and_across_the_image() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/search", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let image = encoded(&pushed.image.reference);
+
+    // In one layer's file list.
+    let base = &pushed.image.layers[0];
+    let layer = format!("image={image}&digest={}&layer=1&mt={}", encoded(&base.digest), encoded(&base.media_type));
+    let files = get(&lp, &format!("files?{layer}&search=SECRET")).await.html();
+    assert!(files.contains("<p id=\"hits\">1 entries match <code>secret</code>.</p>"), "{files}");
+    assert!(files.contains(">/etc/secret.key</a>") && !files.contains("passwd</a>"), "{files}");
+    assert!(files.contains("<input type=\"hidden\" name=\"digest\""), "{files}");
+
+    // Across the image: the hit's layer and fate, hidden versions too.
+    let hits = get(&lp, &format!("layers/?image={image}&search=secret")).await.html();
+    assert!(hits.contains("<p id=\"hits\">1 entries match"), "{hits}");
+    let secret = row_with(&hits, ">/etc/secret.key</a></del>");
+    assert!(secret.contains(">layer 1</a>") && secret.contains("deleted by layer 2"), "{secret}");
+    let passwd = get(&lp, &format!("layers/?image={image}&search=PASSWD")).await.html();
+    assert!(passwd.contains("<p id=\"hits\">2 entries match"), "{passwd}");
+    let app = get(&lp, &format!("layers/?image={image}&search=%5E%2Fapp")).await.html();
+    assert!(app.contains("<p id=\"hits\">2 entries match"), "{app}");
+    assert!(row_with(&app, ">/app/main.py</a>").contains(">layer 3</a>"), "{app}");
+    // A search from a folder is the image's search, at the merged root.
+    let from_etc = get(&lp, &format!("layers/etc/?image={image}&search=x")).await;
+    assert_eq!(from_etc.location.unwrap(), format!("../../layers/?image={image}&search=x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizes_put_the_largest_file_first_and_count_the_wasted_bytes() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/sizes", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let image = encoded(&pushed.image.reference);
+    let page = get(&lp, &format!("sizes?image={image}")).await;
+    assert_eq!(page.status, http::StatusCode::OK);
+    let html = page.html();
+    // Layer 1 ships the secret (27), the package (64 KiB), passwd (26) and the tool (10)
+    // that later layers hide; the image ships those, passwd again (56), fresh (6), the
+    // new tool (11) and main.py (15).
+    let wasted = real::layered::SECRET.len() + 64 * 1024 + 26 + 10;
+    assert_eq!(wasted, 65_599);
+    assert!(html.contains("<dd id=\"files\">8</dd>"), "{html}");
+    assert!(html.contains(&format!("<dd id=\"wasted\">64.1 KiB ({wasted} bytes)</dd>")), "{html}");
+    assert!(html.contains(&format!("({} bytes)</dd>", wasted + 56 + 6 + 11 + 15)), "{html}");
+    let by_layer = &html[html.find("<table id=\"wasted-by-layer\">").unwrap()..];
+    let titles: Vec<&str> = by_layer.split("title=\"").skip(1).take(3).map(|t| &t[..t.find('"').unwrap()]).collect();
+    assert_eq!(titles, [format!("{wasted} bytes"), "0 bytes".to_owned(), "0 bytes".to_owned()]);
+    let largest = &html[html.find("<table id=\"largest\">").unwrap()..];
+    let first = row_with(largest, "<td class=\"p\">");
+    assert!(first.contains("<del>") && first.contains(">/var/cache/apt/pkg.deb</a>"), "{first}");
+    assert!(first.contains("title=\"65536 bytes\"") && first.contains("deleted by layer 2"), "{first}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_asks_which_platform_to_merge() {
+    let registry = RealRegistry::start();
+    let index = registry.push_oci_index("whole/index", "v1").await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let page = get(&lp, &format!("layers/?image={}", encoded(&index.reference))).await;
+    assert_eq!(page.status, http::StatusCode::OK);
+    let html = page.html();
+    assert!(html.contains("<table id=\"platforms\">"), "{html}");
+    let arm = row_with(&html, ">linux/arm64</a>");
+    let merged = get(&lp, &link_in(arm, "linux/arm64", "layers/")).await;
+    assert_eq!(merged.status, http::StatusCode::OK);
+    let merged = merged.html();
+    assert!(merged.contains(&index.platforms[1].digest) && merged.contains(">usr/</a>"), "{merged}");
+    let sizes = get(&lp, &format!("sizes?image={}", encoded(&index.reference))).await.html();
+    assert!(sizes.contains("<a href=\"./sizes?image="), "{sizes}");
+}

@@ -12,6 +12,7 @@
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::query::encode;
+use crate::reference::ImageReference;
 
 /// Longest path accepted in a URL.
 const MAX_PATH_BYTES: usize = 16 * 1024;
@@ -162,6 +163,11 @@ impl Here {
         format!("{}files?{}{page}", self.up(), blob_query(link))
     }
 
+    /// Where a layer's file list's search form submits to (its fields make the query).
+    pub fn files_search(self) -> String {
+        format!("{}files", self.up())
+    }
+
     /// The page of a directory (`dir`) or a file.
     pub fn fs(self, link: &DownloadLink, path: &LayerPath, dir: bool) -> String {
         let slash = if dir && !path.is_root() { "/" } else { "" };
@@ -171,6 +177,28 @@ impl Here {
     /// The download of one file.
     pub fn save(self, link: &DownloadLink, path: &LayerPath) -> String {
         format!("{}save/{}?{}", self.up(), path.to_url(), blob_query(link))
+    }
+
+    /// The page of `image` itself (its layers, or an index's platforms).
+    pub fn image_of(self, image: &ImageReference) -> String {
+        format!("{}?image={}", self.up(), encode(&image.to_string()))
+    }
+
+    /// Where the search form of the whole-image pages submits to: the merged root,
+    /// without a query (a GET form writes its own).
+    pub fn merged_search(self) -> String {
+        format!("{}layers/", self.up())
+    }
+
+    /// The merged filesystem's page of a directory (`dir`) or an entry, `layers/PATH`.
+    pub fn merged(self, image: &ImageReference, path: &LayerPath, dir: bool) -> String {
+        let slash = if dir && !path.is_root() { "/" } else { "" };
+        format!("{}layers/{}{slash}?image={}", self.up(), path.to_url(), encode(&image.to_string()))
+    }
+
+    /// The image's sizes page.
+    pub fn sizes(self, image: &ImageReference) -> String {
+        format!("{}sizes?image={}", self.up(), encode(&image.to_string()))
     }
 }
 
@@ -256,5 +284,11 @@ mod tests {
         let file = LayerPath::from_clean(b"usr/bin/env");
         assert_eq!(Here::file(&file).save(&link, &file), format!("../../../save/usr/bin/env?{q}"));
         assert_eq!(Here::file(&LayerPath::from_clean(b"top")).download(&link), format!("../download?{q}"));
+        assert_eq!(
+            Here::dir(&dir).merged(&link.image, &file, false),
+            "../../../layers/usr/bin/env?image=r.io%2Fa%2Fb%3Av1"
+        );
+        assert_eq!(Here::root().merged(&link.image, &LayerPath::root(), true), "./layers/?image=r.io%2Fa%2Fb%3Av1");
+        assert_eq!(Here::file(&file).sizes(&link.image), "../../../sizes?image=r.io%2Fa%2Fb%3Av1");
     }
 }

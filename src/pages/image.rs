@@ -72,6 +72,9 @@ struct ImageLayers {
     config_digest: String,
     total: String,
     layers: Vec<LayerRow>,
+    /// The merged filesystem and the sizes of the whole image.
+    merged_href: String,
+    sizes_href: String,
 }
 
 /// One row of an index's platform table.
@@ -145,6 +148,8 @@ fn layers(frame: Frame, head: ImageHead, reference: &ImageReference, manifest: &
         config_digest: manifest.config.digest.to_string(),
         total: human_size(total),
         layers,
+        merged_href: Here::root().merged(reference, &LayerPath::root(), true),
+        sizes_href: Here::root().sizes(reference),
     }
 }
 

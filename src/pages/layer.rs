@@ -4,10 +4,12 @@
 use askama::Template;
 
 use super::budget::{self, encoded_len, page_range, page_starts, row_cost, shorten};
+use super::merged::search_query;
 use super::text::{display_name, display_path, human_size, utc};
 use super::{render, Frame};
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
+use crate::image::search::Search;
 use crate::layer::decompress::Compression;
 use crate::layer::entry::{self, Kind, NameIssue};
 use crate::layer::inspect::{BlobHead, Preview};
@@ -92,16 +94,16 @@ impl Notes {
 }
 
 /// Where the other pages of a long table are (`page_nav.html`).
-struct PageNav {
-    page: usize,
-    pages: usize,
-    prev: Option<String>,
-    next: Option<String>,
+pub(super) struct PageNav {
+    pub(super) page: usize,
+    pub(super) pages: usize,
+    pub(super) prev: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 impl PageNav {
     /// The links around page `page` of `pages`, `href` making each; none for one page.
-    fn new(page: usize, pages: usize, href: impl Fn(usize) -> String) -> Option<PageNav> {
+    pub(super) fn new(page: usize, pages: usize, href: impl Fn(usize) -> String) -> Option<PageNav> {
         (pages > 1).then(|| PageNav {
             page,
             pages,
@@ -141,7 +143,7 @@ impl Row {
 }
 
 /// An entry's type, as the listing's type column says it.
-fn kind_text(e: &EntryRef<'_>) -> String {
+pub(super) fn kind_text(e: &EntryRef<'_>) -> String {
     let link = || display_name(e.link());
     match e.entry.kind {
         Kind::File => "file".to_owned(),
@@ -159,7 +161,7 @@ fn kind_text(e: &EntryRef<'_>) -> String {
 }
 
 /// The mode: octal (on hover) and `-rwxr-xr-x`.
-fn mode(e: &EntryRef<'_>) -> (String, String) {
+pub(super) fn mode(e: &EntryRef<'_>) -> (String, String) {
     (format!("{:04o}", e.entry.mode), entry::mode_string(e.entry.kind, e.entry.mode))
 }
 
@@ -187,6 +189,37 @@ struct LayerFiles {
     compression: &'static str,
     tar_bytes: String,
     rows: Vec<Row>,
+    /// The search, when the list is one.
+    search: Option<FileSearch>,
+    /// The hidden fields of the search form.
+    query: BlobFields,
+    /// Where the search form submits to.
+    files_action: String,
+}
+
+/// A search in a layer's file list: the text typed back, and how many entries match.
+struct FileSearch {
+    text: String,
+    matching: usize,
+}
+
+/// The fields that name a blob, for a GET form's hidden inputs.
+struct BlobFields {
+    image: String,
+    digest: String,
+    layer: u32,
+    mt: String,
+}
+
+impl BlobFields {
+    fn of(link: &DownloadLink) -> BlobFields {
+        BlobFields {
+            image: link.image.to_string(),
+            digest: link.digest.to_string(),
+            layer: link.layer,
+            mt: link.media_type.clone(),
+        }
+    }
 }
 
 /// The most bytes the row of entry `e` can take, its link from `here` included.
@@ -195,26 +228,36 @@ fn entry_cost(link: &DownloadLink, here: Here, e: &EntryRef<'_>) -> usize {
     row_cost(to_root + encoded_len(e.path()) + 1, &[e.path(), e.path(), e.link(), e.raw_name().unwrap_or_default()])
 }
 
-/// Where each page of a layer's file list starts.
-fn file_page_starts(link: &DownloadLink, listing: &Listing) -> Vec<usize> {
-    page_starts(listing.by_size().map(|e| entry_cost(link, Here::root(), &e)))
+/// The entries of a layer's file list, largest first: all, or those `search` finds.
+fn listed<'a>(listing: &'a Listing, search: Option<&'a Search>) -> impl Iterator<Item = EntryRef<'a>> + 'a {
+    listing.by_size().filter(move |e| search.is_none_or(|s| s.matches(e.path())))
 }
 
-/// How many pages a layer's file list has.
-pub fn file_pages(link: &DownloadLink, listing: &Listing) -> usize {
-    file_page_starts(link, listing).len()
+/// Where each page of a layer's file list starts, and how many entries it lists.
+fn file_page_starts(link: &DownloadLink, listing: &Listing, search: Option<&Search>) -> (Vec<usize>, usize) {
+    let mut count = 0;
+    let starts = page_starts(listed(listing, search).map(|e| {
+        count += 1;
+        entry_cost(link, Here::root(), &e)
+    }));
+    (starts, count)
+}
+
+/// How many pages a layer's file list has (of the entries `search` finds, with one).
+pub fn file_pages(link: &DownloadLink, listing: &Listing, search: Option<&Search>) -> usize {
+    file_page_starts(link, listing, search).0.len()
 }
 
 /// `files`: every entry of a layer, largest first, [`FILES_PER_PAGE`] to a page (fewer
-/// where they would pass the page's byte budget); page `page` from 1.
-pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> String {
+/// where they would pass the page's byte budget); page `page` from 1. With `search`,
+/// only the entries whose path it matches.
+pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: Option<&Search>) -> String {
     let here = Here::root();
     let title = layer_title(link);
     let s = &listing.summary;
-    let starts = file_page_starts(link, listing);
-    let rows = page_range(&starts, listing.len(), page).unwrap_or_default();
-    let rows = listing
-        .by_size()
+    let (starts, matching) = file_page_starts(link, listing, search);
+    let rows = page_range(&starts, matching, page).unwrap_or_default();
+    let rows = listed(listing, search)
         .skip(rows.start)
         .take(rows.len())
         .map(|e| {
@@ -239,7 +282,13 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> Strin
         frame: Frame { title: title.clone(), image: link.image.to_string() },
         head: LayerHead::new(link, here, Heading::Files(title)),
         notes: Notes::new(link, listing),
-        nav: PageNav::new(page, starts.len(), |p| here.files(link, p)),
+        nav: PageNav::new(page, starts.len(), |p| match search {
+            Some(search) => format!("{}&search={}", here.files(link, p), search_query(search)),
+            None => here.files(link, p),
+        }),
+        search: search.map(|s| FileSearch { text: s.text(), matching }),
+        query: BlobFields::of(link),
+        files_action: here.files_search(),
         entries: listing.len(),
         file_bytes: human_size(listing.file_bytes()),
         blob_bytes: human_size(s.compressed_bytes),
@@ -250,22 +299,27 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize) -> Strin
 }
 
 /// One step of the breadcrumbs: a name, linked unless it is where the page is.
-struct Crumb {
-    name: String,
-    href: Option<String>,
+pub(super) struct Crumb {
+    pub(super) name: String,
+    pub(super) href: Option<String>,
 }
 
 /// The breadcrumbs to a path (`crumbs.html`): `/ › usr › bin`, each a link but the last.
 /// (`›`, not `/`, between them: the root is `/` itself, and `/usr` would read as one
 /// link.)
-struct Crumbs {
+pub(super) struct Crumbs {
     /// The root's link; none when the page is the root's.
-    root: Option<String>,
-    names: Vec<Crumb>,
+    pub(super) root: Option<String>,
+    pub(super) names: Vec<Crumb>,
 }
 
 impl Crumbs {
     fn new(link: &DownloadLink, here: Here, path: &LayerPath) -> Crumbs {
+        Crumbs::to(path, |dir| here.fs(link, dir, true))
+    }
+
+    /// The breadcrumbs to `path`, `href` linking each folder on the way.
+    pub(super) fn to(path: &LayerPath, href: impl Fn(&LayerPath) -> String) -> Crumbs {
         let depth = path.depth();
         let ends = budget::CRUMBS_AT_EACH_END;
         let mut names = Vec::new();
@@ -279,10 +333,10 @@ impl Crumbs {
             }
             names.push(Crumb {
                 name: shorten(&display_name(name)).into_owned(),
-                href: (i + 1 < depth).then(|| here.fs(link, &path.ancestor(i + 1), true)),
+                href: (i + 1 < depth).then(|| href(&path.ancestor(i + 1))),
             });
         }
-        Crumbs { root: (depth > 0).then(|| here.fs(link, &LayerPath::root(), true)), names }
+        Crumbs { root: (depth > 0).then(|| href(&LayerPath::root())), names }
     }
 }
 
@@ -580,7 +634,11 @@ mod tests {
     #[test]
     fn registry_strings_are_escaped_on_every_layer_page() {
         let (link, listing) = (evil_link(), evil_listing());
-        assert_escaped(&layer_files(&link, &listing, 1));
+        assert_escaped(&layer_files(&link, &listing, 1, None));
+        let search = Search::parse(EVIL).unwrap();
+        let html = layer_files(&link, &listing, 1, Some(&search));
+        assert_escaped(&html);
+        assert!(html.contains("<p id=\"hits\">4 entries match"), "{html}");
         let dir = LayerPath::from_clean(EVIL.as_bytes());
         let html = layer_dir(&link, &listing, &dir, 1);
         assert_escaped(&html);
@@ -606,7 +664,7 @@ mod tests {
     #[test]
     fn streamed_parts_escape_and_join_into_the_whole_page() {
         let (link, listing) = (evil_link(), evil_listing());
-        let whole = layer_files(&link, &listing, 1);
+        let whole = layer_files(&link, &listing, 1, None);
         let start = super::super::streamed_start(&reading_title(&link), &link.image.to_string());
         assert!(start.ends_with("<main>\n<div class=\"progress\" id=\"progress\">\n"), "{start}");
         let end = super::super::streamed_end(&whole);

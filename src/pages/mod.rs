@@ -1,6 +1,7 @@
 //! The HTML pages: the form, an image's layers or platforms, a layer's files (by size,
-//! by folder, one file), blobs that are not layers, errors, and the parts of a page
-//! streamed while a layer is read for the first time.
+//! by folder, one file), blobs that are not layers, the whole image's merged filesystem,
+//! search and sizes, errors, and the parts of a page streamed while a layer is read for
+//! the first time.
 //!
 //! Each page is an askama template under `src/pages/templates/`, compiled with the
 //! crate, filled from a small view struct made here from the domain types. Every page
@@ -18,7 +19,9 @@
 mod budget;
 mod image;
 mod layer;
+mod merged;
 mod progress;
+mod sizes;
 mod slots;
 mod text;
 
@@ -29,7 +32,9 @@ pub use image::{error, home, image};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
+pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use sizes::sizes;
 pub use slots::RenderSlots;
 pub use text::human_size;
 

@@ -37,9 +37,10 @@ impl RenderSlots {
 
     /// The page `render` makes, made in a slot off the runtime's threads; a 503 when no
     /// slot frees up within [`WAIT`].
-    pub async fn render<F>(&self, render: F) -> Result<String, Error>
+    pub async fn render<T, F>(&self, render: F) -> Result<T, Error>
     where
-        F: FnOnce() -> String + Send + 'static,
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
     {
         let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(permit) => permit.expect("the render semaphore is never closed"),

@@ -9,11 +9,13 @@ use super::App;
 use crate::body::Body;
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
+use crate::image::search::Search;
 use crate::layer::entry::Kind;
 use crate::layer::inspect::FileToSave;
 use crate::layer::link::{Here, LayerPath};
 use crate::layer::listing::{Listing, Lookup};
 use crate::pages;
+use crate::query;
 
 /// How long a first visit waits for a layer's index before it streams the page.
 const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
@@ -21,21 +23,24 @@ const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl App {
-    /// `files`: the layer's entries, largest first.
+    /// `files`: the layer's entries, largest first; with `&search=`, those it finds.
     pub(super) async fn files(&self, method: &Method, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         let page = page_number(pairs)?;
+        let search = query::get(pairs, "search").and_then(Search::parse);
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             return self.not_a_layer(&link, Here::root()).await;
         }
         if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
-            return self.first_visit(link, |link, listing| pages::layer_files(link, listing, 1)).await;
+            let render =
+                move |link: &DownloadLink, listing: &Listing| pages::layer_files(link, listing, 1, search.as_ref());
+            return self.first_visit(link, render).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
-        if page > pages::file_pages(&link, &listing) {
+        if page > pages::file_pages(&link, &listing, search.as_ref()) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
-        let html = self.renders.render(move || pages::layer_files(&link, &listing, page)).await?;
+        let html = self.renders.render(move || pages::layer_files(&link, &listing, page, search.as_ref())).await?;
         Ok(html_response(StatusCode::OK, html))
     }
 

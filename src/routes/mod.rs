@@ -1,5 +1,5 @@
 //! Routing: which handler answers a request. The handlers live by area beside this
-//! table (`image`, `download`, `layer`), and `respond` turns their results into responses.
+//! table (`image`, `download`, `layer`, `whole`), and `respond` turns their results into responses.
 //!
 //! | route | answer |
 //! |---|---|
@@ -10,6 +10,11 @@
 //! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
 //! | `GET /fs/PATH?image=…` | one entry of the layer; a file's first 64 KiB |
 //! | `GET /save/PATH?image=…` | one file of the layer, as a file |
+//! | `GET /files?…&search=TEXT` | the layer's entries whose path has TEXT (`^TEXT`: starts with it) |
+//! | `GET /layers/PATH/?image=REF` | one directory of the merged filesystem, hidden entries struck through |
+//! | `GET /layers/PATH?image=REF` | every layer's version of one path of the merged filesystem |
+//! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
+//! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
 //!
@@ -19,6 +24,7 @@ mod download;
 mod image;
 mod layer;
 mod respond;
+mod whole;
 
 use std::sync::Arc;
 
@@ -28,6 +34,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::image::load::ImageLoader;
 use crate::layer::inspect::Inspector;
 use crate::layer::link::{Here, LayerPath};
 use crate::metrics::Metrics;
@@ -47,6 +54,7 @@ pub struct App {
     multipart: Multipart,
     layers: Arc<Inspector>,
     renders: RenderSlots,
+    images: ImageLoader,
     metrics: Arc<Metrics>,
 }
 
@@ -60,6 +68,7 @@ impl App {
             multipart: Multipart::new(&config),
             layers: Arc::new(Inspector::new(&config, metrics.clone())),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
+            images: ImageLoader::default(),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
         }
@@ -94,6 +103,10 @@ impl App {
                     .map(|link| redirect(&Here::root().fs(&link, &LayerPath::root(), true))),
                 path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs).await,
                 path if path.starts_with("/save/") => self.save(method, &path["/save/".len()..], &pairs).await,
+                // The query goes along as it came: it is from a valid URI, so a valid header.
+                "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
+                path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
+                "/sizes" => self.sizes(&pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -113,6 +126,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "metrics",
         p if p == "/fs" || p.starts_with("/fs/") => "browse",
         p if p.starts_with("/save/") => "save",
+        p if p == "/layers" || p.starts_with("/layers/") => "merged",
+        "/sizes" => "sizes",
         _ => "other",
     }
 }

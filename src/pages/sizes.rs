@@ -1,0 +1,120 @@
+//! The page of where an image's bytes go: its largest files in every layer, and the
+//! bytes later layers delete or overwrite while earlier layers still ship them.
+
+use askama::Template;
+
+use super::budget::{page_range, page_starts, shorten};
+use super::layer::PageNav;
+use super::merged::{version_row, MergedImage, VersionRow, WholeHead};
+use super::text::{display_path, human_size};
+use super::{render, Frame};
+use crate::error::Error;
+use crate::image::sizes::{self, MAX_LARGEST};
+use crate::layer::entry::Kind;
+use crate::layer::link::{Here, LayerPath};
+
+/// One layer's wasted bytes.
+struct LayerWaste {
+    number: u32,
+    /// The layer's files, largest first.
+    href: String,
+    bytes: u64,
+    human: String,
+}
+
+#[derive(Template)]
+#[template(path = "sizes.html", config = "src/pages/askama.toml")]
+struct SizesPage {
+    frame: Frame,
+    head: WholeHead,
+    files: usize,
+    shipped: u64,
+    shipped_human: String,
+    wasted: u64,
+    wasted_human: String,
+    layers: Vec<LayerWaste>,
+    /// More files than the list holds.
+    capped: bool,
+    max_largest: usize,
+    nav: Option<PageNav>,
+    rows: Vec<VersionRow>,
+}
+
+/// `sizes`: the image's files, largest first (at most [`MAX_LARGEST`], hidden ones
+/// too, struck through), and its wasted bytes, in all and by layer; page `page` of the
+/// list from 1 (404 past the last).
+pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
+    let here = Here::root();
+    let s = sizes::of(image.fs);
+    let starts = page_starts(s.largest.iter().map(|v| {
+        let path = v.entry.path();
+        image.row_cost(here, path, &[path, path])
+    }));
+    let shown = page_range(&starts, s.largest.len(), page)
+        .ok_or_else(|| Error::not_found(format!("the list of files has no page {page}")))?;
+    let rows = s.largest[shown]
+        .iter()
+        .map(|&v| {
+            let path = LayerPath::from_clean(v.entry.path());
+            let text = shorten(&display_path(v.entry.path())).into_owned();
+            let dir = v.entry.entry.kind == Kind::Dir;
+            version_row(image, here, v, here.merged(image.reference, &path, dir), text)
+        })
+        .collect();
+    let layers = image
+        .layers
+        .iter()
+        .zip(&s.wasted_by_layer)
+        .map(|(link, &bytes)| LayerWaste {
+            number: link.layer,
+            href: here.files(link, 1),
+            bytes,
+            human: human_size(bytes),
+        })
+        .collect();
+    let page_href = |p: usize| {
+        let href = here.sizes(image.reference);
+        if p > 1 {
+            format!("{href}&page={p}")
+        } else {
+            href
+        }
+    };
+    Ok(render(&SizesPage {
+        frame: Frame { title: format!("Sizes of {}", image.reference), image: image.reference.to_string() },
+        head: WholeHead::new(image.reference, here, "Sizes", None, None),
+        files: s.files,
+        shipped: s.shipped,
+        shipped_human: human_size(s.shipped),
+        wasted: s.wasted,
+        wasted_human: human_size(s.wasted),
+        layers,
+        capped: s.files > MAX_LARGEST,
+        max_largest: MAX_LARGEST,
+        nav: PageNav::new(page, starts.len(), page_href),
+        rows,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::merged::tests::{assert_escaped, two_layers};
+    use super::*;
+
+    #[test]
+    fn the_largest_file_comes_first_and_wasted_bytes_are_counted_by_layer() {
+        let (reference, layers, fs) = two_layers();
+        let image = MergedImage { reference: &reference, layers: &layers, fs: &fs };
+        let html = sizes(&image, 1).unwrap();
+        assert_escaped(&html);
+        // The secret (40) and the first passwd (100) are shipped by layer 1 and hidden.
+        assert!(html.contains("<dd id=\"wasted\">140 B (140 bytes)</dd>"), "{html}");
+        assert!(html.contains("<dd id=\"shipped\">9.0 KiB (9265 bytes)</dd>"), "{html}");
+        assert!(html.contains("<dd id=\"files\">5</dd>"), "{html}");
+        let largest = &html[html.find("<table id=\"largest\">").unwrap()..];
+        let first_row = &largest[largest.find("<tbody>").unwrap()..];
+        assert!(first_row.starts_with("<tbody>\n<tr><td class=\"p\"><a href=\"./layers/big?image="), "{first_row}");
+        assert!(html.contains("<td class=\"n\" title=\"140 bytes\">140 B</td>"), "{html}");
+        assert_eq!(sizes(&image, 2).unwrap_err().status(), http::StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,159 @@
+//! The whole image at once: its merged filesystem (folders, entries, a search across
+//! every layer) and where its bytes go. Each reads every layer's listing, through the
+//! layer indexes, and keeps the merged view by manifest digest.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+
+use super::respond::{html_response, page_number, redirect};
+use super::App;
+use crate::body::Body;
+use crate::digest::Digest;
+use crate::download::{DownloadLink, LayerFormat};
+use crate::error::Error;
+use crate::image::load;
+use crate::image::merged::MergedFs;
+use crate::image::search::Search;
+use crate::layer::entry::Kind;
+use crate::layer::link::{Here, LayerPath};
+use crate::manifest::{ImageIndex, ImageManifest, Manifest};
+use crate::pages::{self, MergedImage};
+use crate::query;
+use crate::reference::ImageReference;
+
+/// Which page of the merged filesystem a request asks for.
+enum View {
+    Search,
+    Dir,
+    Entry,
+}
+
+/// An image manifest's layers, linked as its image page numbers them, and merged.
+struct Merged {
+    layers: Vec<DownloadLink>,
+    fs: Arc<MergedFs>,
+}
+
+impl App {
+    /// `layers/PATH/` and `layers/PATH`: a folder of the merged filesystem, or every
+    /// layer's version of one path; with `&search=`, the entries of every layer it
+    /// finds. As in a layer's folders, a directory asked for without its `/` (or a file
+    /// with one) is redirected, so relative links resolve from the right place. A path
+    /// may be both (a file that replaced a directory): then each URL shows its own.
+    pub(super) async fn merged(&self, encoded: &str, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let (path, wants_dir) = LayerPath::from_url(encoded)?;
+        let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
+        let page = page_number(pairs)?;
+        let search = query::get(pairs, "search").and_then(Search::parse);
+        if let Some(search) = &search {
+            if !(path.is_root() && wants_dir) {
+                // A search covers every path, and its page lives at the merged root.
+                let root = here.merged(&image_reference(pairs)?, &LayerPath::root(), true);
+                return Ok(redirect(&format!("{root}&search={}", query::encode(&search.text()))));
+            }
+        }
+        let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
+            Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
+            Chosen::Index(reference, index) => {
+                let html = pages::choose_platform(&reference, &index, "the merged filesystem", |platform| {
+                    here.merged(platform, &path, wants_dir)
+                });
+                return Ok(html_response(StatusCode::OK, html));
+            }
+        };
+        let merged = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        let bytes = path.as_bytes();
+        let is_dir = merged.fs.is_dir(bytes);
+        let has_entry = merged.fs.at(bytes).iter().any(|v| v.entry.entry.kind != Kind::Dir);
+        let view = match (&search, wants_dir, is_dir, has_entry) {
+            (Some(_), ..) => View::Search,
+            (None, true, true, _) => View::Dir,
+            (None, false, _, true) => View::Entry,
+            (None, true, false, true) => return Ok(redirect(&here.merged(&reference, &path, false))),
+            (None, false, true, false) => return Ok(redirect(&here.merged(&reference, &path, true))),
+            (None, _, false, false) => {
+                return Err(Error::not_found(format!("{} is in no layer of this image", path.display())))
+            }
+        };
+        let html = self
+            .renders
+            .render(move || {
+                let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
+                match (view, search) {
+                    (View::Search, Some(search)) => pages::merged_search(&image, &search, page),
+                    (View::Dir, _) => pages::merged_dir(&image, &path, page),
+                    _ => Ok(pages::merged_entry(&image, &path)),
+                }
+            })
+            .await??;
+        Ok(html_response(StatusCode::OK, html))
+    }
+
+    /// `sizes`: the image's largest files and its wasted bytes.
+    pub(super) async fn sizes(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let page = page_number(pairs)?;
+        let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
+            Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
+            Chosen::Index(reference, index) => {
+                let html =
+                    pages::choose_platform(&reference, &index, "the sizes", |platform| Here::root().sizes(platform));
+                return Ok(html_response(StatusCode::OK, html));
+            }
+        };
+        let merged = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        let html = self
+            .renders
+            .render(move || {
+                let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
+                pages::sizes(&image, page)
+            })
+            .await??;
+        Ok(html_response(StatusCode::OK, html))
+    }
+
+    /// The manifest `image=REF` names: an image's, or an index to choose a platform of.
+    async fn image_manifest(&self, pairs: &[(String, String)]) -> Result<Chosen, Error> {
+        let reference = image_reference(pairs)?;
+        let fetched = self.registry.manifest(&reference).await?;
+        Ok(match &fetched.manifest {
+            Manifest::Image(manifest) => {
+                Chosen::Image { reference, digest: fetched.digest.clone(), manifest: manifest.clone() }
+            }
+            Manifest::Index(index) => Chosen::Index(reference, index.clone()),
+        })
+    }
+
+    /// The image's layers merged; first every one must be a filesystem layer (an
+    /// artifact's blobs, a signature or an SBOM, have no files to merge).
+    async fn merged_layers(
+        &self,
+        reference: &ImageReference,
+        manifest_digest: &Digest,
+        manifest: &ImageManifest,
+    ) -> Result<Merged, Error> {
+        let layers = load::layer_links(reference, manifest);
+        if let Some(other) = layers.iter().find(|l| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other) {
+            return Err(Error::bad_request(format!(
+                "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",
+                other.layer, other.media_type
+            )));
+        }
+        let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
+        Ok(Merged { layers, fs })
+    }
+}
+
+/// What an `image=REF` names.
+enum Chosen {
+    /// An image manifest, with its digest.
+    Image { reference: ImageReference, digest: Digest, manifest: ImageManifest },
+    /// An index: its platforms have a filesystem each, so the page asks which.
+    Index(ImageReference, ImageIndex),
+}
+
+/// The required `image=REF`.
+fn image_reference(pairs: &[(String, String)]) -> Result<ImageReference, Error> {
+    let image = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty());
+    Ok(image.ok_or_else(|| Error::bad_request("the image parameter is missing"))?.parse()?)
+}
