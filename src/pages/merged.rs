@@ -37,13 +37,15 @@ pub struct MergedImage<'a> {
 const MORE_MARKUP: usize = 240;
 
 impl MergedImage<'_> {
-    /// The most bytes a row about `path` can take on a page at `here`: three links (the
-    /// name's, the layer's, the save link), each at most as long as the longest layer
-    /// link with the path in it.
-    pub(super) fn row_cost(&self, here: Here, path: &[u8], shown: &[&[u8]]) -> usize {
+    /// How many bytes a row about a path can take on a page at `here`, given the path
+    /// and the names the row shows: three links (the name's, the layer's, the save
+    /// link), each at most as long as the longest layer link with the path in it.
+    pub(super) fn row_costs(&self, here: Here) -> impl Fn(&[u8], &[&[u8]]) -> usize {
         let longest = self.layers.iter().map(|l| here.save(l, &LayerPath::root()).len()).max().unwrap_or(0);
-        let href = longest.saturating_add(encoded_len(path)).saturating_add(16);
-        row_cost(href.saturating_mul(3).saturating_add(MORE_MARKUP), shown)
+        move |path, shown| {
+            let href = longest.saturating_add(encoded_len(path)).saturating_add(16);
+            row_cost(href.saturating_mul(3).saturating_add(MORE_MARKUP), shown)
+        }
     }
 }
 
@@ -214,9 +216,10 @@ fn whole_frame(reference: &ImageReference, title: String) -> Frame {
 pub fn merged_dir(image: &MergedImage<'_>, dir: &LayerPath, page: usize) -> Result<String, Error> {
     let here = Here::dir(dir);
     let children = image.fs.children(dir.as_bytes());
+    let cost = image.row_costs(here);
     let costs = children.iter().map(|c| {
         let path = dir.join(c.name);
-        child_row_count(c).saturating_mul(image.row_cost(here, path.as_bytes(), &[c.name, c.name, c.name]))
+        child_row_count(c).saturating_mul(cost(path.as_bytes(), &[c.name, c.name, c.name]))
     });
     let starts = page_starts(costs);
     let shown = page_range(&starts, children.len(), page)
@@ -232,7 +235,8 @@ pub fn merged_dir(image: &MergedImage<'_>, dir: &LayerPath, page: usize) -> Resu
     };
     Ok(render(&MergedDir {
         frame: whole_frame(image.reference, dir.display()),
-        head: WholeHead::new(image.reference, here, "The merged filesystem", Some(dir), None),
+        // The root's heading says what the view is; a folder's, where it is.
+        head: WholeHead::new(image.reference, here, "The merged filesystem", (!dir.is_root()).then_some(dir), None),
         crumbs: Crumbs::to(dir, |d| here.merged(image.reference, d, true)),
         nav: PageNav::new(page, starts.len(), page_href),
         rows,
@@ -298,9 +302,10 @@ pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> R
         .collect();
     let capped = hits.len() > MAX_HITS;
     hits.truncate(MAX_HITS);
+    let cost = image.row_costs(here);
     let starts = page_starts(hits.iter().map(|v| {
         let path = v.entry.path();
-        image.row_cost(here, path, &[path, path, v.entry.link()])
+        cost(path, &[path, path, v.entry.link()])
     }));
     let shown = page_range(&starts, hits.len(), page)
         .ok_or_else(|| Error::not_found(format!("the search has no page {page}")))?;
@@ -448,6 +453,8 @@ pub(super) mod tests {
         assert!(html.contains("&lt;script&gt;"), "{html}");
         let root = merged_dir(&image, &LayerPath::root(), 1).unwrap();
         assert!(root.contains("<a href=\"../layers/etc/?image=r.io%2Fa%2Fb%3Av1\">etc/</a>"), "{root}");
+        assert!(root.contains("<h1>The merged filesystem of <code>r.io/a/b:v1</code></h1>"), "{root}");
+        assert!(html.contains("<h1><code>/etc</code> in <code>r.io/a/b:v1</code></h1>"), "{html}");
         assert!(root.contains("<form method=\"get\" action=\"../layers/\""), "{root}");
         assert_eq!(merged_dir(&image, &LayerPath::root(), 2).unwrap_err().status(), http::StatusCode::NOT_FOUND);
     }

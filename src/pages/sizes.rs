@@ -46,9 +46,10 @@ struct SizesPage {
 pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
     let here = Here::root();
     let s = sizes::of(image.fs);
+    let cost = image.row_costs(here);
     let starts = page_starts(s.largest.iter().map(|v| {
         let path = v.entry.path();
-        image.row_cost(here, path, &[path, path])
+        cost(path, &[path, path])
     }));
     let shown = page_range(&starts, s.largest.len(), page)
         .ok_or_else(|| Error::not_found(format!("the list of files has no page {page}")))?;
