@@ -26,6 +26,7 @@ use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
+mod foreign;
 mod manifests;
 mod ranged;
 mod referrers;
@@ -128,6 +129,46 @@ impl RegistryClient {
             ))),
             _ => Err(status_error(&response, &format!("blob {digest} not found in {}", reference.repository()))),
         }
+    }
+
+    /// The answer to a HEAD on a download, without a HEAD: signed CDN URLs are signed for
+    /// GET (S3 behind GHCR answers a HEAD with 403, ECR Public with 401), so the first
+    /// byte is asked for (`Range: bytes=0-0`) and its `Content-Range` gives the blob's
+    /// length, answered as a 200 with that `Content-Length`. A client's own `Range` is
+    /// asked for as it is, to answer the headers its GET would get. The body, one byte or
+    /// the client's range, is for the caller to drop.
+    pub async fn blob_head(
+        &self,
+        reference: &ImageReference,
+        digest: &Digest,
+        pass_on: HeaderMap,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        if pass_on.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(ByteRange::parse).is_some() {
+            return self.blob(reference, digest, &Method::GET, pass_on).await;
+        }
+        let mut first_byte = HeaderMap::new();
+        first_byte.insert(header::RANGE, HeaderValue::from_static("bytes=0-0"));
+        let response = self.blob(reference, digest, &Method::GET, first_byte).await;
+        let response = match response {
+            // An empty blob has no first byte: 416 with `bytes */0`.
+            Ok(r) if r.status() == StatusCode::RANGE_NOT_SATISFIABLE => r,
+            Ok(r) if r.status() == StatusCode::PARTIAL_CONTENT => r,
+            // A registry that ignores `Range` sent the whole blob, and its length.
+            other => return other,
+        };
+        let complete = response
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, complete)| complete.parse::<u64>().ok())
+            .filter(|&n| (n == 0) == (response.status() == StatusCode::RANGE_NOT_SATISFIABLE))
+            .ok_or_else(|| self.invalid(format!("the registry did not say the length of blob {digest}")))?;
+        let (mut parts, body) = response.into_parts();
+        parts.status = StatusCode::OK;
+        parts.headers.remove(header::CONTENT_RANGE);
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(complete));
+        Ok(Response::from_parts(parts, body))
     }
 
     /// An authenticated request for `path` on `registry`, following redirects. A 401 is
