@@ -109,7 +109,7 @@ fn page(c: &mut Criterion) {
         b.iter(|| manifest::parse(None, black_box(json.as_bytes())).unwrap())
     });
     g.bench_function("page::image 100 layers", |b| {
-        b.iter(|| layerpipe::pages::image(black_box(&reference), black_box(&fetched)))
+        b.iter(|| layerpipe::pages::image(black_box(&reference), black_box(&fetched), None))
     });
     g.finish();
 }

@@ -7,6 +7,7 @@ pub mod realm;
 pub mod tokens;
 
 use challenge::Challenge;
+use http::header::{HeaderMap, WWW_AUTHENTICATE};
 
 /// How a registry wants to be authenticated, as learnt from its `/v2/` answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,16 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The scheme a 401's `WWW-Authenticate` headers ask for (all of them, in order).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Scheme, String> {
+        let mut challenges = Vec::new();
+        for value in headers.get_all(WWW_AUTHENTICATE) {
+            let text = value.to_str().map_err(|_| "the registry sent a non-ASCII WWW-Authenticate".to_owned())?;
+            challenges.extend(challenge::parse(text).map_err(|e| e.to_string())?);
+        }
+        Scheme::from_challenges(&challenges)
+    }
+
     /// Picks the scheme layerpipe will use from a 401's challenges: Bearer when offered
     /// (it is what registries mean), else Basic.
     pub fn from_challenges(challenges: &[Challenge]) -> Result<Scheme, String> {

@@ -157,7 +157,8 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
-    /// Base URL of the registry's API, without a path: `https://ghcr.io`.
+    /// Base URL of the registry's API, `https://ghcr.io`, or with the path prefix it is
+    /// served under: `https://host/artifactory/api/docker/REPO`.
     pub endpoint: Endpoint,
     /// Basic credentials, for the token endpoint or a Basic-auth registry.
     pub username: Option<String>,
@@ -300,7 +301,8 @@ impl Default for Retries {
     }
 }
 
-/// A registry's base URL: `http` or `https`, a host, no path, query or user info.
+/// A registry's base URL: `http` or `https`, a host, optionally a path prefix the API is
+/// served under (without a trailing `/`), no query or user info.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Endpoint(Uri);
@@ -326,10 +328,16 @@ impl TryFrom<String> for Endpoint {
         if authority.as_str().contains('@') {
             return Err(bad("must not hold credentials; use username and password"));
         }
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(bad("must not have a path or query"));
+        if uri.query().is_some() || s.contains('#') {
+            return Err(bad("must not have a query"));
         }
-        let base = format!("{}://{}", uri.scheme_str().unwrap_or("https"), authority);
+        // A path is a prefix the API is served under (Artifactory's
+        // `/artifactory/api/docker/REPO`); `/v2/…` is added to it, so it must not be there.
+        let prefix = uri.path().trim_end_matches('/');
+        if prefix.ends_with("/v2") {
+            return Err(bad("must not end in /v2: layerpipe adds /v2/ itself"));
+        }
+        let base = format!("{}://{}{prefix}", uri.scheme_str().unwrap_or("https"), authority);
         Ok(Endpoint(base.parse().map_err(|_| bad("is not a URL"))?))
     }
 }
@@ -507,7 +515,7 @@ impl Config {
 pub struct Registry {
     /// The host as written in references (the config key).
     pub host: String,
-    /// Base URL, `scheme://authority`.
+    /// Base URL, `scheme://authority` and any path prefix, which `/v2/…` follows.
     pub endpoint: Uri,
     /// Basic credentials, when configured.
     pub credentials: Option<Credentials>,
@@ -553,13 +561,26 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_may_have_a_path_prefix() {
+        let c = Config::parse(
+            r#"{"registries": {"art.example": {"endpoint": "https://art.example/artifactory/api/docker/repo/"}}}"#,
+        )
+        .unwrap();
+        let r = c.registry("art.example");
+        assert_eq!(r.endpoint.to_string(), "https://art.example/artifactory/api/docker/repo");
+        assert_eq!(r.endpoint.host(), Some("art.example"));
+    }
+
+    #[test]
     fn bad_keys_and_values_are_named() {
         for (json, needle) in [
             (r#"{"lisen": "1.2.3.4:5"}"#, "lisen"),
             (r#"{"listen": "nope"}"#, "invalid socket address"),
             (r#"{"verify_digests": "yes"}"#, "invalid type"),
             (r#"{"registries": {"r.io": {"endpoint": "ftp://r.io"}}}"#, "http:// or https://"),
-            (r#"{"registries": {"r.io": {"endpoint": "https://r.io/v2"}}}"#, "path"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://r.io/v2"}}}"#, "/v2"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://r.io/a/v2/"}}}"#, "/v2"),
+            (r#"{"registries": {"r.io": {"endpoint": "https://r.io/a?b=c"}}}"#, "query"),
             (r#"{"registries": {"r.io": {"endpoint": "https://u:p@r.io"}}}"#, "credentials"),
             (r#"{"registries": {"r.io": {"endpoint": "https://r.io", "token": 1}}}"#, "token"),
             (r#"{"registries": {"bad host": {"endpoint": "https://r.io"}}}"#, "bad host"),

@@ -37,6 +37,10 @@ pub struct Descriptor {
     pub size: u64,
     /// The platform, for entries of an index.
     pub platform: Option<Platform>,
+    /// Where else the content may be fetched from: a foreign layer's (Windows base
+    /// layers) only home. layerpipe reads them only from a manifest it fetched itself.
+    #[serde(default)]
+    pub urls: Vec<String>,
 }
 
 /// The platform an index entry is for.

@@ -16,7 +16,7 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::tokens::{Token, TokenCache, TokenKey};
-use crate::auth::{challenge, realm, Scheme};
+use crate::auth::{realm, Scheme};
 use crate::config::{Config, Registry, Secret};
 use crate::credentials::{Credential, DockerCredentials};
 use crate::digest::Digest;
@@ -26,6 +26,7 @@ use crate::range::ByteRange;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
+mod foreign;
 mod manifests;
 mod ranged;
 mod referrers;
@@ -48,6 +49,10 @@ pub struct RegistryClient {
     config: Arc<Config>,
     upstream: Upstream,
     schemes: moka::future::Cache<String, Scheme>,
+    /// Schemes a repository's own 401 asked for, by registry host and repository: some
+    /// registries answer `/v2/` anonymously and guard repositories one by one (zot with
+    /// per-repository policies, Artifactory with anonymous access on).
+    repository_schemes: moka::future::Cache<(String, String), Scheme>,
     tokens: TokenCache,
     manifests: manifests::ManifestCache,
     /// `docker_config`'s credentials, for registries without their own in the config.
@@ -66,6 +71,7 @@ impl RegistryClient {
         RegistryClient {
             upstream: Upstream::new(&config, metrics),
             schemes: moka::future::Cache::builder().max_capacity(1024).time_to_live(SCHEME_TTL).build(),
+            repository_schemes: moka::future::Cache::builder().max_capacity(10_000).time_to_live(SCHEME_TTL).build(),
             tokens: TokenCache::new(10_000),
             manifests: manifests::ManifestCache::default(),
             docker: config.docker_config.as_deref().and_then(|path| {
@@ -125,9 +131,50 @@ impl RegistryClient {
         }
     }
 
+    /// The answer to a HEAD on a download, without a HEAD: signed CDN URLs are signed for
+    /// GET (S3 behind GHCR answers a HEAD with 403, ECR Public with 401), so the first
+    /// byte is asked for (`Range: bytes=0-0`) and its `Content-Range` gives the blob's
+    /// length, answered as a 200 with that `Content-Length`. A client's own `Range` is
+    /// asked for as it is, to answer the headers its GET would get. The body, one byte or
+    /// the client's range, is for the caller to drop.
+    pub async fn blob_head(
+        &self,
+        reference: &ImageReference,
+        digest: &Digest,
+        pass_on: HeaderMap,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        if pass_on.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(ByteRange::parse).is_some() {
+            return self.blob(reference, digest, &Method::GET, pass_on).await;
+        }
+        let mut first_byte = HeaderMap::new();
+        first_byte.insert(header::RANGE, HeaderValue::from_static("bytes=0-0"));
+        let response = self.blob(reference, digest, &Method::GET, first_byte).await;
+        let response = match response {
+            // An empty blob has no first byte: 416 with `bytes */0`.
+            Ok(r) if r.status() == StatusCode::RANGE_NOT_SATISFIABLE => r,
+            Ok(r) if r.status() == StatusCode::PARTIAL_CONTENT => r,
+            // A registry that ignores `Range` sent the whole blob, and its length.
+            other => return other,
+        };
+        let complete = response
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, complete)| complete.parse::<u64>().ok())
+            .filter(|&n| (n == 0) == (response.status() == StatusCode::RANGE_NOT_SATISFIABLE))
+            .ok_or_else(|| self.invalid(format!("the registry did not say the length of blob {digest}")))?;
+        let (mut parts, body) = response.into_parts();
+        parts.status = StatusCode::OK;
+        parts.headers.remove(header::CONTENT_RANGE);
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(complete));
+        Ok(Response::from_parts(parts, body))
+    }
+
     /// An authenticated request for `path` on `registry`, following redirects. A 401 is
-    /// taken to mean a stale token or changed auth: both are forgotten and the request is
-    /// made once more.
+    /// taken to mean a stale token, changed auth, or a repository guarded by a challenge
+    /// of its own: the token and scheme are forgotten, the 401's own challenge is
+    /// remembered for the repository, and the request is made once more.
     async fn get(
         &self,
         registry: &Registry,
@@ -143,9 +190,15 @@ impl RegistryClient {
         let mut retried = false;
         loop {
             let auth = self.authorization(registry, repository).await?;
-            let response =
+            let mut response =
                 self.follow(registry, transport, method, url.clone(), &headers, auth.header.as_ref()).await?;
-            if response.status() != StatusCode::UNAUTHORIZED || retried {
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if retried {
+                if hides_missing_repositories(registry) {
+                    response.extensions_mut().insert(MissingOrRefused);
+                }
                 return Ok(response);
             }
             retried = true;
@@ -155,6 +208,15 @@ impl RegistryClient {
             }
             if let Some(key) = &auth.token_key {
                 self.tokens.invalidate(key).await;
+            }
+            // Only the registry's own challenge counts, not a CDN's after a redirect.
+            let own = response.extensions().get::<FinalUrl>().is_some_and(|u| same_origin(&u.0, &registry.endpoint));
+            match Scheme::from_headers(response.headers()) {
+                Ok(scheme) if own => {
+                    let key = (registry.host.clone(), repository.to_owned());
+                    self.repository_schemes.insert(key, scheme).await;
+                }
+                _ => {}
             }
         }
     }
@@ -196,13 +258,18 @@ impl RegistryClient {
         Err(self.invalid(format!("the registry redirected more than {max} times")))
     }
 
-    /// The `Authorization` for pulling `repository`, by the registry's auth scheme.
+    /// The `Authorization` for pulling `repository`, by the scheme the repository's own
+    /// 401 asked for, else the registry's (its `/v2/` answer).
     async fn authorization(&self, registry: &Registry, repository: &str) -> Result<Authorization, Error> {
-        let scheme = self
-            .schemes
-            .try_get_with(registry.host.clone(), self.ping(registry))
-            .await
-            .map_err(|e| Error::clone(&e))?;
+        let own = self.repository_schemes.get(&(registry.host.clone(), repository.to_owned())).await;
+        let scheme = match own {
+            Some(scheme) => scheme,
+            None => self
+                .schemes
+                .try_get_with(registry.host.clone(), self.ping(registry))
+                .await
+                .map_err(|e| Error::clone(&e))?,
+        };
         match scheme {
             Scheme::Anonymous => Ok(Authorization { header: None, token_key: None }),
             Scheme::Basic => {
@@ -258,14 +325,7 @@ impl RegistryClient {
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
             StatusCode::UNAUTHORIZED => {
-                let mut challenges = Vec::new();
-                for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
-                    let text =
-                        value.to_str().map_err(|_| self.invalid("the registry sent a non-ASCII WWW-Authenticate"))?;
-                    challenges
-                        .extend(challenge::parse(text).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))?);
-                }
-                Scheme::from_challenges(&challenges).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
+                Scheme::from_headers(response.headers()).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
             }
             _ => Err(status_error(&response, &format!("{} is not a registry (no /v2/)", registry.host))),
         }
@@ -419,11 +479,25 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Marks a 401 from a registry that answers 401, not 404, for a repository that does not
+/// exist (Docker Hub): the user is told it may be either.
+#[derive(Clone, Copy, Debug)]
+struct MissingOrRefused;
+
+/// Docker Hub answers 401 for a repository that does not exist, as for a private one.
+fn hides_missing_repositories(registry: &Registry) -> bool {
+    registry.host == crate::reference::DOCKER_HUB
+        || registry.endpoint.host().is_some_and(|h| h.eq_ignore_ascii_case("registry-1.docker.io"))
+}
+
 /// The error for a registry response that is not what was asked for.
 fn status_error<B>(response: &Response<B>, not_found: &str) -> Error {
     let status = response.status();
     match status {
         StatusCode::NOT_FOUND => Error::not_found(not_found),
+        StatusCode::UNAUTHORIZED if response.extensions().get::<MissingOrRefused>().is_some() => {
+            Error::unauthorized(format!("{not_found}, or needs credentials"))
+        }
         StatusCode::UNAUTHORIZED => Error::unauthorized("the registry refused the request: authentication required"),
         StatusCode::FORBIDDEN => Error::forbidden("the registry denied access"),
         StatusCode::TOO_MANY_REQUESTS => Error::too_many_requests(

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::layer::link::{Here, LayerPath};
 use crate::manifest::{FetchedManifest, ImageIndex, ImageManifest, Manifest};
 use crate::reference::ImageReference;
+use crate::registry::PullQuota;
 
 #[derive(Template)]
 #[template(path = "home.html", config = "src/pages/askama.toml")]
@@ -47,6 +48,27 @@ struct ImageHead {
     name: String,
     digest: String,
     media_type: String,
+    /// The registry's pull quota for layerpipe's address, when its last answer stated it.
+    quota: Option<QuotaLine>,
+}
+
+/// "Docker Hub: 87 of 100 pulls left for this address (per 6 h)".
+struct QuotaLine {
+    /// `Docker Hub` for docker.io, else the registry's host.
+    registry: String,
+    quota: PullQuota,
+}
+
+impl std::fmt::Display for QuotaLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PullQuota { limit, remaining, window_secs } = self.quota;
+        write!(f, "{}: {remaining} of {limit} pulls left for this address", self.registry)?;
+        match window_secs {
+            Some(secs) if secs % 3600 == 0 => write!(f, " (per {} h)", secs / 3600),
+            Some(secs) => write!(f, " (per {secs} s)"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One row of the layer table.
@@ -96,11 +118,17 @@ struct ImagePlatforms {
     platforms: Vec<PlatformRow>,
 }
 
-/// The page for a fetched manifest: its layers, or for an index its platforms.
-pub fn image(reference: &ImageReference, fetched: &FetchedManifest) -> String {
+/// The page for a fetched manifest: its layers, or for an index its platforms; with the
+/// registry's pull `quota` when it stated one.
+pub fn image(reference: &ImageReference, fetched: &FetchedManifest, quota: Option<PullQuota>) -> String {
     let name = reference.to_string();
     let frame = Frame { title: name.clone(), image: name.clone() };
-    let head = ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone() };
+    let registry = match reference.registry() {
+        crate::reference::DOCKER_HUB => "Docker Hub".to_owned(),
+        host => host.to_owned(),
+    };
+    let quota = quota.map(|quota| QuotaLine { registry, quota });
+    let head = ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota };
     match &fetched.manifest {
         Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest)),
         Manifest::Index(index) => render(&platforms(frame, head, reference, index)),
@@ -193,7 +221,7 @@ mod tests {
         let json = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
         let fetched = fetched(json);
-        let html = image(&"a/b:c".parse().unwrap(), &fetched);
+        let html = image(&"a/b:c".parse().unwrap(), &fetched, None);
         let q = "image=a%2Fb%3Ac&amp;digest=sha256%3A2222222222222222222222222222222222222222222222222222222222222222\
 &amp;layer=1&amp;mt=application%2Fvnd.oci.image.layer.v1.tar%2Bgzip";
         assert!(html.contains(&format!("<a href=\"./files?{q}\">5 B</a>")), "{html}");
@@ -209,7 +237,7 @@ mod tests {
           "config":{"mediaType":"x","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"evil\"><img src=x onerror=alert(1)>","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
         let fetched = fetched(json);
-        let html = image(&"a/b:c".parse().unwrap(), &fetched);
+        let html = image(&"a/b:c".parse().unwrap(), &fetched, None);
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
@@ -222,11 +250,26 @@ mod tests {
         let json = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
           {"mediaType":"<script>'x'</script>","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":7,
            "platform":{"architecture":"\"><script>","os":"linux"}}]}"#;
-        let html = image(&"a/b:c".parse().unwrap(), &fetched(json));
+        let html = image(&"a/b:c".parse().unwrap(), &fetched(json), None);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;&#39;x&#39;&lt;/script&gt;"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;script&gt;"), "{html}");
         assert!(html.contains("<a href=\"./?image=a%2Fb%3Ac%40sha256%3A3333"), "{html}");
+    }
+
+    #[test]
+    fn the_quota_line_names_docker_hub_and_the_window() {
+        let json = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let quota = PullQuota { limit: 100, remaining: 87, window_secs: Some(21600) };
+        let html = image(&"ubuntu".parse().unwrap(), &fetched(json), Some(quota));
+        assert!(
+            html.contains("<dd id=\"pull-quota\">Docker Hub: 87 of 100 pulls left for this address (per 6 h)</dd>"),
+            "{html}"
+        );
+        let quota = PullQuota { limit: 5, remaining: 0, window_secs: None };
+        let html = image(&"r.example/a:b".parse().unwrap(), &fetched(json), Some(quota));
+        assert!(html.contains(">r.example: 0 of 5 pulls left for this address</dd>"), "{html}");
+        assert!(!image(&"ubuntu".parse().unwrap(), &fetched(json), None).contains("pull-quota"));
     }
 
     #[test]

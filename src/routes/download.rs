@@ -1,10 +1,10 @@
 //! A layer downloaded whole, as a file.
 
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::App;
 use crate::body::Body;
-use crate::download::{self, DownloadLink};
+use crate::download::{self, DownloadLink, StreamOptions};
 use crate::error::Error;
 use crate::registry::PASSED_ON_REQUEST_HEADERS;
 
@@ -25,8 +25,24 @@ impl App {
                 pass_on.insert(name, value.clone());
             }
         }
-        let upstream = self.registry.blob(&link.image, &link.digest, &method, pass_on).await?;
+        let upstream = if method == Method::HEAD {
+            self.registry.blob_head(&link.image, &link.digest, pass_on).await
+        } else {
+            self.registry.blob(&link.image, &link.digest, &method, pass_on).await
+        };
+        // A blob the registry does not have may be a foreign layer, fetched from the URLs
+        // its manifest lists: whole, and always verified, since those URLs may serve anything.
+        let (upstream, foreign) = match upstream {
+            Err(e) if e.status() == StatusCode::NOT_FOUND => {
+                (self.registry.foreign_blob(&link.image, &link.digest).await?, true)
+            }
+            other => (other?, false),
+        };
         Ok(match slot {
+            Some(slot) if foreign => {
+                let verified = StreamOptions { verify: true, idle_timeout: self.stream.idle_timeout };
+                download::respond(upstream, None, &link.digest, &link.file_name(), &verified, slot)
+            }
             Some(slot) => {
                 let plan =
                     self.multipart.plan(&upstream, || self.registry.blob_ranges(&link.image, &link.digest, &upstream));

@@ -19,7 +19,8 @@ impl App {
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
-        let mut response = html_response(StatusCode::OK, pages::image(&reference, &fetched));
+        let quota = self.registry.pull_quota(reference.registry()).await;
+        let mut response = html_response(StatusCode::OK, pages::image(&reference, &fetched, quota));
         if reference.digest().is_some() {
             // A manifest never changes for its digest, and neither does its page: let
             // browsers and proxies keep it rather than spend a registry pull on a reload.
