@@ -31,7 +31,7 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
     println!("{table}");
 
     let labels = harness::row_labels(&report);
-    assert_eq!(labels.len(), 6, "direct, 2 × nginx, 2 × layerpipe, sha256sum");
+    assert_eq!(labels.len(), 7, "direct, 2 × nginx, 2 × layerpipe, sha256sum, openssl");
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(rows.len(), 1 + labels.len(), "a header and one row per path:\n{table}");
     assert!(rows[0].contains("1 stream of 4 MiB, MB/s"), "{table}");
@@ -53,6 +53,7 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
         "peaks no higher",
         "time-to-first-byte",
         "sha256sum",
+        "openssl dgst",
     ] {
         assert!(table.contains(target), "the targets name {target:?}:\n{table}");
     }

@@ -990,6 +990,9 @@ pub struct Report {
     pub rows: Vec<(String, Samples)>,
     /// `sha256sum` over the single-stream blob in a file (page cache), MB/s per run.
     pub sha256sum_mbps: Vec<f64>,
+    /// `openssl dgst -sha256` over the same file, MB/s per run: one core's SHA-256 at
+    /// OpenSSL's speed, what verification is measured against.
+    pub openssl_mbps: Vec<f64>,
     /// Token requests the origin answered during the time-to-first-byte samples (0 when
     /// the cache was warm, as it should be).
     pub tokens_during_ttfb: usize,
@@ -1028,6 +1031,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let routes = routes(options, &nginx_source, project);
     let mut samples: Vec<Samples> = vec![Samples::default(); routes.len()];
     let mut sha256sum_mbps = Vec::new();
+    let mut openssl_mbps = Vec::new();
     let mut tokens_during_ttfb = 0;
     let mut syscalls = Vec::new();
 
@@ -1106,7 +1110,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 samples[i].curl_cpu_per_gib.push(used / (single as f64 / GIB));
             }
         }
-        sha256sum_mbps.push(time_sha256sum(&blob_file, single)?);
+        sha256sum_mbps.push(time_hashing(&["sha256sum"], &blob_file, single)?);
+        openssl_mbps.push(time_hashing(&["openssl", "dgst", "-sha256"], &blob_file, single)?);
 
         // Peak RSS of a small and a large download, each from a reset.
         for (i, proxy) in proxies.iter().enumerate() {
@@ -1186,6 +1191,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         nginx_source,
         rows: routes.into_iter().map(|r| r.label).zip(samples).collect(),
         sha256sum_mbps,
+        openssl_mbps,
         tokens_during_ttfb,
         perf_dir: options.perf_dir.clone(),
         syscalls,
@@ -1296,13 +1302,18 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `sha256sum FILE` speed, the file in the page cache (it was just written).
-fn time_sha256sum(file: &Path, size: u64) -> Result<f64, String> {
+/// The speed of `command FILE` (a hashing program), process start to exit, the file in
+/// the page cache (it was just written).
+fn time_hashing(command: &[&str], file: &Path, size: u64) -> Result<f64, String> {
     let started = Instant::now();
-    let output = Command::new("sha256sum").arg(file).output().map_err(|e| format!("cannot run sha256sum: {e}"))?;
+    let output = Command::new(command[0])
+        .args(&command[1..])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
     let elapsed = started.elapsed();
     if !output.status.success() {
-        return Err(format!("sha256sum failed: {}", output.status));
+        return Err(format!("{} failed: {}", command.join(" "), output.status));
     }
     Ok(mbps(size, elapsed))
 }
@@ -1344,11 +1355,16 @@ fn cell(values: &[f64], decimals: usize) -> String {
 pub fn row_labels(report: &Report) -> Vec<String> {
     let mut labels: Vec<String> = report.rows.iter().map(|(l, _)| l.clone()).collect();
     labels.push(sha256sum_label(&report.options));
+    labels.push(openssl_label(&report.options));
     labels
 }
 
 fn sha256sum_label(options: &Options) -> String {
     format!("sha256sum, {} MiB file in page cache", options.blob_mib)
+}
+
+fn openssl_label(options: &Options) -> String {
+    format!("openssl dgst -sha256, {} MiB file in page cache", options.blob_mib)
 }
 
 impl Report {
@@ -1385,6 +1401,12 @@ impl Report {
             "| {} | {} | — | — | — | — | — | — | — | — | — | — | — |",
             sha256sum_label(o),
             cell(&self.sha256sum_mbps, 0)
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | — | — | — | — | — | — | — | — | — | — | — |",
+            openssl_label(o),
+            cell(&self.openssl_mbps, 0)
         );
         out.push('\n');
         out.push_str(&self.targets());
@@ -1497,6 +1519,16 @@ impl Report {
             m(&on.single_mbps),
             m(&on.single_mbps) / sha,
             m(&on.single_mbps) / lp,
+        );
+        let openssl = m(&self.openssl_mbps);
+        let _ = writeln!(
+            out,
+            "- verify_digests on vs openssl dgst -sha256 on the same blob (target ≥ 0.9×): hyper client {:.0} vs {openssl:.0} MB/s = {:.2}×, curl {:.0} MB/s = {:.2}× — {}",
+            m(&on.single_mbps),
+            m(&on.single_mbps) / openssl,
+            m(&on.curl_mbps),
+            m(&on.curl_mbps) / openssl,
+            verdict(m(&on.single_mbps).max(m(&on.curl_mbps)) >= 0.9 * openssl),
         );
         let _ = writeln!(
             out,
