@@ -39,6 +39,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest as _, Sha256};
 
 // In the same folder whether this file is the bench's module or the smoke test's `#[path]` one.
+#[path = "tls.rs"]
+pub mod tls;
 #[path = "wan.rs"]
 pub mod wan;
 
@@ -606,18 +608,23 @@ impl Proxy {
         verify: bool,
         extra: &str,
     ) -> Result<Proxy, String> {
+        let registry = format!(r#""{origin_host}":{{"endpoint":"http://{origin_host}"}}"#);
+        Proxy::start_layerpipe_config(
+            binary,
+            dir,
+            &format!(r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{{registry}}}}}"#),
+        )
+    }
+
+    /// layerpipe with this whole JSON `config`.
+    fn start_layerpipe_config(binary: &Path, dir: &Path, config: &str) -> Result<Proxy, String> {
         if !binary.is_file() {
             return Err(format!("{} does not exist: run cargo build --release", binary.display()));
         }
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let config_text = config;
         let config = dir.join("layerpipe.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        std::fs::write(&config, config_text).map_err(|e| e.to_string())?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("layerpipe.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
@@ -673,6 +680,14 @@ http {{
 ",
             connections = (4 * concurrency).max(1024),
         );
+        Proxy::start_nginx_config(binary, dir, port, &config)
+    }
+
+    /// nginx with this whole `config` (which listens on 127.0.0.1:`port`), its worker
+    /// measured.
+    fn start_nginx_config(binary: &Path, dir: &Path, port: u16, config: &str) -> Result<Proxy, String> {
+        require_nginx(binary)?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("nginx.conf"), config).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
