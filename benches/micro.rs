@@ -114,14 +114,37 @@ fn page(c: &mut Criterion) {
     g.finish();
 }
 
-/// What `verify_digests` adds per byte: the hash of a blob's frames.
+/// What `verify_digests` adds per byte: the hash of a blob's frames, by layerpipe's
+/// [`Hasher`] and by each SHA-256 implementation it could use, on one core, at the two
+/// frame sizes a download sees (128 KiB reads, 1 MiB from a large read buffer).
 fn hashing(c: &mut Criterion) {
-    let frame = vec![0x5au8; 1 << 20];
     let mut g = c.benchmark_group("digest");
-    g.throughput(Throughput::Bytes(frame.len() as u64));
-    g.bench_function("sha256 update, 1 MiB frame", |b| {
-        b.iter_batched_ref(|| Hasher::new(Algorithm::Sha256), |h| h.update(black_box(&frame)), BatchSize::SmallInput)
-    });
+    for size in [128 << 10, 1 << 20] {
+        let frame = vec![0x5au8; size];
+        let kib = size >> 10;
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("layerpipe Hasher sha256, {kib} KiB frame"), |b| {
+            b.iter_batched_ref(
+                || Hasher::new(Algorithm::Sha256),
+                |h| h.update(black_box(&frame)),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("sha2::Sha256, {kib} KiB frame"), |b| {
+            b.iter_batched_ref(
+                <sha2::Sha256 as sha2::Digest>::new,
+                |h| sha2::Digest::update(h, black_box(&frame)),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("ring::digest SHA256, {kib} KiB frame"), |b| {
+            b.iter_batched_ref(
+                || ring::digest::Context::new(&ring::digest::SHA256),
+                |h| h.update(black_box(&frame)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 }
 

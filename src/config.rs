@@ -23,6 +23,7 @@ use http::Uri;
 use serde::Deserialize;
 
 use crate::reference::DOCKER_HUB;
+pub use crate::runtime::RuntimeKind;
 use crate::tls::CaBundle;
 
 /// Where Docker Hub's registry API lives; `docker.io` is only the name in references.
@@ -54,11 +55,14 @@ pub struct Config {
     /// `"text"` (default) or `"json"`: one JSON object per log line.
     #[serde(default)]
     pub log_format: LogFormat,
-    /// Threads serving requests; by default one per CPU. On the 2-core benchmark machine
-    /// one thread cost less CPU per GiB in one run and the same in another, but streamed a
-    /// single download 30% slower (no overlap of reading and writing): BENCHMARKS.md.
+    /// Threads serving requests; by default one per CPU. How they share the work is
+    /// `runtime`'s choice.
     #[serde(default = "cpus")]
     pub worker_threads: usize,
+    /// `"per_core"` (default: one current-thread runtime per thread, each with its own
+    /// listener) or `"multi_thread"` (tokio's work-stealing runtime): src/runtime.rs.
+    #[serde(default)]
+    pub runtime: RuntimeKind,
     /// Layer indexes: where they are kept and how much of them.
     #[serde(default)]
     pub index: IndexConfig,
@@ -622,6 +626,9 @@ mod tests {
             let e = Config::parse(json).unwrap_err();
             assert!(e.contains(needle), "{json}: {e}");
         }
+        assert!(Config::parse(r#"{"runtime": "threads"}"#).unwrap_err().contains("per_core"));
+        assert_eq!(Config::parse(r#"{"runtime": "multi_thread"}"#).unwrap().runtime, RuntimeKind::MultiThread);
+        assert_eq!(Config::default().runtime, RuntimeKind::PerCore);
         // The edges themselves are fine: no backoff, no waiting out a 429.
         Config::parse(r#"{"retries": {"initial_backoff_ms": 0, "max_retry_after_secs": 0}}"#).unwrap();
         Config::parse(r#"{"retries": {"initial_backoff_ms": 60000, "max_retry_after_secs": 3600}}"#).unwrap();

@@ -7,8 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::Digest as _;
-
 /// The digest algorithms layerpipe understands (the ones the OCI image spec registers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -111,37 +109,35 @@ impl fmt::Debug for Digest {
 }
 
 /// An incremental hash under one [`Algorithm`], for bytes that arrive in pieces.
-pub enum Hasher {
-    /// SHA-256 state.
-    Sha256(sha2::Sha256),
-    /// SHA-512 state.
-    Sha512(sha2::Sha512),
+///
+/// ring's SHA-256 and SHA-512 (BoringSSL's assembly, with the SHA extensions where the
+/// CPU has them), which rustls links anyway. On the benchmark machine it hashes at the
+/// `sha2` crate's speed and OpenSSL's, ~1.78 GB/s per core of CPU time (BENCHMARKS.md,
+/// "Verification"): no implementation is faster, so the one already in the binary is used.
+pub struct Hasher {
+    algorithm: Algorithm,
+    context: ring::digest::Context,
 }
 
 impl Hasher {
     /// A fresh hash.
     pub fn new(algorithm: Algorithm) -> Hasher {
-        match algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
+        let ring_algorithm = match algorithm {
+            Algorithm::Sha256 => &ring::digest::SHA256,
+            Algorithm::Sha512 => &ring::digest::SHA512,
+        };
+        Hasher { algorithm, context: ring::digest::Context::new(ring_algorithm) }
     }
 
     /// Feeds more bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
+        self.context.update(bytes);
     }
 
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
-        let (algorithm, hex) = match self {
-            Hasher::Sha256(h) => (Algorithm::Sha256, to_hex(&h.finalize())),
-            Hasher::Sha512(h) => (Algorithm::Sha512, to_hex(&h.finalize())),
-        };
-        Digest { algorithm, text: format!("{}:{hex}", algorithm.name()).into() }
+        let hex = to_hex(self.context.finish().as_ref());
+        Digest { algorithm: self.algorithm, text: format!("{}:{hex}", self.algorithm.name()).into() }
     }
 }
 
@@ -193,5 +189,9 @@ mod tests {
         h.update(b"hello ");
         h.update(b"world");
         assert_eq!(h.finish(), Digest::of(Algorithm::Sha256, b"hello world"));
+        assert_eq!(
+            Digest::of(Algorithm::Sha512, b"").hex(),
+            "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+        );
     }
 }

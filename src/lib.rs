@@ -24,6 +24,7 @@ pub mod range;
 pub mod reference;
 pub mod registry;
 pub mod routes;
+pub mod runtime;
 pub mod server;
 pub mod tls;
 pub mod upstream;

@@ -2,10 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use layerpipe::config::{Config, LogFormat};
-use layerpipe::routes::App;
 
 const USAGE: &str = "usage: layerpipe [--config FILE] [--listen ADDR]
 
@@ -34,12 +32,11 @@ fn main() {
         config.listen = listen;
     }
     init_logs(config.log_format);
-    let runtime = match config.worker_threads {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    if let Err(e) = layerpipe::runtime::serve(config, shutdown_signal) {
+        eprintln!("layerpipe: {e}");
+        std::process::exit(1);
     }
-    .expect("tokio runtime");
-    runtime.block_on(run(config));
+    tracing::info!("layerpipe stopped");
 }
 
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG` sets the level.
@@ -53,21 +50,6 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
-}
-
-async fn run(config: Config) {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("layerpipe: cannot listen on {}: {e}", config.listen);
-            std::process::exit(1);
-        }
-    };
-    let bound = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-    tracing::info!(listen = %bound, registries = config.registries.len(), "layerpipe serving");
-    let app = Arc::new(App::new(Arc::new(config)));
-    layerpipe::server::serve(listener, app, shutdown_signal()).await;
-    tracing::info!("layerpipe stopped");
 }
 
 async fn shutdown_signal() {

@@ -31,13 +31,13 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
     println!("{table}");
 
     let labels = harness::row_labels(&report);
-    assert_eq!(labels.len(), 6, "direct, 2 × nginx, 2 × layerpipe, sha256sum");
+    assert_eq!(labels.len(), 7, "direct, 2 × nginx, 2 × layerpipe, sha256sum, openssl");
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(rows.len(), 1 + labels.len(), "a header and one row per path:\n{table}");
     assert!(rows[0].contains("1 stream of 4 MiB, MB/s"), "{table}");
     for (label, row) in labels.iter().zip(&rows[1..]) {
         assert!(row.starts_with(&format!("| {label} |")), "{label}:\n{table}");
-        assert_eq!(row.trim_matches('|').split('|').count(), 11, "eleven columns in {row}");
+        assert_eq!(row.trim_matches('|').split('|').count(), 13, "thirteen columns in {row}");
     }
     // Every proxy path measured every column (a "—" there would be a lost measurement).
     for row in &rows[2..6] {
@@ -46,12 +46,14 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
     for target in [
         "≥ 1.1×",
         "CPU per GiB",
+        "with curl as the client",
         "CPU bound on",
         "≤ 32 MiB",
         "≤ 64 MiB",
         "peaks no higher",
         "time-to-first-byte",
         "sha256sum",
+        "openssl dgst",
     ] {
         assert!(table.contains(target), "the targets name {target:?}:\n{table}");
     }

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests drive: a real registry (CNCF distribution 2.8),
 # nginx in front of layerpipe, headless Chromium with its WebDriver, systemd for
-# systemd-analyze, which checks deploy/layerpipe.service, and PyYAML, which parses
-# deploy/kubernetes.yaml (both in tests/deploy.rs).
-packages=(docker-registry nginx-light chromium chromium-driver systemd python3-yaml)
+# systemd-analyze, which checks deploy/layerpipe.service, PyYAML, which parses
+# deploy/kubernetes.yaml (both in tests/deploy.rs), and curl, the load benchmark's second
+# client (tests/load_bench_smoke.rs).
+packages=(docker-registry nginx-light chromium chromium-driver systemd python3-yaml curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

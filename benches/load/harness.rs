@@ -11,7 +11,8 @@
 //!
 //! interleaved (A B C D E, A B C D E, …), each run with fresh proxy processes so that peak
 //! RSS and CPU time belong to that run alone. The client is a hyper 1 client in this
-//! process that reads frames and drops them.
+//! process that reads frames and drops them, and for the single stream also `curl`, a
+//! client of its own process as a user would run it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest as _, Sha256};
 
 // In the same folder whether this file is the bench's module or the smoke test's `#[path]` one.
+#[path = "tls.rs"]
+pub mod tls;
 #[path = "wan.rs"]
 pub mod wan;
 
@@ -92,7 +95,30 @@ pub struct Options {
     pub perf_dir: Option<PathBuf>,
     /// `LOAD_VARIANTS=name=/path/to/layerpipe,…`: other layerpipe builds measured in the
     /// same interleaved runs (verify_digests off), to try a change against the same noise.
-    pub variants: Vec<(String, PathBuf)>,
+    /// `LOAD_VARIANT_<NAME>_JSON='"key":value,'` (the name upper-cased, other characters
+    /// as `_`) adds config keys to that variant's config, to try a setting rather than a
+    /// build.
+    pub variants: Vec<Variant>,
+}
+
+/// One `LOAD_VARIANTS` entry.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// The row's name.
+    pub name: String,
+    /// The layerpipe binary.
+    pub binary: PathBuf,
+    /// `"key":value,` text put first in its config object, or empty.
+    pub extra_config: String,
+}
+
+impl Variant {
+    /// The environment variable that holds a variant's extra config keys.
+    fn config_var(name: &str) -> String {
+        let upper: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        format!("LOAD_VARIANT_{upper}_JSON")
+    }
 }
 
 impl Options {
@@ -124,7 +150,9 @@ impl Options {
                         let (name, path) = v
                             .split_once('=')
                             .ok_or_else(|| format!("LOAD_VARIANTS: {v:?} is not name=/path/to/layerpipe"))?;
-                        Ok((name.trim().to_owned(), PathBuf::from(path.trim())))
+                        let name = name.trim().to_owned();
+                        let extra_config = std::env::var(Variant::config_var(&name)).unwrap_or_default();
+                        Ok(Variant { name, binary: PathBuf::from(path.trim()), extra_config })
                     })
                     .collect::<Result<_, String>>()?,
                 Err(_) => Vec::new(),
@@ -521,6 +549,39 @@ async fn download(
         .map_err(|_| format!("GET {url}: not done within {DOWNLOAD_TIMEOUT:?}"))?
 }
 
+/// One download by `curl` (its own process, output to /dev/null): MB/s as curl measures
+/// it, `speed_download`, bytes over the transfer from the request to the last byte.
+fn curl_download(url: &str, authorization: Option<&HeaderValue>, size: u64) -> Result<f64, String> {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "600",
+        "-w",
+        "%{http_code} %{size_download} %{speed_download}",
+    ]);
+    if let Some(auth) = authorization {
+        command.arg("-H").arg(format!("Authorization: {}", auth.to_str().map_err(|e| e.to_string())?));
+    }
+    let output = command
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run curl ({e}): apt-get install -y curl"))?;
+    let written = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<&str> = written.split_whitespace().collect();
+    let [status, bytes, speed] = fields[..] else {
+        return Err(format!("curl {url}: {} and {written:?}", output.status));
+    };
+    if status != "200" || bytes.parse::<u64>().ok() != Some(size) {
+        return Err(format!("curl {url}: status {status}, {bytes} bytes, expected 200 and {size}"));
+    }
+    let speed: f64 = speed.parse().map_err(|_| format!("curl {url}: speed {speed:?}"))?;
+    Ok(speed / 1e6)
+}
+
 // ---------------------------------------------------------------------------------------
 // Proxy processes, and what /proc says about them.
 
@@ -547,18 +608,23 @@ impl Proxy {
         verify: bool,
         extra: &str,
     ) -> Result<Proxy, String> {
+        let registry = format!(r#""{origin_host}":{{"endpoint":"http://{origin_host}"}}"#);
+        Proxy::start_layerpipe_config(
+            binary,
+            dir,
+            &format!(r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{{registry}}}}}"#),
+        )
+    }
+
+    /// layerpipe with this whole JSON `config`.
+    fn start_layerpipe_config(binary: &Path, dir: &Path, config: &str) -> Result<Proxy, String> {
         if !binary.is_file() {
             return Err(format!("{} does not exist: run cargo build --release", binary.display()));
         }
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let config_text = config;
         let config = dir.join("layerpipe.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{origin_host}":{{"endpoint":"http://{origin_host}"}}}}}}"#
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        std::fs::write(&config, config_text).map_err(|e| e.to_string())?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("layerpipe.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
@@ -614,6 +680,14 @@ http {{
 ",
             connections = (4 * concurrency).max(1024),
         );
+        Proxy::start_nginx_config(binary, dir, port, &config)
+    }
+
+    /// nginx with this whole `config` (which listens on 127.0.0.1:`port`), its worker
+    /// measured.
+    fn start_nginx_config(binary: &Path, dir: &Path, port: u16, config: &str) -> Result<Proxy, String> {
+        require_nginx(binary)?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("nginx.conf"), config).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
@@ -817,15 +891,32 @@ fn proxy_location_directives(config: &str) -> Option<Vec<String>> {
     None
 }
 
-/// The project's directives with buffering turned on: 16 × 256k buffers per request and
-/// no temp file, so nginx reads ahead of a slow client without touching the disk.
+/// The project's directives with buffering turned on, as a user tuning nginx for large
+/// downloads would set it (issue 13): a 256k first buffer, 16 × 256k buffers per request,
+/// 512k of them busy sending at once, and no temp file, so nginx reads ahead of a slow
+/// client in large reads without touching the disk.
 fn tuned(directives: &[String]) -> Vec<String> {
-    let replaced = ["proxy_buffering ", "proxy_buffers ", "proxy_max_temp_file_size "];
+    let replaced = [
+        "proxy_buffering ",
+        "proxy_buffer_size ",
+        "proxy_buffers ",
+        "proxy_busy_buffers_size ",
+        "proxy_max_temp_file_size ",
+    ];
     directives
         .iter()
         .filter(|d| !replaced.iter().any(|r| d.starts_with(r)))
         .cloned()
-        .chain(["proxy_buffering on;", "proxy_buffers 16 256k;", "proxy_max_temp_file_size 0;"].map(str::to_owned))
+        .chain(
+            [
+                "proxy_buffering on;",
+                "proxy_buffer_size 256k;",
+                "proxy_buffers 16 256k;",
+                "proxy_busy_buffers_size 512k;",
+                "proxy_max_temp_file_size 0;",
+            ]
+            .map(str::to_owned),
+        )
         .collect()
 }
 
@@ -838,8 +929,8 @@ enum Via {
     Direct,
     /// nginx with these directives in its proxying `location`.
     Nginx(Vec<String>),
-    /// This layerpipe binary, verify_digests on or off.
-    Layerpipe(PathBuf, bool),
+    /// This layerpipe binary, verify_digests on or off, with these extra config keys.
+    Layerpipe(PathBuf, bool, String),
 }
 
 /// One path measured: its row label, a short name for its files, and how it goes.
@@ -858,15 +949,27 @@ fn routes(options: &Options, nginx_source: &str, project: Vec<String>) -> Vec<Ro
     let mut routes = vec![
         route("direct (origin, token in the client)".into(), "direct", Via::Direct),
         route(format!("nginx, {nginx_source} (proxy_buffering off)"), "nginx-project", Via::Nginx(project.clone())),
-        route("nginx, tuned (buffering on, 16×256k, no temp file)".into(), "nginx-tuned", Via::Nginx(tuned(&project))),
-        route("layerpipe, verify_digests off".into(), "layerpipe-off", Via::Layerpipe(layerpipe.clone(), false)),
-        route("layerpipe, verify_digests on".into(), "layerpipe-on", Via::Layerpipe(layerpipe.clone(), true)),
+        route(
+            "nginx, tuned (buffering on, 256k + 16×256k, busy 512k, no temp file)".into(),
+            "nginx-tuned",
+            Via::Nginx(tuned(&project)),
+        ),
+        route(
+            "layerpipe, verify_digests off".into(),
+            "layerpipe-off",
+            Via::Layerpipe(layerpipe.clone(), false, String::new()),
+        ),
+        route(
+            "layerpipe, verify_digests on".into(),
+            "layerpipe-on",
+            Via::Layerpipe(layerpipe.clone(), true, String::new()),
+        ),
     ];
-    for (name, binary) in &options.variants {
+    for Variant { name, binary, extra_config } in &options.variants {
         routes.push(route(
             format!("layerpipe variant {name}, verify_digests off"),
             &format!("variant-{name}"),
-            Via::Layerpipe(binary.clone(), false),
+            Via::Layerpipe(binary.clone(), false, extra_config.clone()),
         ));
     }
     routes
@@ -877,6 +980,9 @@ fn routes(options: &Options, nginx_source: &str, project: Vec<String>) -> Vec<Ro
 pub struct Samples {
     pub single_mbps: Vec<f64>,
     pub cpu_per_gib: Vec<f64>,
+    /// The single stream again with curl as the client: MB/s, and the proxy's CPU per GiB.
+    pub curl_mbps: Vec<f64>,
+    pub curl_cpu_per_gib: Vec<f64>,
     /// CPU of this process (origin and client) per GiB of the single stream.
     pub bench_cpu_per_gib: Vec<f64>,
     pub rss_single: Vec<f64>,
@@ -899,11 +1005,17 @@ pub struct Report {
     pub rows: Vec<(String, Samples)>,
     /// `sha256sum` over the single-stream blob in a file (page cache), MB/s per run.
     pub sha256sum_mbps: Vec<f64>,
+    /// `openssl dgst -sha256` over the same file, MB/s per run: one core's SHA-256 at
+    /// OpenSSL's speed, what verification is measured against.
+    pub openssl_mbps: Vec<f64>,
     /// Token requests the origin answered during the time-to-first-byte samples (0 when
     /// the cache was warm, as it should be).
     pub tokens_during_ttfb: usize,
     /// Where perf output was left, when asked for.
     pub perf_dir: Option<PathBuf>,
+    /// With `LOAD_PERF_DIR`: per proxy, `epoll_wait`, `futex` and read calls per GiB of
+    /// one curl download under `strace -f -c`.
+    pub syscalls: Vec<(String, [f64; 3])>,
 }
 
 fn mbps(bytes: u64, elapsed: Duration) -> f64 {
@@ -934,7 +1046,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let routes = routes(options, &nginx_source, project);
     let mut samples: Vec<Samples> = vec![Samples::default(); routes.len()];
     let mut sha256sum_mbps = Vec::new();
+    let mut openssl_mbps = Vec::new();
     let mut tokens_during_ttfb = 0;
+    let mut syscalls = Vec::new();
 
     for run in 0..options.runs {
         let dir = work.path().join(format!("run{run}"));
@@ -953,8 +1067,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
                         options.concurrency,
                     )
                     .map(Some),
-                    Via::Layerpipe(binary, verify) => {
-                        Proxy::start_layerpipe(binary, &dir, &origin_host, *verify).map(Some)
+                    Via::Layerpipe(binary, verify, extra) => {
+                        Proxy::start_layerpipe_with(binary, &dir, &origin_host, *verify, extra).map(Some)
                     }
                 }
             })
@@ -1000,7 +1114,19 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 samples[i].rss_single.push(peak_rss_mib(p.worker)?);
             }
         }
-        sha256sum_mbps.push(time_sha256sum(&blob_file, single)?);
+        // A B C D E again, with curl as the client.
+        for (i, proxy) in proxies.iter().enumerate() {
+            let endpoint = &endpoints[i];
+            let url = endpoint.url(&origin_host, blobs.digest(single));
+            let cpu_before = proxy.as_ref().map(|p| cpu_seconds(p.worker, ticks)).transpose()?;
+            samples[i].curl_mbps.push(curl_download(&url, endpoint.authorization.as_ref(), single)?);
+            if let (Some(p), Some(before)) = (proxy, cpu_before) {
+                let used = cpu_seconds(p.worker, ticks)? - before;
+                samples[i].curl_cpu_per_gib.push(used / (single as f64 / GIB));
+            }
+        }
+        sha256sum_mbps.push(time_hashing(&["sha256sum"], &blob_file, single)?);
+        openssl_mbps.push(time_hashing(&["openssl", "dgst", "-sha256"], &blob_file, single)?);
 
         // Peak RSS of a small and a large download, each from a reset.
         for (i, proxy) in proxies.iter().enumerate() {
@@ -1059,7 +1185,16 @@ pub fn run(options: &Options) -> Result<Report, String> {
 
         if run + 1 == options.runs {
             if let Some(perf_dir) = &options.perf_dir {
-                runtime.block_on(async { profile(perf_dir, &routes, &proxies, &|i| get(i, single)).await })?;
+                let curl = |i: usize| {
+                    let endpoint = &endpoints[i];
+                    curl_download(
+                        &endpoint.url(&origin_host, blobs.digest(single)),
+                        endpoint.authorization.as_ref(),
+                        single,
+                    )
+                };
+                runtime.block_on(async { profile(perf_dir, &routes, &proxies, &|i| get(i, single), &curl).await })?;
+                syscalls = syscall_counts(perf_dir, &routes, single);
             }
         }
         drop(proxies);
@@ -1071,14 +1206,24 @@ pub fn run(options: &Options) -> Result<Report, String> {
         nginx_source,
         rows: routes.into_iter().map(|r| r.label).zip(samples).collect(),
         sha256sum_mbps,
+        openssl_mbps,
         tokens_during_ttfb,
         perf_dir: options.perf_dir.clone(),
+        syscalls,
     })
 }
 
 /// `perf stat`, `perf record -g` and `strace` (the I/O system calls, with their sizes),
-/// each attached to a proxy for one more large download; output goes to `dir`.
-async fn profile<F, Fut>(dir: &Path, routes: &[Route], proxies: &[Option<Proxy>], get: &F) -> Result<(), String>
+/// each attached to a proxy for one more large download; output goes to `dir`. Then
+/// `strace -f -c` (system call counts, all threads) during one more, with curl as the
+/// client: `SLUG.syscalls.txt`.
+async fn profile<F, Fut>(
+    dir: &Path,
+    routes: &[Route],
+    proxies: &[Option<Proxy>],
+    get: &F,
+    curl: &dyn Fn(usize) -> Result<f64, String>,
+) -> Result<(), String>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<Download, String>>,
@@ -1120,8 +1265,50 @@ where
             let _ = tool.wait();
             result?;
         }
+        let counts = out("syscalls.txt");
+        let mut strace = Command::new("strace")
+            .args(["-f", "-c", "-o", &counts, "-p", &pid])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run strace: {e}"))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let result = curl(i);
+        let _ = Command::new("kill").arg("-INT").arg(strace.id().to_string()).status();
+        let _ = strace.wait();
+        result?;
     }
     Ok(())
+}
+
+/// `epoll_wait` (and `epoll_pwait`), `futex` and read calls per GiB, from each proxy's
+/// `strace -c` summary left by [`profile`].
+fn syscall_counts(dir: &Path, routes: &[Route], bytes: u64) -> Vec<(String, [f64; 3])> {
+    let per_gib = bytes as f64 / GIB;
+    routes
+        .iter()
+        .filter_map(|route| {
+            let text = std::fs::read_to_string(dir.join(format!("{}.syscalls.txt", route.slug))).ok()?;
+            let mut counts = [0.0; 3];
+            for line in text.lines() {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // % time, seconds, usecs/call, calls, [errors,] syscall
+                let (Some(name), Some(calls)) = (fields.last(), fields.get(3).and_then(|c| c.parse::<f64>().ok()))
+                else {
+                    continue;
+                };
+                let slot = match *name {
+                    "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => 0,
+                    "futex" => 1,
+                    "read" | "readv" | "recvfrom" | "recvmsg" => 2,
+                    _ => continue,
+                };
+                counts[slot] += calls / per_gib;
+            }
+            Some((route.label.clone(), counts))
+        })
+        .collect()
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
@@ -1130,13 +1317,18 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `sha256sum FILE` speed, the file in the page cache (it was just written).
-fn time_sha256sum(file: &Path, size: u64) -> Result<f64, String> {
+/// The speed of `command FILE` (a hashing program), process start to exit, the file in
+/// the page cache (it was just written).
+fn time_hashing(command: &[&str], file: &Path, size: u64) -> Result<f64, String> {
     let started = Instant::now();
-    let output = Command::new("sha256sum").arg(file).output().map_err(|e| format!("cannot run sha256sum: {e}"))?;
+    let output = Command::new(command[0])
+        .args(&command[1..])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
     let elapsed = started.elapsed();
     if !output.status.success() {
-        return Err(format!("sha256sum failed: {}", output.status));
+        return Err(format!("{} failed: {}", command.join(" "), output.status));
     }
     Ok(mbps(size, elapsed))
 }
@@ -1178,11 +1370,16 @@ fn cell(values: &[f64], decimals: usize) -> String {
 pub fn row_labels(report: &Report) -> Vec<String> {
     let mut labels: Vec<String> = report.rows.iter().map(|(l, _)| l.clone()).collect();
     labels.push(sha256sum_label(&report.options));
+    labels.push(openssl_label(&report.options));
     labels
 }
 
 fn sha256sum_label(options: &Options) -> String {
     format!("sha256sum, {} MiB file in page cache", options.blob_mib)
+}
+
+fn openssl_label(options: &Options) -> String {
+    format!("openssl dgst -sha256, {} MiB file in page cache", options.blob_mib)
 }
 
 impl Report {
@@ -1192,17 +1389,19 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| path | 1 stream of {} MiB, MB/s | proxy CPU s/GiB | origin + client CPU s/GiB | peak RSS MiB, 1 stream | peak RSS MiB, {} MiB download | peak RSS MiB, {} MiB download | {}×{} MiB at once, aggregate MB/s | peak RSS MiB, {} streams | TTFB ms, median | TTFB ms, p99 |",
+            "| path | 1 stream of {} MiB, MB/s | proxy CPU s/GiB | origin + client CPU s/GiB | curl: 1 stream, MB/s | curl: proxy CPU s/GiB | peak RSS MiB, 1 stream | peak RSS MiB, {} MiB download | peak RSS MiB, {} MiB download | {}×{} MiB at once, aggregate MB/s | peak RSS MiB, {} streams | TTFB ms, median | TTFB ms, p99 |",
             o.blob_mib, o.rss_small_mib, o.rss_large_mib, o.concurrency, o.concurrent_mib, o.concurrency
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (label, s) in &self.rows {
             let _ = writeln!(
                 out,
-                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&s.single_mbps, 0),
                 cell(&s.cpu_per_gib, 2),
                 cell(&s.bench_cpu_per_gib, 2),
+                cell(&s.curl_mbps, 0),
+                cell(&s.curl_cpu_per_gib, 2),
                 cell(&s.rss_single, 1),
                 cell(&s.rss_small, 1),
                 cell(&s.rss_large, 1),
@@ -1214,9 +1413,15 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "| {} | {} | — | — | — | — | — | — | — | — | — |",
+            "| {} | {} | — | — | — | — | — | — | — | — | — | — | — |",
             sha256sum_label(o),
             cell(&self.sha256sum_mbps, 0)
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | — | — | — | — | — | — | — | — | — | — | — |",
+            openssl_label(o),
+            cell(&self.openssl_mbps, 0)
         );
         out.push('\n');
         out.push_str(&self.targets());
@@ -1251,6 +1456,31 @@ impl Report {
             m(&on.cpu_per_gib),
             verdict(m(&off.cpu_per_gib) <= cpu_nginx)
         );
+        let curl_nginx = m(&ngx_t.curl_mbps);
+        let curl_cpu_nginx = m(&ngx_t.curl_cpu_per_gib);
+        let _ = writeln!(
+            out,
+            "- with curl as the client, layerpipe (verify off) vs tuned nginx: single stream {:.0} vs {curl_nginx:.0} MB/s = {:.2}× (target ≥ 1.0×) — {}; CPU {:.2} vs {curl_cpu_nginx:.2} s/GiB = {:.2}× (target ≤ 1.0×) — {}",
+            m(&off.curl_mbps),
+            m(&off.curl_mbps) / curl_nginx,
+            verdict(m(&off.curl_mbps) >= curl_nginx),
+            m(&off.curl_cpu_per_gib),
+            m(&off.curl_cpu_per_gib) / curl_cpu_nginx,
+            verdict(m(&off.curl_cpu_per_gib) <= curl_cpu_nginx),
+        );
+        for (label, v) in self.rows.iter().skip(5) {
+            let _ = writeln!(
+                out,
+                "- {label}, against layerpipe verify off in the same runs: hyper client {:.2}× the speed, {:.2}× the CPU per GiB; curl {:.2}× the speed, {:.2}× the CPU per GiB; {}×{} MiB aggregate {:.2}×",
+                m(&v.single_mbps) / lp,
+                m(&v.cpu_per_gib) / m(&off.cpu_per_gib),
+                m(&v.curl_mbps) / m(&off.curl_mbps),
+                m(&v.curl_cpu_per_gib) / m(&off.curl_cpu_per_gib),
+                o.concurrency,
+                o.concurrent_mib,
+                m(&v.aggregate_mbps) / m(&off.aggregate_mbps),
+            );
+        }
         // Every proxied byte is copied by the origin, the proxy (twice) and the client, on
         // a machine with this many cores: what 0.7× direct would leave for the proxy.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
@@ -1305,11 +1535,27 @@ impl Report {
             m(&on.single_mbps) / sha,
             m(&on.single_mbps) / lp,
         );
+        let openssl = m(&self.openssl_mbps);
+        let _ = writeln!(
+            out,
+            "- verify_digests on vs openssl dgst -sha256 on the same blob (target ≥ 0.9×): hyper client {:.0} vs {openssl:.0} MB/s = {:.2}×, curl {:.0} MB/s = {:.2}× — {}",
+            m(&on.single_mbps),
+            m(&on.single_mbps) / openssl,
+            m(&on.curl_mbps),
+            m(&on.curl_mbps) / openssl,
+            verdict(m(&on.single_mbps).max(m(&on.curl_mbps)) >= 0.9 * openssl),
+        );
         let _ = writeln!(
             out,
             "- token requests to the origin during the TTFB samples: {} (0 = the cache stayed warm)",
             self.tokens_during_ttfb
         );
+        for (label, [epoll, futex, reads]) in &self.syscalls {
+            let _ = writeln!(
+                out,
+                "- {label}, one curl download under strace -f -c, per GiB: {epoll:.0} epoll_wait, {futex:.0} futex, {reads:.0} reads"
+            );
+        }
         if let Some(dir) = &self.perf_dir {
             let _ = writeln!(
                 out,
