@@ -1,10 +1,13 @@
 //! Routing: which handler answers a request. The handlers live by area beside this
-//! table (`image`, `download`, `layer`), and `respond` turns their results into responses.
+//! table (`image`, `tags`, `download`, `layer`), and `respond` turns their results into
+//! responses.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /` | the form |
-//! | `GET /?image=REF` | the image's layers (or, for an index, its platforms) |
+//! | `GET /` | the forms: an image reference, a repository |
+//! | `GET /?repo=REPO[&last=TAG]` | the repository's tags, 100 a page, each linking to its image |
+//! | `GET /?image=REF` | the image's layers with their build steps and referrers (or, for an index, its platforms) |
+//! | `GET /config?image=REF` | the image's config: what a container runs with, then the raw JSON |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
 //! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
 //! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
@@ -19,6 +22,7 @@ mod download;
 mod image;
 mod layer;
 mod respond;
+mod tags;
 
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::image::load::ImageLoader;
 use crate::layer::inspect::Inspector;
 use crate::layer::link::{Here, LayerPath};
 use crate::metrics::Metrics;
@@ -45,6 +50,8 @@ pub struct App {
     stream: StreamOptions,
     multipart: Multipart,
     layers: Arc<Inspector>,
+    /// Image configs (and merged views), cached by digest.
+    images: ImageLoader,
     metrics: Arc<Metrics>,
 }
 
@@ -57,6 +64,7 @@ impl App {
             stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
             multipart: Multipart::new(&config),
             layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            images: ImageLoader::default(),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
         }
@@ -84,7 +92,11 @@ impl App {
         } else {
             let method = request.method();
             match request.uri().path() {
-                "/" => self.image_page(&pairs).await,
+                "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
+                    Some(repo) => self.tags_page(repo, &pairs).await,
+                    None => self.image_page(&pairs).await,
+                },
+                "/config" => self.config_page(&pairs).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
                 "/files" => self.files(method, &pairs).await,
                 "/fs" => DownloadLink::from_query(&pairs)
@@ -100,10 +112,16 @@ impl App {
     }
 }
 
+/// The query value `name`, unless it is missing or blank (an empty form box).
+fn nonempty<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query::get(pairs, name).map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// The route label of a path, for metrics.
 pub fn route_label(path: &str) -> &'static str {
     match path {
         "/" => "page",
+        "/config" => "config",
         "/download" => "download",
         "/files" => "files",
         "/healthz" => "healthz",
