@@ -179,6 +179,9 @@ async fn pages_by_digest_say_they_never_change() {
     let by_digest = format!("{}/whole/cache@{}", registry.host(), pushed.digest);
     assert_eq!(cache_control(by_digest).await, (http::StatusCode::OK, "max-age=31536000, immutable".to_owned()));
     assert_eq!(cache_control(pushed.reference.clone()).await, (http::StatusCode::OK, "no-store".to_owned()));
+    // Two page views, config and referrers included, made one manifest GET: the referrers
+    // tag is looked for with a HEAD, which Docker Hub does not count as a pull.
+    assert_eq!(registry.requests("GET", "/manifests/"), 1, "{}", registry.log_tail());
     let missing = format!("{}/whole/cache@sha256:{}", registry.host(), "0".repeat(64));
     assert_eq!(cache_control(missing).await.1, "no-store");
 }
