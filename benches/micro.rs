@@ -108,8 +108,10 @@ fn page(c: &mut Criterion) {
     g.bench_function("manifest::parse 100 layers", |b| {
         b.iter(|| manifest::parse(None, black_box(json.as_bytes())).unwrap())
     });
+    // Without history or referrers: the table as it was before they came.
+    let extras = layerpipe::pages::ImageExtras { config: None, referrers: &[], quota: None };
     g.bench_function("page::image 100 layers", |b| {
-        b.iter(|| layerpipe::pages::image(black_box(&reference), black_box(&fetched), None))
+        b.iter(|| layerpipe::pages::image(black_box(&reference), black_box(&fetched), black_box(&extras)))
     });
     g.finish();
 }

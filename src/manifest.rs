@@ -2,9 +2,10 @@
 //! config and layers by *descriptor*; an *index* (Docker: manifest list) lists one
 //! manifest per platform.
 
+use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 
 pub mod schema1;
 
@@ -17,9 +18,19 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// Docker manifest list.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// The `Accept` header for manifest requests: every type layerpipe can show.
+/// Docker image manifest, schema 1, signed (what registries serve).
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// Docker image manifest, schema 1, unsigned.
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+/// The media type of the config made from a schema 1 manifest's history.
+pub const SCHEMA1_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// The `Accept` header for manifest requests: every type layerpipe can show. Schema 1
+/// comes last, at a lower weight: a registry that has the image in both forms (or
+/// converts, as distribution 2 does) must send the newer one.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, application/vnd.docker.distribution.manifest.v1+json;q=0.5";
 
 /// Largest manifest layerpipe reads (distribution's own limit).
 pub const MAX_SIZE: usize = 4 * 1024 * 1024;
@@ -41,6 +52,10 @@ pub struct Descriptor {
     /// layers) only home. layerpipe reads them only from a manifest it fetched itself.
     #[serde(default)]
     pub urls: Vec<String>,
+    /// The content itself, when the manifest carries it rather than the registry (the
+    /// config made from a schema 1 manifest's history): it is not fetched.
+    #[serde(skip)]
+    pub data: Option<Bytes>,
 }
 
 /// The platform an index entry is for.
@@ -71,6 +86,9 @@ pub struct ImageManifest {
     pub config: Descriptor,
     /// The layers, in order.
     pub layers: Vec<Descriptor>,
+    /// Whether the layers' sizes are known: schema 1 manifests have none (their sizes
+    /// read 0), and pages show them as unknown.
+    pub sizes_known: bool,
 }
 
 /// An index: one manifest per platform (or other variants, such as attestations).
@@ -118,17 +136,48 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(String, Manife
         manifests: Option<Vec<Descriptor>>,
     }
     let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("the registry sent an invalid manifest: {e}"))?;
-    if raw.schema_version == Some(1) {
-        return Err("schema 1 manifests are not supported".into());
-    }
     let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
+    if raw.schema_version == Some(1) {
+        return from_schema1(content_type, bytes);
+    }
     let media_type = raw.media_type.or(content_type.map(str::to_owned)).unwrap_or_default();
     let manifest = match (raw.manifests, raw.config, raw.layers) {
         (Some(manifests), None, None) => Manifest::Index(ImageIndex { manifests }),
-        (None, Some(config), Some(layers)) => Manifest::Image(ImageManifest { config, layers }),
+        (None, Some(config), Some(layers)) => Manifest::Image(ImageManifest { config, layers, sizes_known: true }),
         _ => return Err(format!("the registry sent a manifest of unsupported type {media_type:?}")),
     };
     Ok((media_type, manifest))
+}
+
+/// A schema 1 manifest as an image manifest: its layers base first (without the empty
+/// ones), sizes unknown, and a config made from its history, carried in the descriptor.
+fn from_schema1(content_type: Option<&str>, bytes: &[u8]) -> Result<(String, Manifest), String> {
+    let parsed = schema1::parse(bytes)?;
+    // Registries serve schema 1 signed; the unsigned type only when they say so.
+    let media_type = if content_type == Some(DOCKER_SCHEMA1) { DOCKER_SCHEMA1 } else { DOCKER_SCHEMA1_SIGNED };
+    let config_json =
+        serde_json::to_vec(&parsed.config).map_err(|e| format!("the schema 1 history is unusable: {e}"))?;
+    let config = Descriptor {
+        media_type: SCHEMA1_CONFIG.to_owned(),
+        digest: Digest::of(Algorithm::Sha256, &config_json),
+        size: config_json.len() as u64,
+        platform: None,
+        urls: Vec::new(),
+        data: Some(Bytes::from(config_json)),
+    };
+    let layers = parsed
+        .layers
+        .into_iter()
+        .map(|digest| Descriptor {
+            media_type: schema1::LAYER_MEDIA_TYPE.to_owned(),
+            digest,
+            size: 0,
+            platform: None,
+            urls: Vec::new(),
+            data: None,
+        })
+        .collect();
+    Ok((media_type.to_owned(), Manifest::Image(ImageManifest { config, layers, sizes_known: false })))
 }
 
 #[cfg(test)]
@@ -171,10 +220,45 @@ mod tests {
     #[test]
     fn bad_manifests() {
         assert!(parse(None, b"not json").is_err());
-        assert!(parse(None, br#"{"schemaVersion":1,"fsLayers":[]}"#).unwrap_err().contains("schema 1"));
+        assert!(parse(None, br#"{"schemaVersion":1}"#).unwrap_err().contains("schema 1"));
         let bad_digest = r#"{"config":{"mediaType":"x","digest":"sha256:zz","size":1},"layers":[]}"#;
         assert!(parse(None, bad_digest.as_bytes()).is_err());
         assert!(parse(None, br#"{"schemaVersion":2}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema1_tests {
+    use super::*;
+
+    #[test]
+    fn schema_1_is_an_image_with_its_config_inside() {
+        let d1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let d2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let v1 = |cmd: &str| {
+            serde_json::to_string(&format!(r#"{{"container_config":{{"Cmd":["/bin/sh","-c","{cmd}"]}}}}"#)).unwrap()
+        };
+        let json = format!(
+            r#"{{"schemaVersion":1,"name":"a/b","tag":"old","architecture":"amd64",
+            "fsLayers":[{{"blobSum":"{d2}"}},{{"blobSum":"{}"}},{{"blobSum":"{d1}"}}],
+            "history":[{{"v1Compatibility":{}}},{{"v1Compatibility":{}}},{{"v1Compatibility":{}}}]}}"#,
+            schema1::EMPTY_LAYER,
+            v1("make"),
+            v1("#(nop) ENV A=1"),
+            v1("#(nop) ADD file:x in /"),
+        );
+        let (media_type, manifest) = parse(Some(DOCKER_SCHEMA1_SIGNED), json.as_bytes()).unwrap();
+        assert_eq!(media_type, DOCKER_SCHEMA1_SIGNED);
+        let Manifest::Image(m) = manifest else { panic!("not an image") };
+        assert_eq!(m.layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>(), [d1, d2]);
+        assert!(m.layers.iter().all(|l| l.media_type == schema1::LAYER_MEDIA_TYPE && l.size == 0));
+        assert!(!m.sizes_known);
+        let data = m.config.data.as_ref().unwrap();
+        assert_eq!(m.config.digest, Digest::of(Algorithm::Sha256, data));
+        let config = crate::image::config::parse(data).unwrap();
+        let empties: Vec<bool> = config.history.iter().map(|h| h.empty_layer).collect();
+        assert_eq!(empties, [false, true, false]);
+        assert_eq!(parse(Some(DOCKER_SCHEMA1), json.as_bytes()).unwrap().0, DOCKER_SCHEMA1);
     }
 }
 

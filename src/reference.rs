@@ -285,6 +285,68 @@ fn path_component_ok(component: &str) -> bool {
     }
 }
 
+/// A repository, as `?repo=` names one: the reference grammar without a tag or digest
+/// (`ubuntu`, `ghcr.io/owner/app`, `127.0.0.1:5000/team/app`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository(ImageReference);
+
+impl Repository {
+    /// The repository as an image reference without tag or digest, for the registry client.
+    pub fn as_reference(&self) -> &ImageReference {
+        &self.0
+    }
+
+    /// The image `tag` of this repository, as it is typed (`REPO:TAG`); the image page
+    /// parses it again, so a tag the registry sent that is not a valid tag is refused there.
+    pub fn image_text(&self, tag: &str) -> String {
+        format!("{self}:{tag}")
+    }
+}
+
+impl From<&ImageReference> for Repository {
+    /// The repository an image is in.
+    fn from(image: &ImageReference) -> Repository {
+        Repository(ImageReference { tag: None, digest: None, ..image.clone() })
+    }
+}
+
+impl FromStr for Repository {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Repository, ReferenceError> {
+        let reference: ImageReference = s.parse()?;
+        if reference.tag.is_some() || reference.digest.is_some() {
+            return err(format!("{s:?} names an image, not a repository: leave out the tag and digest"));
+        }
+        Ok(Repository(reference))
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod repository_tests {
+    use super::*;
+
+    #[test]
+    fn repositories_have_no_tag_or_digest() {
+        let r: Repository = "127.0.0.1:5000/team/app".parse().unwrap();
+        assert_eq!((r.as_reference().registry(), r.as_reference().repository()), ("127.0.0.1:5000", "team/app"));
+        assert_eq!(r.image_text("v1"), "127.0.0.1:5000/team/app:v1");
+        assert_eq!("ubuntu".parse::<Repository>().unwrap().as_reference().repository(), "library/ubuntu");
+        assert!("team/app:v1".parse::<Repository>().unwrap_err().0.contains("not a repository"));
+        let pinned = format!("team/app@sha256:{}", "1".repeat(64));
+        assert!(pinned.parse::<Repository>().is_err());
+        assert!("Bad Name".parse::<Repository>().is_err());
+        let image: ImageReference = pinned.replace("app@", "app:v1@").parse().unwrap();
+        assert_eq!(Repository::from(&image).to_string(), "team/app");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,8 +44,9 @@ fn page_path(reference: &str) -> String {
     format!("/?image={}", layerpipe::query::encode(reference))
 }
 
-/// A registry without auth whose manifest answers come from `answer(n)` for the n-th
-/// manifest request (from 1).
+/// A registry without auth whose answers for tag `v1`'s manifest come from `answer(n)`
+/// for the n-th such request (from 1). What else an image page asks for (its config,
+/// its referrers) is a 404, as from a registry without them, and not counted.
 async fn scripted_registry(
     answer: impl Fn(usize) -> FakeResponse + Send + Sync + 'static,
 ) -> (FakeServer, Arc<AtomicUsize>) {
@@ -54,6 +55,9 @@ async fn scripted_registry(
     let server = FakeServer::start(move |req| {
         if req.uri().path() == "/v2/" {
             return respond(StatusCode::OK, "{}");
+        }
+        if !req.uri().path().ends_with("/manifests/v1") {
+            return respond(StatusCode::NOT_FOUND, "");
         }
         answer(seen.fetch_add(1, Ordering::SeqCst) + 1)
     })
@@ -365,8 +369,9 @@ async fn metrics_count_requests_bytes_and_tokens() {
         "layerpipe_active_downloads 0".to_owned(),
         "layerpipe_download_duration_seconds_count 2".to_owned(),
         "layerpipe_token_cache_misses_total 1".to_owned(),
-        // The page's manifest HEAD fetches the token; its GET and the downloads reuse it.
-        "layerpipe_token_cache_hits_total 3".to_owned(),
+        // The page's manifest HEAD fetches the token; its GET, its config GET, its five
+        // referrer look-ups (API, referrers tag, .sig/.att/.sbom) and the downloads reuse it.
+        "layerpipe_token_cache_hits_total 9".to_owned(),
         "layerpipe_token_fetches_total 1".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -179,6 +179,9 @@ async fn pages_by_digest_say_they_never_change() {
     let by_digest = format!("{}/whole/cache@{}", registry.host(), pushed.digest);
     assert_eq!(cache_control(by_digest).await, (http::StatusCode::OK, "max-age=31536000, immutable".to_owned()));
     assert_eq!(cache_control(pushed.reference.clone()).await, (http::StatusCode::OK, "no-store".to_owned()));
+    // Two page views, config and referrers included, made one manifest GET: the referrers
+    // tag is looked for with a HEAD, which Docker Hub does not count as a pull.
+    assert_eq!(registry.requests("GET", "/manifests/"), 1, "{}", registry.log_tail());
     let missing = format!("{}/whole/cache@sha256:{}", registry.host(), "0".repeat(64));
     assert_eq!(cache_control(missing).await.1, "no-store");
 }
@@ -408,4 +411,181 @@ async fn an_index_asks_which_platform_to_merge() {
     assert!(merged.contains(&index.platforms[1].digest) && merged.contains(">usr/</a>"), "{merged}");
     let sizes = get(&lp, &format!("sizes?image={}", encoded(&index.reference))).await.html();
     assert!(sizes.contains("<a href=\"./sizes?image="), "{sizes}");
+}
+
+/// GETs one of layerpipe's relative links: its status and page.
+async fn page(lp: &real::Layerpipe, href: &str) -> (http::StatusCode, String) {
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let response = client.get(lp.url(href).parse().unwrap()).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The `href`s and texts of the links in the element that starts with `start`, unescaped.
+fn links_in(html: &str, start: &str) -> Vec<(String, String)> {
+    let Some(table) = html.split(start).nth(1).and_then(|t| t.split("</table>").next()) else { return Vec::new() };
+    table
+        .split("<a href=\"")
+        .skip(1)
+        .map(|piece| {
+            let (href, rest) = piece.split_once("\">").unwrap();
+            let text = rest.split("</a>").next().unwrap();
+            (real::html::unescape(href), real::html::unescape(text))
+        })
+        .collect()
+}
+
+/// The `rel="next"` link of a page, unescaped.
+fn next_link(html: &str) -> Option<String> {
+    let before = html.split("\" rel=\"next\"").next().filter(|b| b.len() < html.len())?;
+    Some(real::html::unescape(before.rsplit("<a href=\"").next().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tag_list_pages_through_every_tag_to_its_images() {
+    let registry = RealRegistry::start();
+    // 120 more tags, the signature's and the referrers' tags: two pages of 100.
+    let pushed = registry.push_layered_image("whole/tagpages", "latest", 120).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let repo = format!("{}/whole/tagpages", registry.host());
+
+    let (status, home) = page(&lp, "./").await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert!(home.contains("<input name=\"repo\""), "{home}");
+
+    let mut href = format!("./?repo={}", layerpipe::query::encode(&repo));
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, html) = page(&lp, &href).await;
+        assert_eq!(status, http::StatusCode::OK, "{href}: {html}");
+        pages += 1;
+        for (link, tag) in links_in(&html, "<table id=\"tags\">") {
+            assert_eq!(link, format!("./?image={}", layerpipe::query::encode(&format!("{repo}:{tag}"))));
+            seen.push(tag);
+        }
+        match next_link(&html) {
+            Some(next) => href = next,
+            None => break,
+        }
+        assert!(pages < 5, "pagination does not end: {seen:?}");
+    }
+    assert_eq!(pages, 2);
+    let subject = pushed.image.digest.replace(':', "-");
+    let mut expected: Vec<String> = (0..120).map(|n| format!("t{n:04}")).collect();
+    expected.extend(["latest".to_owned(), subject, pushed.signature_tag.clone()]);
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // A tag's link leads to its image.
+    let (status, image) = page(&lp, &format!("./?image={}", layerpipe::query::encode(&format!("{repo}:t0007")))).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert!(image.contains(&format!("<code id=\"manifest-digest\">{}</code>", pushed.image.digest)), "{image}");
+
+    // A bad repository is the user's mistake; one that does not exist is the registry's 404.
+    let (status, html) = page(&lp, "./?repo=Not%20A%20Repo").await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST, "{html}");
+    let (status, html) = page(&lp, &format!("./?repo={}:v1", layerpipe::query::encode(&repo))).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("not a repository"), "{html}");
+    let missing = format!("./?repo={}", layerpipe::query::encode(&format!("{}/whole/none", registry.host())));
+    let (status, html) = page(&lp, &missing).await;
+    assert_eq!(status, http::StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("repository whole/none not found"), "{html}");
+}
+
+/// The `made by` cells of the layer table, with `-` before a step without a layer.
+fn steps(html: &str) -> Vec<String> {
+    let table = html.split("<table id=\"layers\">").nth(1).unwrap().split("</table>").next().unwrap();
+    table
+        .split("<tr")
+        .skip(2)
+        .map(|row| {
+            let step = row.split("<td class=\"step\"><code>").nth(1).unwrap().split("</code>").next().unwrap();
+            let step = real::html::unescape(step);
+            if row.starts_with(" class=\"empty-layer\"") {
+                format!("- {step}")
+            } else {
+                step
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_page_shows_history_referrers_and_the_config() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/page", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let (status, html) = page(&lp, &format!("./?image={}", layerpipe::query::encode(&pushed.image.reference))).await;
+    assert_eq!(status, http::StatusCode::OK, "{html}");
+
+    // Each layer beside its step, the steps without a layer between them.
+    assert_eq!(
+        steps(&html),
+        [
+            "ADD file:base in /",
+            "- ENV APP_MODE=<prod>",
+            "RUN rm /etc/secret.key && useradd app",
+            "COPY main.py /app/",
+            "- CMD [\"/app/main.py\"]",
+        ],
+        "{html}"
+    );
+    assert!(!html.contains("history-note"), "{html}");
+    assert_eq!(real::html::download_links(&html).len(), 3);
+
+    // The signature tag and the SBOM the referrers tag lists, each leading to its manifest.
+    let referrers = links_in(&html, "<table id=\"referrers\">");
+    let repo = format!("{}/whole/page", registry.host());
+    let sig = (
+        format!("./?image={}", layerpipe::query::encode(&format!("{repo}:{}", pushed.signature_tag))),
+        pushed.signature_tag.clone(),
+    );
+    let sbom = (
+        format!("./?image={}", layerpipe::query::encode(&format!("{repo}@{}", pushed.sbom_digest))),
+        pushed.sbom_digest.clone(),
+    );
+    assert!(referrers.contains(&sig) && referrers.contains(&sbom), "{referrers:?}\n{html}");
+    assert!(html.contains("<tr><td>application/spdx+json</td>"), "{html}");
+    assert!(html.contains("<tr><td>signature (cosign)</td>"), "{html}");
+    for (href, _) in &referrers {
+        let (status, manifest) = page(&lp, href).await;
+        assert_eq!(status, http::StatusCode::OK, "{href}: {manifest}");
+    }
+    // The SBOM itself has no referrers: no heading.
+    let (_, sbom_page) = page(&lp, &sbom.0).await;
+    assert!(!sbom_page.contains("Referrers"), "{sbom_page}");
+
+    // The config digest leads to the config page.
+    let config_href = html.split("<code id=\"config-digest\"><a href=\"").nth(1).unwrap().split('"').next().unwrap();
+    let config_href = real::html::unescape(config_href);
+    assert_eq!(config_href, format!("./config?image={}", layerpipe::query::encode(&pushed.image.reference)));
+    let (status, config) = page(&lp, &config_href).await;
+    assert_eq!(status, http::StatusCode::OK, "{config}");
+    for field in [
+        "<li><code>PATH=/usr/local/bin:/usr/bin:/bin</code></li>",
+        "<li><code>APP_MODE=&lt;prod&gt;</code></li>",
+        "<code id=\"entrypoint\">[&quot;/usr/bin/python3&quot;]</code>",
+        "<code id=\"cmd\">[&quot;/app/main.py&quot;]</code>",
+        "<code id=\"workdir\">/app</code>",
+        "<code id=\"user\">app</code>",
+        "<li><code>8080/tcp</code></li>",
+        "<td><code>org.opencontainers.image.source</code></td><td><code>https://example.invalid/app</code></td>",
+        "<dd>linux/amd64</dd>",
+        "<pre id=\"raw\">{\n  &quot;architecture&quot;: &quot;amd64&quot;,",
+    ] {
+        assert!(config.contains(field), "{field} missing:\n{config}");
+    }
+    assert!(!config.contains("<prod>"), "{config}");
+    // An index has no config of its own; a missing image is the registry's 404.
+    let (status, _) = page(&lp, "./config?image=").await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST);
+    let missing = format!("./config?image={}", layerpipe::query::encode(&format!("{repo}:nope")));
+    assert_eq!(page(&lp, &missing).await.0, http::StatusCode::NOT_FOUND);
 }

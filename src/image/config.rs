@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest config blob layerpipe reads. Configs are a few KiB; images with thousands of
 /// history entries and labels stay well under this.
 pub const MAX_SIZE: u64 = 4 * 1024 * 1024;
 
 /// The parts of an image config that pages show.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ImageConfig {
     /// e.g. `amd64`.
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct ImageConfig {
 }
 
 /// What a container of the image runs with (the config's `config` object).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
     /// `KEY=value` pairs.
@@ -57,7 +57,7 @@ pub struct RunConfig {
 }
 
 /// One step of the build.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct HistoryEntry {
     /// When the step ran.
     #[serde(default)]

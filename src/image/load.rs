@@ -59,7 +59,8 @@ impl Default for ImageLoader {
 }
 
 impl ImageLoader {
-    /// The config `descriptor` names, in `image`'s repository.
+    /// The config `descriptor` names, in `image`'s repository; from the descriptor itself
+    /// when it carries it (schema 1, whose config is made from the manifest).
     pub async fn config(
         &self,
         registry: &RegistryClient,
@@ -67,7 +68,12 @@ impl ImageLoader {
         descriptor: &Descriptor,
     ) -> Result<Arc<FetchedConfig>, Error> {
         let fetch = async {
-            let raw = registry.small_blob(image, &descriptor.digest, config::MAX_SIZE as usize, "image config").await?;
+            let raw = match &descriptor.data {
+                Some(data) => data.clone(),
+                None => {
+                    registry.small_blob(image, &descriptor.digest, config::MAX_SIZE as usize, "image config").await?
+                }
+            };
             let config = config::parse(&raw).map_err(Error::bad_gateway)?;
             Ok::<_, Error>(Arc::new(FetchedConfig { raw, config }))
         };

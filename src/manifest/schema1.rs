@@ -84,6 +84,42 @@ pub fn parse(bytes: &[u8]) -> Result<Schema1Manifest, String> {
     Ok(Schema1Manifest { layers, config })
 }
 
+/// The bytes a signed schema 1 manifest's digest is of: the manifest without its
+/// signatures, as each JWS signature's protected header describes it (`formatLength`
+/// bytes of the manifest, then the base64url `formatTail`). The manifest itself when it
+/// is not signed that way.
+pub fn digested_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    signed_payload(bytes).map_or(std::borrow::Cow::Borrowed(bytes), std::borrow::Cow::Owned)
+}
+
+fn signed_payload(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct Signature {
+        protected: String,
+    }
+    #[derive(Deserialize)]
+    struct Signed {
+        #[serde(rename = "schemaVersion")]
+        schema_version: u32,
+        signatures: Vec<Signature>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Protected {
+        format_length: usize,
+        format_tail: String,
+    }
+    let signed: Signed = serde_json::from_slice(bytes).ok()?;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let protected = engine.decode(signed.signatures.first()?.protected.trim_end_matches('=')).ok()?;
+    let protected: Protected = serde_json::from_slice(&protected).ok()?;
+    let tail = engine.decode(protected.format_tail.trim_end_matches('=')).ok()?;
+    let mut payload = bytes.get(..protected.format_length)?.to_vec();
+    payload.extend_from_slice(&tail);
+    (signed.schema_version == 1).then_some(payload)
+}
+
 /// One `v1Compatibility` entry: the step's command and, on the top one, the config.
 #[derive(Clone, Debug, Default, Deserialize)]
 struct V1Compatibility {
@@ -165,6 +201,29 @@ mod tests {
 }
 
 #[cfg(test)]
+mod signed {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn a_signed_manifest_is_digested_without_its_signatures() {
+        let payload = "{\n   \"schemaVersion\": 1,\n   \"fsLayers\": []\n}";
+        // As docker's libtrust signs: cut before the closing brace, append the signatures.
+        let cut = payload.rfind("\n}").unwrap();
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let protected =
+            engine.encode(format!(r#"{{"formatLength":{cut},"formatTail":"{}"}}"#, engine.encode(&payload[cut..])));
+        let signed = format!(
+            "{},\n   \"signatures\": [{{\"protected\": \"{protected}\", \"signature\": \"x\"}}]\n}}",
+            &payload[..cut]
+        );
+        assert_eq!(&*digested_bytes(signed.as_bytes()), payload.as_bytes());
+        assert_eq!(&*digested_bytes(payload.as_bytes()), payload.as_bytes());
+        assert_eq!(&*digested_bytes(b"[1]"), b"[1]");
+    }
+}
+
+#[cfg(test)]
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -173,6 +232,7 @@ mod properties {
         #[test]
         fn any_bytes_parse_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let _ = parse(&bytes);
+            let _ = digested_bytes(&bytes);
         }
     }
 }

@@ -1,15 +1,18 @@
-//! The pages that are not about one layer: the form, an image's layers or platforms,
-//! and errors.
+//! The pages that are not about one layer: the form, an image's layers (with the build
+//! steps that made them and what refers to the image) or platforms, and errors.
 
 use askama::Template;
 
 use super::{human_size, render, Frame};
-use crate::download::DownloadLink;
 use crate::error::Error;
+use crate::image::config::ImageConfig;
+use crate::image::history::{self, Step};
+use crate::image::load::layer_links;
 use crate::layer::link::{Here, LayerPath};
 use crate::manifest::{FetchedManifest, ImageIndex, ImageManifest, Manifest};
-use crate::reference::ImageReference;
-use crate::registry::PullQuota;
+use crate::query::encode;
+use crate::reference::{ImageReference, Repository};
+use crate::registry::{PullQuota, Referrer};
 
 #[derive(Template)]
 #[template(path = "home.html", config = "src/pages/askama.toml")]
@@ -71,6 +74,34 @@ impl std::fmt::Display for QuotaLine {
     }
 }
 
+/// What an image page shows besides its manifest.
+pub struct ImageExtras<'a> {
+    /// For an image manifest, its config (for the build steps) or why it could not be
+    /// read; `None` for an index.
+    pub config: Option<Result<&'a ImageConfig, &'a Error>>,
+    /// What refers to the manifest: signatures, attestations, SBOMs.
+    pub referrers: &'a [Referrer],
+    /// The registry's pull quota for layerpipe's address, when its last answer stated it.
+    pub quota: Option<PullQuota>,
+}
+
+/// One row of the layer table: a layer and the step that made it, or a step that made
+/// no layer (`layer` is `None`).
+struct StepRow {
+    layer: Option<LayerRow>,
+    /// The build step, as a Dockerfile line; empty when unknown.
+    step: String,
+}
+
+/// One referrer, linked to its manifest's page.
+struct ReferrerRow {
+    /// What it is: an artifact type, or what cosign's tag suffix means.
+    kind: String,
+    /// Its digest or tag.
+    name: String,
+    href: String,
+}
+
 /// One row of the layer table.
 struct LayerRow {
     number: u32,
@@ -92,8 +123,12 @@ struct ImageLayers {
     head: ImageHead,
     config_href: String,
     config_digest: String,
+    layer_count: usize,
     total: String,
-    layers: Vec<LayerRow>,
+    rows: Vec<StepRow>,
+    /// Why the build steps are missing, when they are.
+    history_note: Option<String>,
+    referrers: Vec<ReferrerRow>,
     /// The merged filesystem and the sizes of the whole image.
     merged_href: String,
     sizes_href: String,
@@ -116,82 +151,145 @@ struct ImagePlatforms {
     frame: Frame,
     head: ImageHead,
     platforms: Vec<PlatformRow>,
+    referrers: Vec<ReferrerRow>,
 }
 
 /// The page for a fetched manifest: its layers, or for an index its platforms; with the
-/// registry's pull `quota` when it stated one.
-pub fn image(reference: &ImageReference, fetched: &FetchedManifest, quota: Option<PullQuota>) -> String {
+/// registry's pull quota when it stated one.
+pub fn image(reference: &ImageReference, fetched: &FetchedManifest, extras: &ImageExtras<'_>) -> String {
     let name = reference.to_string();
     let frame = Frame { title: name.clone(), image: name.clone() };
     let registry = match reference.registry() {
         crate::reference::DOCKER_HUB => "Docker Hub".to_owned(),
         host => host.to_owned(),
     };
-    let quota = quota.map(|quota| QuotaLine { registry, quota });
+    let quota = extras.quota.map(|quota| QuotaLine { registry, quota });
     let head = ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota };
+    let referrers = referrer_rows(reference, extras.referrers);
     match &fetched.manifest {
-        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest)),
-        Manifest::Index(index) => render(&platforms(frame, head, reference, index)),
+        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers)),
+        Manifest::Index(index) => render(&platforms(frame, head, reference, index, referrers)),
     }
 }
 
-fn layers(frame: Frame, head: ImageHead, reference: &ImageReference, manifest: &ImageManifest) -> ImageLayers {
+/// The image's config page.
+pub fn config_href(reference: &ImageReference) -> String {
+    format!("./config?image={}", encode(&reference.to_string()))
+}
+
+fn layers(
+    frame: Frame,
+    head: ImageHead,
+    reference: &ImageReference,
+    manifest: &ImageManifest,
+    config: Option<Result<&ImageConfig, &Error>>,
+    referrers: Vec<ReferrerRow>,
+) -> ImageLayers {
     let total = manifest.layers.iter().map(|l| l.size).fold(0, u64::saturating_add);
-    // The config is a blob like the layers; its page shows it (layer number 1 only fills
-    // the link's required field: it names a download of it `…-1.bin`).
-    let config = DownloadLink {
-        image: reference.clone(),
-        digest: manifest.config.digest.clone(),
-        layer: 1,
-        media_type: manifest.config.media_type.clone(),
+    let links = layer_links(reference, manifest);
+    let no_history = [];
+    let (history, config_note) = match config {
+        Some(Ok(config)) => (config.history.as_slice(), None),
+        Some(Err(e)) => (
+            &no_history[..],
+            Some(format!("The image config could not be read ({}), so the build steps are not shown.", e.message())),
+        ),
+        None => (&no_history[..], None),
     };
-    let layers = manifest
-        .layers
+    let timeline = history::pair(&manifest.layers, history);
+    let rows = timeline
+        .steps
         .iter()
-        .zip(1..)
-        .map(|(layer, number)| {
-            let link = DownloadLink {
-                image: reference.clone(),
-                digest: layer.digest.clone(),
-                layer: number,
-                media_type: layer.media_type.clone(),
-            };
-            // The size leads to the layer's files by size, the digest to its folders.
-            LayerRow {
-                number,
-                size: layer.size,
-                human: human_size(layer.size),
-                files: Here::root().files(&link, 1),
-                media_type: layer.media_type.clone(),
-                browse: Here::root().fs(&link, &LayerPath::root(), true),
-                digest: layer.digest.to_string(),
-                download: link.href(),
+        .map(|step| match step {
+            Step::Layer { index, layer, history } => {
+                let link = &links[*index];
+                // The size leads to the layer's files by size, the digest to its folders.
+                let row = LayerRow {
+                    number: link.layer,
+                    size: layer.size,
+                    human: if manifest.sizes_known { human_size(layer.size) } else { UNKNOWN_SIZE.to_owned() },
+                    files: Here::root().files(link, 1),
+                    media_type: layer.media_type.clone(),
+                    browse: Here::root().fs(link, &LayerPath::root(), true),
+                    digest: layer.digest.to_string(),
+                    download: link.href(),
+                };
+                StepRow { layer: Some(row), step: history.map(step_text).unwrap_or_default() }
             }
+            Step::Empty(entry) => StepRow { layer: None, step: step_text(entry) },
         })
         .collect();
     ImageLayers {
         frame,
         head,
-        config_href: Here::root().files(&config, 1),
+        config_href: config_href(reference),
         config_digest: manifest.config.digest.to_string(),
-        total: human_size(total),
-        layers,
+        layer_count: manifest.layers.len(),
+        total: if manifest.sizes_known { human_size(total) } else { UNKNOWN_SIZE.to_owned() },
+        rows,
+        history_note: config_note.or(timeline.mismatch),
+        referrers,
         merged_href: Here::root().merged(reference, &LayerPath::root(), true),
         sizes_href: Here::root().sizes(reference),
     }
 }
 
-fn platforms(frame: Frame, head: ImageHead, reference: &ImageReference, index: &ImageIndex) -> ImagePlatforms {
+/// What a size reads when the manifest does not give it (schema 1).
+const UNKNOWN_SIZE: &str = "?";
+
+/// A history entry as a Dockerfile line; its comment when it has no command.
+fn step_text(entry: &crate::image::config::HistoryEntry) -> String {
+    match (&entry.created_by, &entry.comment) {
+        (Some(created_by), _) => history::command(created_by),
+        (None, Some(comment)) => comment.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// The referrers, each linked to its manifest's page in the image's repository.
+fn referrer_rows(reference: &ImageReference, referrers: &[Referrer]) -> Vec<ReferrerRow> {
+    let repo = Repository::from(reference);
+    referrers
+        .iter()
+        .map(|r| match r {
+            Referrer::Manifest { digest, artifact_type } => ReferrerRow {
+                kind: if artifact_type.is_empty() { "unknown type".to_owned() } else { artifact_type.clone() },
+                name: digest.to_string(),
+                href: format!("./?image={}", encode(&format!("{repo}@{digest}"))),
+            },
+            Referrer::Tag(tag) => ReferrerRow {
+                kind: cosign_kind(tag).to_owned(),
+                name: tag.clone(),
+                href: format!("./?image={}", encode(&repo.image_text(tag))),
+            },
+        })
+        .collect()
+}
+
+/// What cosign keeps under a tag with this suffix.
+fn cosign_kind(tag: &str) -> &'static str {
+    match tag.rsplit_once('.').map(|(_, suffix)| suffix) {
+        Some("sig") => "signature (cosign)",
+        Some("att") => "attestation (cosign)",
+        Some("sbom") => "SBOM (cosign)",
+        _ => "tag",
+    }
+}
+
+fn platforms(
+    frame: Frame,
+    head: ImageHead,
+    reference: &ImageReference,
+    index: &ImageIndex,
+    referrers: Vec<ReferrerRow>,
+) -> ImagePlatforms {
     let platforms = index
         .manifests
         .iter()
         .enumerate()
         .map(|(i, entry)| PlatformRow {
             number: i + 1,
-            href: format!(
-                "./?image={}",
-                crate::query::encode(&reference.with_digest(entry.digest.clone()).to_string())
-            ),
+            href: format!("./?image={}", encode(&reference.with_digest(entry.digest.clone()).to_string())),
             platform: entry.platform.as_ref().map_or_else(|| "unknown platform".to_owned(), ToString::to_string),
             media_type: entry.media_type.clone(),
             size: entry.size,
@@ -199,7 +297,7 @@ fn platforms(frame: Frame, head: ImageHead, reference: &ImageReference, index: &
             digest: entry.digest.to_string(),
         })
         .collect();
-    ImagePlatforms { frame, head, platforms }
+    ImagePlatforms { frame, head, platforms, referrers }
 }
 
 #[cfg(test)]
@@ -216,17 +314,20 @@ mod tests {
         }
     }
 
+    /// No config (an index, or not asked) and no referrers.
+    const NONE: ImageExtras<'static> = ImageExtras { config: None, referrers: &[], quota: None };
+
     #[test]
     fn layer_table_links_size_to_files_and_digest_to_folders() {
         let json = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
         let fetched = fetched(json);
-        let html = image(&"a/b:c".parse().unwrap(), &fetched, None);
+        let html = image(&"a/b:c".parse().unwrap(), &fetched, &NONE);
         let q = "image=a%2Fb%3Ac&amp;digest=sha256%3A2222222222222222222222222222222222222222222222222222222222222222\
 &amp;layer=1&amp;mt=application%2Fvnd.oci.image.layer.v1.tar%2Bgzip";
         assert!(html.contains(&format!("<a href=\"./files?{q}\">5 B</a>")), "{html}");
         assert!(html.contains(&format!("<a href=\"./fs/?{q}\">sha256:2222")), "{html}");
-        assert!(html.contains("<a href=\"./files?image=a%2Fb%3Ac&amp;digest=sha256%3A1111"), "{html}");
+        assert!(html.contains("<a href=\"./config?image=a%2Fb%3Ac\">sha256:1111"), "{html}");
         assert!(html.starts_with("<!doctype html>\n<html lang=\"en\"><head>"), "{html}");
         assert!(html.ends_with("</tbody></table>\n</main></body></html>\n"), "{html}");
     }
@@ -237,7 +338,7 @@ mod tests {
           "config":{"mediaType":"x","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
           "layers":[{"mediaType":"evil\"><img src=x onerror=alert(1)>","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5}]}"#;
         let fetched = fetched(json);
-        let html = image(&"a/b:c".parse().unwrap(), &fetched, None);
+        let html = image(&"a/b:c".parse().unwrap(), &fetched, &NONE);
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
@@ -250,26 +351,112 @@ mod tests {
         let json = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
           {"mediaType":"<script>'x'</script>","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":7,
            "platform":{"architecture":"\"><script>","os":"linux"}}]}"#;
-        let html = image(&"a/b:c".parse().unwrap(), &fetched(json), None);
+        let html = image(&"a/b:c".parse().unwrap(), &fetched(json), &NONE);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;&#39;x&#39;&lt;/script&gt;"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;script&gt;"), "{html}");
         assert!(html.contains("<a href=\"./?image=a%2Fb%3Ac%40sha256%3A3333"), "{html}");
     }
 
+    const TWO_LAYERS: &str = r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
+      "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":5},
+                {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":6}]}"#;
+
+    fn config(history: &str) -> ImageConfig {
+        crate::image::config::parse(format!(r#"{{"history":{history}}}"#).as_bytes()).unwrap()
+    }
+
+    /// The text of the `made by` cells, in order, with `-` before a step without a layer.
+    fn steps(html: &str) -> Vec<String> {
+        html.split("<tr")
+            .skip(1)
+            .filter_map(|row| {
+                let step = row.split("<td class=\"step\"><code>").nth(1)?.split("</code>").next()?;
+                Some(format!("{}{step}", if row.starts_with(" class=\"empty-layer\"") { "- " } else { "" }))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn build_steps_sit_beside_their_layers_and_empty_steps_between() {
+        let config = config(
+            r#"[{"created_by":"/bin/sh -c #(nop) ADD file:a in / "},{"created_by":"/bin/sh -c #(nop)  ENV A=<1>","empty_layer":true},
+               {"created_by":"RUN |1 X=1 /bin/sh -c make # buildkit"},{"comment":"a comment only","empty_layer":true}]"#,
+        );
+        let extras = ImageExtras { config: Some(Ok(&config)), ..NONE };
+        let html = image(&"a/b:c".parse().unwrap(), &fetched(TWO_LAYERS), &extras);
+        assert_eq!(steps(&html), ["ADD file:a in /", "- ENV A=&lt;1&gt;", "RUN make", "- a comment only"], "{html}");
+        assert_eq!(download_count(&html), 2);
+        assert!(!html.contains("history-note"), "{html}");
+        assert!(!html.contains("Referrers"), "{html}");
+    }
+
+    fn download_count(html: &str) -> usize {
+        html.matches(">[x]</a>").count()
+    }
+
+    #[test]
+    fn history_that_does_not_pair_up_is_said_and_left_out() {
+        let config = config(r#"[{"created_by":"ADD a"},{"created_by":"ENV B=1","empty_layer":true}]"#);
+        let extras = ImageExtras { config: Some(Ok(&config)), ..NONE };
+        let html = image(&"a/b:c".parse().unwrap(), &fetched(TWO_LAYERS), &extras);
+        assert!(
+            html.contains("<p class=\"warn\" id=\"history-note\">The image config&#39;s history has 1 steps"),
+            "{html}"
+        );
+        assert_eq!(steps(&html), ["", ""], "{html}");
+        let failed = Error::bad_gateway("the registry answered 500");
+        let extras = ImageExtras { config: Some(Err(&failed)), ..NONE };
+        let html = image(&"a/b:c".parse().unwrap(), &fetched(TWO_LAYERS), &extras);
+        assert!(html.contains("could not be read (the registry answered 500)"), "{html}");
+        assert_eq!(download_count(&html), 2);
+    }
+
+    #[test]
+    fn referrers_link_to_their_manifests() {
+        let digest: crate::digest::Digest =
+            "sha256:4444444444444444444444444444444444444444444444444444444444444444".parse().unwrap();
+        let referrers = [
+            Referrer::Manifest { digest, artifact_type: "application/spdx+json".into() },
+            Referrer::Tag("sha256-abc.sig".into()),
+        ];
+        let extras = ImageExtras { referrers: &referrers, ..NONE };
+        let html = image(&"r.io/a/b:c".parse().unwrap(), &fetched(TWO_LAYERS), &extras);
+        assert!(html.contains("<h2 id=\"referrers-heading\">Referrers</h2>"), "{html}");
+        assert!(
+            html.contains(
+                "<tr><td>application/spdx+json</td><td><code><a href=\"./?image=r.io%2Fa%2Fb%40sha256%3A4444"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<tr><td>signature (cosign)</td><td><code><a href=\"./?image=r.io%2Fa%2Fb%3Asha256-abc.sig\">sha256-abc.sig</a>"), "{html}");
+    }
+
+    #[test]
+    fn unknown_sizes_read_as_a_question_mark() {
+        let mut fetched = fetched(TWO_LAYERS);
+        if let Manifest::Image(m) = &mut fetched.manifest {
+            m.sizes_known = false;
+        }
+        let html = image(&"a/b:c".parse().unwrap(), &fetched, &NONE);
+        assert!(html.contains("<p>2 layers, ? in all.</p>"), "{html}");
+        assert!(html.contains("\">?</a></td>"), "{html}");
+    }
+
     #[test]
     fn the_quota_line_names_docker_hub_and_the_window() {
         let json = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         let quota = PullQuota { limit: 100, remaining: 87, window_secs: Some(21600) };
-        let html = image(&"ubuntu".parse().unwrap(), &fetched(json), Some(quota));
+        let html = image(&"ubuntu".parse().unwrap(), &fetched(json), &ImageExtras { quota: Some(quota), ..NONE });
         assert!(
             html.contains("<dd id=\"pull-quota\">Docker Hub: 87 of 100 pulls left for this address (per 6 h)</dd>"),
             "{html}"
         );
         let quota = PullQuota { limit: 5, remaining: 0, window_secs: None };
-        let html = image(&"r.example/a:b".parse().unwrap(), &fetched(json), Some(quota));
+        let html =
+            image(&"r.example/a:b".parse().unwrap(), &fetched(json), &ImageExtras { quota: Some(quota), ..NONE });
         assert!(html.contains(">r.example: 0 of 5 pulls left for this address</dd>"), "{html}");
-        assert!(!image(&"ubuntu".parse().unwrap(), &fetched(json), None).contains("pull-quota"));
+        assert!(!image(&"ubuntu".parse().unwrap(), &fetched(json), &NONE).contains("pull-quota"));
     }
 
     #[test]
@@ -280,5 +467,6 @@ mod tests {
         assert!(html.contains("<h1 class=\"error\">400 Bad Request</h1>"), "{html}");
         assert!(html.contains("<p class=\"error\" id=\"reason\">bad &lt;b&gt;&quot;ref&quot;&lt;/b&gt;</p>"), "{html}");
         assert!(home().contains("value=\"\""));
+        assert!(home().contains("<input name=\"repo\""));
     }
 }

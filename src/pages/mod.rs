@@ -1,7 +1,7 @@
-//! The HTML pages: the form, an image's layers or platforms, a layer's files (by size,
-//! by folder, one file), blobs that are not layers, the whole image's merged filesystem,
-//! search and sizes, errors, and the parts of a page streamed while a layer is read for
-//! the first time.
+//! The HTML pages: the form, a repository's tags, an image's layers or platforms, its
+//! config, a layer's files (by size, by folder, one file), blobs that are not layers, the
+//! whole image's merged filesystem, search and sizes, errors, and the parts of a page
+//! streamed while a layer is read for the first time.
 //!
 //! Each page is an askama template under `src/pages/templates/`, compiled with the
 //! crate, filled from a small view struct made here from the domain types. Every page
@@ -17,18 +17,21 @@
 //! that fills it and calls [`render`].
 
 mod budget;
+mod config;
 mod image;
 mod layer;
 mod merged;
 mod progress;
 mod sizes;
 mod slots;
+mod tags;
 mod text;
 
 use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
-pub use image::{error, home, image};
+pub use config::config;
+pub use image::{config_href, error, home, image, ImageExtras};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
@@ -36,6 +39,7 @@ pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, Merge
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
 pub use sizes::sizes;
 pub use slots::RenderSlots;
+pub use tags::tags;
 pub use text::human_size;
 
 /// HTML escaping with named entities: `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;`. The

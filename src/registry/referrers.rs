@@ -60,8 +60,12 @@ impl RegistryClient {
         self.referrers_index_at(image, &path).await
     }
 
-    /// The index held under the referrers tag, if there is one.
+    /// The index held under the referrers tag, if there is one. Asked with a HEAD first:
+    /// Docker Hub counts manifest GETs against the pull quota, and most images have none.
     async fn referrers_index(&self, image: &ImageReference, tag: &str) -> Result<Option<Vec<Referrer>>, Error> {
+        if !self.manifest_exists(image, tag).await {
+            return Ok(None);
+        }
         let path = format!("/v2/{}/manifests/{tag}", image.repository());
         self.referrers_index_at(image, &path).await
     }

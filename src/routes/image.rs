@@ -1,4 +1,7 @@
-//! The image's own page: the form, and an image's layers or platforms.
+//! The image's own pages: the form, an image's layers (with their build steps and
+//! referrers) or platforms, and its config.
+
+use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -6,7 +9,10 @@ use http::{Response, StatusCode};
 use super::respond::{html_response, IMMUTABLE};
 use super::App;
 use crate::body::Body;
+use crate::digest::Digest;
 use crate::error::Error;
+use crate::image::load::FetchedConfig;
+use crate::manifest::{FetchedManifest, Manifest};
 use crate::pages;
 use crate::query;
 use crate::reference::ImageReference;
@@ -19,13 +25,61 @@ impl App {
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
-        let quota = self.registry.pull_quota(reference.registry()).await;
-        let mut response = html_response(StatusCode::OK, pages::image(&reference, &fetched, quota));
-        if reference.digest().is_some() {
-            // A manifest never changes for its digest, and neither does its page: let
-            // browsers and proxies keep it rather than spend a registry pull on a reload.
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-        }
-        Ok(response)
+        // The config (for the build steps) and the referrers are extras: neither can fail
+        // the page, which shows the layers without them and says why.
+        let config = async {
+            match &fetched.manifest {
+                Manifest::Image(manifest) => {
+                    Some(self.images.config(&self.registry, &reference, &manifest.config).await)
+                }
+                Manifest::Index(_) => None,
+            }
+        };
+        let (config, referrers) = tokio::join!(config, self.registry.referrers(&reference, &fetched.digest));
+        let extras = pages::ImageExtras {
+            config: config.as_ref().map(|c| c.as_ref().map(|c| &c.config)),
+            referrers: &referrers,
+            quota: self.registry.pull_quota(reference.registry()).await,
+        };
+        let response = html_response(StatusCode::OK, pages::image(&reference, &fetched, &extras));
+        Ok(immutable_by_digest(&reference, response))
     }
+
+    /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.
+    pub(super) async fn config_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let image = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty());
+        let reference: ImageReference =
+            image.ok_or_else(|| Error::bad_request("the config page needs ?image="))?.parse()?;
+        let fetched = self.registry.manifest(&reference).await?;
+        let (config, digest, from_manifest) = self.config_of(&reference, &fetched).await?;
+        let response = html_response(StatusCode::OK, pages::config(&reference, &digest, &config, from_manifest));
+        Ok(immutable_by_digest(&reference, response))
+    }
+
+    /// The config of an image manifest, its digest, and whether it was made from the
+    /// manifest (schema 1) rather than read as a blob.
+    async fn config_of(
+        &self,
+        reference: &ImageReference,
+        fetched: &FetchedManifest,
+    ) -> Result<(Arc<FetchedConfig>, Digest, bool), Error> {
+        match &fetched.manifest {
+            Manifest::Image(manifest) => {
+                let config = self.images.config(&self.registry, reference, &manifest.config).await?;
+                Ok((config, manifest.config.digest.clone(), manifest.config.data.is_some()))
+            }
+            Manifest::Index(_) => Err(Error::bad_request(format!(
+                "{reference} is an index (one manifest per platform), which has no config: open a platform's page"
+            ))),
+        }
+    }
+}
+
+/// A page addressed by digest never changes: let browsers and proxies keep it rather
+/// than spend a registry pull on a reload.
+fn immutable_by_digest(reference: &ImageReference, mut response: Response<Body>) -> Response<Body> {
+    if reference.digest().is_some() {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    }
+    response
 }

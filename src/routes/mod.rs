@@ -1,10 +1,13 @@
 //! Routing: which handler answers a request. The handlers live by area beside this
-//! table (`image`, `download`, `layer`, `whole`), and `respond` turns their results into responses.
+//! table (`image`, `tags`, `download`, `layer`, `whole`), and `respond` turns their results
+//! into responses.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /` | the form |
-//! | `GET /?image=REF` | the image's layers (or, for an index, its platforms) |
+//! | `GET /` | the forms: an image reference, a repository |
+//! | `GET /?repo=REPO[&last=TAG]` | the repository's tags, 100 a page, each linking to its image |
+//! | `GET /?image=REF` | the image's layers with their build steps and referrers (or, for an index, its platforms) |
+//! | `GET /config?image=REF` | the image's config: what a container runs with, then the raw JSON |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
 //! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
 //! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
@@ -24,6 +27,7 @@ mod download;
 mod image;
 mod layer;
 mod respond;
+mod tags;
 mod whole;
 
 use std::sync::Arc;
@@ -54,6 +58,7 @@ pub struct App {
     multipart: Multipart,
     layers: Arc<Inspector>,
     renders: RenderSlots,
+    /// Image configs and merged views, cached by digest.
     images: ImageLoader,
     metrics: Arc<Metrics>,
 }
@@ -96,7 +101,11 @@ impl App {
         } else {
             let method = request.method();
             match request.uri().path() {
-                "/" => self.image_page(&pairs).await,
+                "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
+                    Some(repo) => self.tags_page(repo, &pairs).await,
+                    None => self.image_page(&pairs).await,
+                },
+                "/config" => self.config_page(&pairs).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
                 "/files" => self.files(method, &pairs).await,
                 "/fs" => DownloadLink::from_query(&pairs)
@@ -116,10 +125,16 @@ impl App {
     }
 }
 
+/// The query value `name`, unless it is missing or blank (an empty form box).
+fn nonempty<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query::get(pairs, name).map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// The route label of a path, for metrics.
 pub fn route_label(path: &str) -> &'static str {
     match path {
         "/" => "page",
+        "/config" => "config",
         "/download" => "download",
         "/files" => "files",
         "/healthz" => "healthz",

@@ -118,7 +118,7 @@ impl App {
         let fetched = self.registry.manifest(&reference).await?;
         Ok(match &fetched.manifest {
             Manifest::Image(manifest) => {
-                Chosen::Image { reference, digest: fetched.digest.clone(), manifest: manifest.clone() }
+                Chosen::Image { reference, digest: fetched.digest.clone(), manifest: Box::new(manifest.clone()) }
             }
             Manifest::Index(index) => Chosen::Index(reference, index.clone()),
         })
@@ -147,7 +147,7 @@ impl App {
 /// What an `image=REF` names.
 enum Chosen {
     /// An image manifest, with its digest.
-    Image { reference: ImageReference, digest: Digest, manifest: ImageManifest },
+    Image { reference: ImageReference, digest: Digest, manifest: Box<ImageManifest> },
     /// An index: its platforms have a filesystem each, so the page asks which.
     Index(ImageReference, ImageIndex),
 }
