@@ -13,6 +13,11 @@
 //! while the layer is read, each over the last, then the list. Its page mid-read is left
 //! at `target/browser-progress.png`.
 //!
+//! A fourth clicks through the whole image: a repository's tag list, a tag, the image's
+//! merged filesystem, and the `[save]` of a file that a later layer deleted (struck
+//! through), which lands byte for byte. Its merged folder is left at
+//! `target/browser-merged.png`.
+//!
 //! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
 //! client the other tests use: new session, navigate, find elements, click, screenshot,
 //! and chromedriver's `send_command` for one Chrome DevTools command. No WebDriver crate.
@@ -715,4 +720,68 @@ async fn the_first_visit_to_a_large_layer_shows_progress_behind_nginx() {
     session.delete().await;
     drop(browser);
     drop(nginx);
+}
+
+/// Issue 10's journey, by clicking only: a repository's tag list, a tag to its image, the
+/// image to its merged filesystem, into `etc/`, where `secret.key` (shipped by layer 1,
+/// deleted by layer 2) is struck through; its `[save]` link still saves it, byte for byte.
+/// The merged folder is left at `target/browser-merged.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_from_a_tag_list_to_the_merged_view_saves_a_deleted_file() {
+    let (chromium, chromedriver) = browser_binaries();
+    let registry = RealRegistry::start();
+    let layered = registry.push_layered_image("e2e/whole", "v1", 0).await;
+    let reference = layered.image.reference.clone();
+    let (repository, _) = reference.rsplit_once(':').expect("a tagged reference");
+    let layerpipe = Layerpipe::start(&registry, true).await;
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let session = browser.session().await;
+    let downloads = &browser.downloads;
+
+    // The only URL typed: the repository's tag list.
+    session.navigate(&format!("{}/?repo={}", layerpipe.base, layerpipe::query::encode(repository))).await;
+    let mut tags = Vec::new();
+    for tag in session.find_all("css selector", "#tags a").await {
+        tags.push(session.text(&tag).await);
+    }
+    assert!(tags.contains(&"v1".to_owned()), "the tag list shows v1: {tags:?}");
+    let v1 = session.find_one("link text", "v1", "the tag v1").await;
+    session.click(&v1).await;
+    let image_url = session.wait_for_url("the image's page", |u| u.contains("/?image=")).await;
+    assert_eq!(session.title().await, format!("{reference} · layerpipe"));
+
+    // The image's page leads to its merged filesystem.
+    let merged = session.find_one("link text", "merged filesystem", "the merged view's link").await;
+    session.click(&merged).await;
+    session.wait_for_url("the merged root", |u| u.starts_with(&format!("{}/layers/?", layerpipe.base))).await;
+    let etc = session.find_one("link text", "etc/", "the etc folder").await;
+    session.click(&etc).await;
+    session.wait_for_url("/etc/ merged", |u| u.starts_with(&format!("{}/layers/etc/?", layerpipe.base))).await;
+
+    // secret.key is struck through: a later layer deleted it.
+    let mut struck = Vec::new();
+    for name in session.find_all("css selector", "#merged del a").await {
+        struck.push(session.text(&name).await);
+    }
+    assert!(struck.iter().any(|s| s.ends_with("secret.key")), "secret.key is struck through: {struck:?}");
+    let screenshot = session.screenshot().await;
+    assert!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("target dir");
+    std::fs::write(target.join("browser-merged.png"), &screenshot).expect("save the screenshot");
+
+    // Its [save] link, from the layer that still ships it, saves it whole.
+    let save = session
+        .find_one("xpath", "//table[@id='merged']//tr[.//del//a[contains(., 'secret.key')]]//a[.='[save]']", "secret.key's save link")
+        .await;
+    session.click(&save).await;
+    let names = wait_for_download(downloads, "secret.key").await;
+    assert_eq!(names, ["secret.key"], "exactly the one file, complete");
+    let bytes = std::fs::read(downloads.join("secret.key")).expect("read the saved file");
+    assert_eq!(bytes, real::layered::SECRET, "the deleted file, byte for byte");
+    assert_ne!(session.current_url().await, image_url);
+
+    session.delete().await;
+    drop(browser);
 }
