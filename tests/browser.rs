@@ -773,7 +773,11 @@ async fn clicking_from_a_tag_list_to_the_merged_view_saves_a_deleted_file() {
 
     // Its [save] link, from the layer that still ships it, saves it whole.
     let save = session
-        .find_one("xpath", "//table[@id='merged']//tr[.//del//a[contains(., 'secret.key')]]//a[.='[save]']", "secret.key's save link")
+        .find_one(
+            "xpath",
+            "//table[@id='merged']//tr[.//del//a[contains(., 'secret.key')]]//a[.='[save]']",
+            "secret.key's save link",
+        )
         .await;
     session.click(&save).await;
     let names = wait_for_download(downloads, "secret.key").await;
