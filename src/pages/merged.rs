@@ -117,6 +117,15 @@ fn fate_text(fate: Fate) -> String {
     }
 }
 
+/// A version's row named by its whole path (shortened) and linked to that path in the
+/// merged view: the rows of a search, and of the largest files.
+pub(super) fn path_row(image: &MergedImage<'_>, here: Here, v: Version<'_>) -> VersionRow {
+    let path = LayerPath::from_clean(v.entry.path());
+    let text = shorten(&display_path(v.entry.path())).into_owned();
+    let dir = v.entry.entry.kind == Kind::Dir;
+    version_row(image, here, v, here.merged(image.reference, &path, dir), text)
+}
+
 /// The row of one version, its name linking to `href` and reading `text`.
 pub(super) fn version_row(
     image: &MergedImage<'_>,
@@ -309,15 +318,7 @@ pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> R
     }));
     let shown = page_range(&starts, hits.len(), page)
         .ok_or_else(|| Error::not_found(format!("the search has no page {page}")))?;
-    let rows = hits[shown]
-        .iter()
-        .map(|&v| {
-            let path = LayerPath::from_clean(v.entry.path());
-            let text = shorten(&display_path(v.entry.path())).into_owned();
-            let dir = v.entry.entry.kind == Kind::Dir;
-            version_row(image, here, v, here.merged(image.reference, &path, dir), text)
-        })
-        .collect();
+    let rows = hits[shown].iter().map(|&v| path_row(image, here, v)).collect();
     let page_href = |p: usize| {
         let href =
             format!("{}&search={}", here.merged(image.reference, &LayerPath::root(), true), search_query(search));

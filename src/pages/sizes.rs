@@ -3,15 +3,14 @@
 
 use askama::Template;
 
-use super::budget::{page_range, page_starts, shorten};
+use super::budget::{page_range, page_starts};
 use super::layer::PageNav;
-use super::merged::{version_row, MergedImage, VersionRow, WholeHead};
-use super::text::{display_path, human_size};
+use super::merged::{path_row, MergedImage, VersionRow, WholeHead};
+use super::text::human_size;
 use super::{render, Frame};
 use crate::error::Error;
 use crate::image::sizes::{self, MAX_LARGEST};
-use crate::layer::entry::Kind;
-use crate::layer::link::{Here, LayerPath};
+use crate::layer::link::Here;
 
 /// One layer's wasted bytes.
 struct LayerWaste {
@@ -53,15 +52,7 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
     }));
     let shown = page_range(&starts, s.largest.len(), page)
         .ok_or_else(|| Error::not_found(format!("the list of files has no page {page}")))?;
-    let rows = s.largest[shown]
-        .iter()
-        .map(|&v| {
-            let path = LayerPath::from_clean(v.entry.path());
-            let text = shorten(&display_path(v.entry.path())).into_owned();
-            let dir = v.entry.entry.kind == Kind::Dir;
-            version_row(image, here, v, here.merged(image.reference, &path, dir), text)
-        })
-        .collect();
+    let rows = s.largest[shown].iter().map(|&v| path_row(image, here, v)).collect();
     let layers = image
         .layers
         .iter()
