@@ -5,6 +5,7 @@
 //! only what [`egress`] allows, through [`upstream`]), and the answer is a [`page`] or a
 //! [`download`]. [`metrics`] counts what happens.
 
+pub mod allocator;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -14,6 +14,7 @@ const USAGE: &str = "usage: layerpipe [--config FILE] [--listen ADDR]
 Logs go to stderr; RUST_LOG sets the level (default info).";
 
 fn main() {
+    layerpipe::allocator::keep_freed_buffers();
     let (config_path, listen) = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {

@@ -14,7 +14,8 @@ Files go to /tmp/layerpipe-ab (the blob is made once and kept). Needs nginx and 
 
 The printed row per variant: MB/s median (min-max), CPU s/GiB of the proxy process
 (utime + stime) median (min-max), then the medians of the per-round ratios to the first
-variant, speed and CPU."""
+variant, speed and CPU, then the proxy's minor page faults per download (median): fresh
+memory it touched, which costs CPU that no copy accounts for."""
 import os, sys, subprocess, time, json, statistics, socket, hashlib
 WORK = '/tmp/layerpipe-ab'
 ORIGIN = '127.0.0.1:18500'
@@ -52,6 +53,8 @@ procs = []
 def cpu(pid):
     f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
     return (int(f[11]) + int(f[12])) / TCK
+def faults(pid):
+    return int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[7])
 NGINX_CONF = '''pid %(d)s/nginx.pid; worker_processes 1; events { worker_connections 1024; }
 http { access_log off; client_body_temp_path %(d)s/cb; proxy_temp_path %(d)s/proxy; fastcgi_temp_path %(d)s/fc; uwsgi_temp_path %(d)s/uw; scgi_temp_path %(d)s/sc;
   upstream origin { server %(origin)s; keepalive 32; }
@@ -94,15 +97,16 @@ def get(port):
     return float(out[2]) / 1e6
 for p, port in procs:  # warm up: ping, connection
     get(port)
-res = {v[0]: {'mbps': [], 'cpu': []} for v in variants}
+res = {v[0]: {'mbps': [], 'cpu': [], 'faults': []} for v in variants}
 for r in range(rounds):
     order = list(range(len(variants)))
     order = order[r % len(order):] + order[:r % len(order)]
     for k in order:
         p, port = procs[k]
-        c0 = cpu(p.pid)
+        c0, f0 = cpu(p.pid), faults(p.pid)
         s = get(port)
-        c1 = cpu(p.pid)
+        c1, f1 = cpu(p.pid), faults(p.pid)
+        res[variants[k][0]]['faults'].append(f1 - f0)
         res[variants[k][0]]['mbps'].append(s)
         res[variants[k][0]]['cpu'].append(c1 - c0)
 if os.environ.get('STRACE'):
@@ -131,4 +135,4 @@ for name, *_ in variants:
     m, c = res[name]['mbps'], res[name]['cpu']
     rm = [a / b for a, b in zip(m, res[ref]['mbps'])]
     rc = [a / b for a, b in zip(c, res[ref]['cpu'])]
-    print(f'| {name} | {statistics.median(m):.0f} ({min(m):.0f}-{max(m):.0f}) | {statistics.median(c):.3f} ({min(c):.2f}-{max(c):.2f}) | {statistics.median(rm):.3f} | {statistics.median(rc):.3f} |', res[name].get('strace', ''))
+    print(f'| {name} | {statistics.median(m):.0f} ({min(m):.0f}-{max(m):.0f}) | {statistics.median(c):.3f} ({min(c):.2f}-{max(c):.2f}) | {statistics.median(rm):.3f} | {statistics.median(rc):.3f} | {statistics.median(res[name]["faults"]):.0f} |', res[name].get('strace', ''))
