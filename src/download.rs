@@ -28,6 +28,7 @@ use tokio::time::Sleep;
 use crate::body::{Body, BoxError};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
+use crate::hashing::{HashLease, HashWorkers};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
 use crate::registry::content_length;
@@ -207,11 +208,14 @@ impl Drop for DownloadSlot {
 }
 
 /// How a blob is streamed.
+#[derive(Clone)]
 pub struct StreamOptions {
     /// Check whole blobs against their digest.
     pub verify: bool,
     /// Abort when the registry sends nothing for this long.
     pub idle_timeout: Duration,
+    /// Threads that may hash a verified blob beside its stream.
+    pub hashing: Arc<HashWorkers>,
 }
 
 /// Response headers taken from the registry's blob response.
@@ -240,8 +244,10 @@ pub fn respond(
         return not_satisfiable(&parts);
     }
     // Only a whole blob can be checked against its digest; a range is passed on as is.
-    let verification = (options.verify && parts.status == StatusCode::OK)
-        .then(|| Box::new(Verification::new(digest.clone(), content_length(&parts.headers))));
+    let verification = (options.verify && parts.status == StatusCode::OK).then(|| {
+        let lease = options.hashing.lease(digest.algorithm());
+        Box::new(Verification::new(digest.clone(), content_length(&parts.headers), lease))
+    });
     let body = BlobBody {
         incoming: Box::new(Fetch::new(incoming, multipart)),
         verification,
@@ -310,6 +316,8 @@ pub enum DownloadError {
     },
     /// The registry sent nothing for too long.
     Stalled(Duration),
+    /// The hashing thread is gone, so the bytes cannot be checked.
+    HashingFailed,
 }
 
 impl fmt::Display for DownloadError {
@@ -323,59 +331,101 @@ impl fmt::Display for DownloadError {
                 write!(f, "the registry sent more bytes of {digest} than it announced")
             }
             DownloadError::Stalled(limit) => write!(f, "the registry sent nothing for {} s", limit.as_secs_f64()),
+            DownloadError::HashingFailed => f.write_str("the hashing thread failed; the blob cannot be checked"),
         }
     }
 }
 
 impl std::error::Error for DownloadError {}
 
+/// Where a blob's hash is computed.
+enum Hashing {
+    /// On the download's own thread.
+    Inline(Hasher),
+    /// On a hashing thread ([`crate::hashing`]).
+    Lent(HashLease),
+    /// The digest has been checked.
+    Done,
+}
+
 /// The running check of a whole blob against its digest.
 struct Verification {
     expected: Digest,
-    hasher: Option<Hasher>,
+    hashing: Hashing,
     /// `Content-Length`, when the registry sent one.
     length: Option<u64>,
     seen: u64,
-    /// Without a length, the end is only known after the last frame: hold one back.
+    /// The frame withheld until the digest checks out: the last one, or, without a
+    /// length, the latest one (the end is only known after it).
     held: Option<Bytes>,
+    /// All bytes are in; the digest is being computed.
+    finishing: bool,
 }
 
 impl Verification {
-    fn new(expected: Digest, length: Option<u64>) -> Verification {
-        Verification { hasher: Some(Hasher::new(expected.algorithm())), expected, length, seen: 0, held: None }
+    fn new(expected: Digest, length: Option<u64>, lease: Option<HashLease>) -> Verification {
+        let hashing = match lease {
+            Some(lease) => Hashing::Lent(lease),
+            None => Hashing::Inline(Hasher::new(expected.algorithm())),
+        };
+        Verification { expected, hashing, length, seen: 0, held: None, finishing: false }
     }
 
-    /// Checks the digest once all bytes are in.
-    fn finish(&mut self) -> Result<(), DownloadError> {
-        let Some(hasher) = self.hasher.take() else {
-            return Ok(());
-        };
-        let actual = hasher.finish();
-        if actual == self.expected {
-            Ok(())
-        } else {
-            Err(DownloadError::DigestMismatch { expected: self.expected.clone(), actual })
+    /// Ready when another frame may be taken: a hashing thread is not too far behind.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.hashing {
+            Hashing::Lent(lease) => lease.poll_room(cx),
+            Hashing::Inline(_) | Hashing::Done => Poll::Ready(()),
         }
     }
 
     /// Takes in one frame of data; answers what may be sent now.
     fn data(&mut self, data: Bytes) -> Result<Option<Bytes>, DownloadError> {
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&data);
-        }
         self.seen += data.len() as u64;
+        if self.length.is_some_and(|length| self.seen > length) {
+            return Err(DownloadError::TooLong { digest: self.expected.clone() });
+        }
+        match &mut self.hashing {
+            Hashing::Inline(hasher) => hasher.update(&data),
+            Hashing::Lent(lease) => lease.update(data.clone()).map_err(|_| DownloadError::HashingFailed)?,
+            Hashing::Done => {}
+        }
         match self.length {
-            Some(length) if self.seen > length => Err(DownloadError::TooLong { digest: self.expected.clone() }),
-            Some(length) if self.seen == length => self.finish().map(|()| Some(data)),
+            Some(length) if self.seen == length => {
+                self.held = Some(data);
+                self.finishing = true;
+                Ok(None)
+            }
             Some(_) => Ok(Some(data)),
             None => Ok(self.held.replace(data)),
         }
     }
 
-    /// The stream ended: check what has not been checked, release what was held.
-    fn end(&mut self) -> Result<Option<Bytes>, DownloadError> {
-        self.finish()?;
-        Ok(self.held.take())
+    /// The stream ended: the digest is due (unless it was checked already).
+    fn end(&mut self) {
+        self.finishing = !matches!(self.hashing, Hashing::Done);
+    }
+
+    /// Once all bytes are in: the held frame when the digest checks out.
+    fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, DownloadError>> {
+        let actual = match std::mem::replace(&mut self.hashing, Hashing::Done) {
+            Hashing::Inline(hasher) => hasher.finish(),
+            Hashing::Lent(mut lease) => match lease.poll_finish(cx) {
+                Poll::Ready(Ok(digest)) => digest,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(DownloadError::HashingFailed)),
+                Poll::Pending => {
+                    self.hashing = Hashing::Lent(lease);
+                    return Poll::Pending;
+                }
+            },
+            Hashing::Done => return Poll::Ready(Ok(self.held.take())),
+        };
+        self.finishing = false;
+        if actual == self.expected {
+            Poll::Ready(Ok(self.held.take()))
+        } else {
+            Poll::Ready(Err(DownloadError::DigestMismatch { expected: self.expected.clone(), actual }))
+        }
     }
 }
 
@@ -399,15 +449,27 @@ impl BlobBody {
     pub fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
+            if let Some(v) = &mut this.verification {
+                if v.finishing {
+                    return match ready!(v.poll_checked(cx)) {
+                        Ok(held) => this.send(held),
+                        Err(e) => this.abort(e),
+                    };
+                }
+                ready!(v.poll_room(cx));
+            }
             let frame = match Pin::new(&mut this.incoming).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(Some(Err(e))) => return this.abort(DownloadError::Upstream(e)),
                 Poll::Ready(None) => {
                     let Some(v) = &mut this.verification else { return Poll::Ready(None) };
-                    return match v.end() {
-                        Ok(held) => this.send(held),
-                        Err(e) => this.abort(e),
-                    };
+                    v.end();
+                    if v.finishing {
+                        continue;
+                    }
+                    // Checked already (the length was reached), and nothing held.
+                    let held = v.held.take();
+                    return this.send(held);
                 }
                 Poll::Pending => {
                     if !this.waiting {
@@ -443,7 +505,7 @@ impl BlobBody {
     fn abort(&mut self, e: DownloadError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let metrics = &self.slot.metrics;
         match &e {
-            DownloadError::DigestMismatch { .. } => metrics.digest_mismatch(),
+            DownloadError::DigestMismatch { .. } | DownloadError::HashingFailed => metrics.digest_mismatch(),
             DownloadError::Upstream(_) | DownloadError::TooLong { .. } => {
                 metrics.upstream_error(UpstreamError::StreamBroken)
             }
@@ -456,7 +518,7 @@ impl BlobBody {
     /// True when the registry's stream is done and nothing is held back.
     pub fn is_end_stream(&self) -> bool {
         self.incoming.is_end_stream()
-            && self.verification.as_ref().is_none_or(|v| v.held.is_none() && v.hasher.is_none())
+            && self.verification.as_ref().is_none_or(|v| v.held.is_none() && matches!(v.hashing, Hashing::Done))
     }
 
     /// The registry's size hint.
@@ -543,39 +605,69 @@ mod tests {
         Digest::of(crate::digest::Algorithm::Sha256, data)
     }
 
-    #[test]
-    fn verification_with_length_releases_the_last_frame_only_when_it_matches() {
-        let mut v = Verification::new(digest_of(b"hello world"), Some(11));
-        assert_eq!(v.data(Bytes::from_static(b"hello ")).unwrap().as_deref(), Some(&b"hello "[..]));
-        assert_eq!(v.data(Bytes::from_static(b"world")).unwrap().as_deref(), Some(&b"world"[..]));
-        assert!(v.end().unwrap().is_none());
-
-        let mut v = Verification::new(digest_of(b"hello world"), Some(11));
-        v.data(Bytes::from_static(b"hello ")).unwrap();
-        assert!(matches!(v.data(Bytes::from_static(b"WORLD")), Err(DownloadError::DigestMismatch { .. })));
-
-        let mut v = Verification::new(digest_of(b"hi"), Some(2));
-        assert!(matches!(v.data(Bytes::from_static(b"hi!")), Err(DownloadError::TooLong { .. })));
+    /// The same check hashed inline and on a hashing thread.
+    fn both_ways(expected: &[u8], length: Option<u64>) -> [Verification; 2] {
+        let lease = HashWorkers::new(1).lease(crate::digest::Algorithm::Sha256).expect("a free thread");
+        [
+            Verification::new(digest_of(expected), length, None),
+            Verification::new(digest_of(expected), length, Some(lease)),
+        ]
     }
 
-    #[test]
-    fn verification_without_length_holds_one_frame() {
-        let mut v = Verification::new(digest_of(b"abc"), None);
-        assert!(v.data(Bytes::from_static(b"a")).unwrap().is_none());
-        assert_eq!(v.data(Bytes::from_static(b"bc")).unwrap().as_deref(), Some(&b"a"[..]));
-        assert_eq!(v.end().unwrap().as_deref(), Some(&b"bc"[..]));
-
-        let mut v = Verification::new(digest_of(b"abc"), None);
-        v.data(Bytes::from_static(b"ab")).unwrap();
-        v.data(Bytes::from_static(b"X")).unwrap();
-        assert!(v.end().is_err());
+    async fn checked(v: &mut Verification) -> Result<Option<Bytes>, DownloadError> {
+        std::future::poll_fn(|cx| v.poll_checked(cx)).await
     }
 
-    #[test]
-    fn empty_blob_is_checked_at_the_end() {
-        let mut v = Verification::new(digest_of(b""), Some(0));
-        assert!(v.end().unwrap().is_none());
-        let mut v = Verification::new(digest_of(b"x"), Some(0));
-        assert!(v.end().is_err());
+    /// What the body does when the registry's stream ends.
+    async fn end(v: &mut Verification) -> Result<Option<Bytes>, DownloadError> {
+        v.end();
+        if v.finishing {
+            checked(v).await
+        } else {
+            Ok(v.held.take())
+        }
+    }
+
+    #[tokio::test]
+    async fn verification_with_length_releases_the_last_frame_only_when_it_matches() {
+        for mut v in both_ways(b"hello world", Some(11)) {
+            assert_eq!(v.data(Bytes::from_static(b"hello ")).unwrap().as_deref(), Some(&b"hello "[..]));
+            assert!(v.data(Bytes::from_static(b"world")).unwrap().is_none(), "held until checked");
+            assert!(v.finishing);
+            assert_eq!(checked(&mut v).await.unwrap().as_deref(), Some(&b"world"[..]));
+            assert!(end(&mut v).await.unwrap().is_none());
+        }
+        for mut v in both_ways(b"hello world", Some(11)) {
+            v.data(Bytes::from_static(b"hello ")).unwrap();
+            assert!(v.data(Bytes::from_static(b"WORLD")).unwrap().is_none());
+            assert!(matches!(checked(&mut v).await, Err(DownloadError::DigestMismatch { .. })));
+        }
+        for mut v in both_ways(b"hi", Some(2)) {
+            assert!(matches!(v.data(Bytes::from_static(b"hi!")), Err(DownloadError::TooLong { .. })));
+        }
+    }
+
+    #[tokio::test]
+    async fn verification_without_length_holds_one_frame() {
+        for mut v in both_ways(b"abc", None) {
+            assert!(v.data(Bytes::from_static(b"a")).unwrap().is_none());
+            assert_eq!(v.data(Bytes::from_static(b"bc")).unwrap().as_deref(), Some(&b"a"[..]));
+            assert_eq!(end(&mut v).await.unwrap().as_deref(), Some(&b"bc"[..]));
+        }
+        for mut v in both_ways(b"abc", None) {
+            v.data(Bytes::from_static(b"ab")).unwrap();
+            v.data(Bytes::from_static(b"X")).unwrap();
+            assert!(end(&mut v).await.is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_blob_is_checked_at_the_end() {
+        for mut v in both_ways(b"", Some(0)) {
+            assert!(end(&mut v).await.unwrap().is_none());
+        }
+        for mut v in both_ways(b"x", Some(0)) {
+            assert!(end(&mut v).await.is_err());
+        }
     }
 }

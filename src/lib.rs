@@ -14,6 +14,7 @@ pub mod digest;
 pub mod download;
 pub mod egress;
 pub mod error;
+pub mod hashing;
 pub mod image;
 pub mod index;
 pub mod layer;

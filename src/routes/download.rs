@@ -40,7 +40,7 @@ impl App {
         };
         Ok(match slot {
             Some(slot) if foreign => {
-                let verified = StreamOptions { verify: true, idle_timeout: self.stream.idle_timeout };
+                let verified = StreamOptions { verify: true, ..self.stream.clone() };
                 download::respond(upstream, None, &link.digest, &link.file_name(), &verified, slot)
             }
             Some(slot) => {

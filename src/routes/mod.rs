@@ -38,6 +38,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::hashing::HashWorkers;
 use crate::image::load::ImageLoader;
 use crate::layer::inspect::Inspector;
 use crate::layer::link::{Here, LayerPath};
@@ -69,7 +70,11 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
-            stream: StreamOptions { verify: config.verify_digests, idle_timeout: config.timeouts.idle_read() },
+            stream: StreamOptions {
+                verify: config.verify_digests,
+                idle_timeout: config.timeouts.idle_read(),
+                hashing: Arc::new(HashWorkers::per_core()),
+            },
             multipart: Multipart::new(&config),
             layers: Arc::new(Inspector::new(&config, metrics.clone())),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
