@@ -26,7 +26,7 @@ use crate::digest::{Algorithm, Digest, Hasher};
 /// How far hashing may fall behind the stream: two of the largest frames a blob
 /// connection reads (`upstream::dedicated`), so the next frame can be read while one is
 /// hashed and one is written.
-pub const WINDOW: usize = 8 << 20;
+pub const WINDOW: usize = 4 << 20;
 
 /// The hashing threads, shared by all downloads.
 pub struct HashWorkers {
