@@ -67,32 +67,15 @@ impl RealRegistry {
         fs::create_dir(&storage).expect("storage dir");
         let log = dir.path().join("registry.log");
 
-        // The port is free when asked, but another process may take it before the
-        // registry binds it; then the registry exits and another port is tried.
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            let addr = free_port();
-            let config = dir.path().join("config.yml");
-            fs::write(&config, config_yaml(addr, &issuer, &storage, &bundle)).expect("write the registry config");
-            let log_file = fs::File::create(&log).expect("registry log");
-            let mut child = Command::new(REGISTRY_BINARY)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log handle"))
-                .stderr(log_file)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {REGISTRY_BINARY}: {e}"));
-            match wait_ready(&mut child, addr, &issuer.realm()) {
-                Ok(()) => return RealRegistry { child, addr, issuer, dir, log },
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    failures.push(format!("{addr}: {why}\n{}", tail(&log)));
-                }
-            }
-        }
-        panic!("the registry did not start:\n{}", failures.join("\n---\n"));
+        let realm = issuer.realm();
+        let (child, addr) = spawn_registry(
+            "the registry",
+            &dir.path().join("config.yml"),
+            &log,
+            |addr| config_yaml(addr, &issuer, &storage, &bundle),
+            |child, addr| wait_ready(child, addr, &realm),
+        );
+        RealRegistry { child, addr, issuer, dir, log }
     }
 
     /// `127.0.0.1:PORT`: the registry's host as image references name it.
@@ -142,6 +125,42 @@ impl Drop for RealRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `docker-registry serve` with the config `config_for` writes for a free port,
+/// logging to `log`, and waits until `ready` says it is up. The port is free when asked,
+/// but another process may take it before the registry binds it; then the registry exits
+/// and another port is tried, five times in all before `what` is reported as not started.
+fn spawn_registry(
+    what: &str,
+    config: &Path,
+    log: &Path,
+    config_for: impl Fn(SocketAddr) -> String,
+    ready: impl Fn(&mut Child, SocketAddr) -> Result<(), String>,
+) -> (Child, SocketAddr) {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let addr = free_port();
+        fs::write(config, config_for(addr)).expect("write the registry config");
+        let log_file = fs::File::create(log).expect("registry log");
+        let mut child = Command::new(REGISTRY_BINARY)
+            .arg("serve")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log handle"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {REGISTRY_BINARY}: {e}"));
+        match ready(&mut child, addr) {
+            Ok(()) => return (child, addr),
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                failures.push(format!("{addr}: {why}\n{}", tail(log)));
+            }
+        }
+    }
+    panic!("{what} did not start:\n{}", failures.join("\n---\n"));
 }
 
 /// Polls `GET /v2/` until it answers 401 with a Bearer challenge naming our issuer's

@@ -15,10 +15,10 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::{free_port, tail, PushedImage, RealRegistry, REGISTRY_BINARY, START_TIMEOUT};
+use super::{spawn_registry, tail, PushedImage, RealRegistry, START_TIMEOUT};
 
 /// The user htpasswd auth knows.
 pub const HTPASSWD_USER: &str = "e2e-puller";
@@ -92,38 +92,23 @@ impl TlsRegistry {
             String::new()
         };
         let log = dir.path().join("registry.log");
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            let addr = free_port();
-            let config = dir.path().join("config.yml");
-            let yaml = format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  \
-                 maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  \
-                 secret: layerpipe-e2e-not-secret\n  tls:\n    certificate: {cert}\n    key: {key}\n{auth}",
-                storage = plain.storage_dir().display(),
-                cert = ca.server_certificate().display(),
-                key = ca.server_key().display(),
-            );
-            fs::write(&config, yaml).expect("write the registry config");
-            let log_file = fs::File::create(&log).expect("registry log");
-            let mut child = Command::new(REGISTRY_BINARY)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log handle"))
-                .stderr(log_file)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {REGISTRY_BINARY}: {e}"));
-            match wait_listening(&mut child, addr, &log) {
-                Ok(()) => return TlsRegistry { child, addr, dir },
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    failures.push(format!("{addr}: {why}\n{}", tail(&log)));
-                }
-            }
-        }
-        panic!("the TLS registry did not start:\n{}", failures.join("\n---\n"));
+        let (child, addr) = spawn_registry(
+            "the TLS registry",
+            &dir.path().join("config.yml"),
+            &log,
+            |addr| {
+                format!(
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  \
+                     maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  \
+                     secret: layerpipe-e2e-not-secret\n  tls:\n    certificate: {cert}\n    key: {key}\n{auth}",
+                    storage = plain.storage_dir().display(),
+                    cert = ca.server_certificate().display(),
+                    key = ca.server_key().display(),
+                )
+            },
+            |child, addr| wait_listening(child, addr, &log),
+        );
+        TlsRegistry { child, addr, dir }
     }
 
     /// `127.0.0.1:PORT`.
