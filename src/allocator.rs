@@ -1,6 +1,6 @@
 //! How freed memory goes back to the system: glibc malloc's mmap and trim thresholds.
 //!
-//! A blob connection reads the registry into buffers of up to 2 MiB
+//! A blob connection reads the registry into buffers of up to 4 MiB
 //! ([`crate::upstream::dedicated`]), and the frame it passes on keeps its buffer alive
 //! while the client takes it, so the next read gets a fresh buffer. With glibc's default
 //! (dynamic) thresholds, freed buffers of that size are unmapped or trimmed back to the

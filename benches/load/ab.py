@@ -15,7 +15,8 @@ Files go to /tmp/layerpipe-ab (the blob is made once and kept). Needs nginx and 
 The printed row per variant: MB/s median (min-max), CPU s/GiB of the proxy process
 (utime + stime) median (min-max), then the medians of the per-round ratios to the first
 variant, speed and CPU, then the proxy's minor page faults per download (median): fresh
-memory it touched, which costs CPU that no copy accounts for."""
+memory it touched, which costs CPU that no copy accounts for; last, its peak RSS over all
+rounds (VmHWM, MiB)."""
 import os, sys, subprocess, time, json, statistics, socket, hashlib
 WORK = '/tmp/layerpipe-ab'
 ORIGIN = '127.0.0.1:18500'
@@ -122,6 +123,9 @@ if os.environ.get('STRACE'):
             if len(f) >= 5 and f[3].isdigit():
                 counts[f[-1]] = int(f[3])
         res[variants[k][0]]['strace'] = {n: counts.get(n, 0) for n in ['epoll_wait', 'futex', 'recvfrom', 'readv', 'read', 'writev', 'sendto', 'write']}
+for k, (p, _) in enumerate(procs):
+    status = open(f'/proc/{p.pid}/status').read()
+    res[variants[k][0]]['peak_rss_mib'] = int(status.split('VmHWM:')[1].split()[0]) / 1024
 for p, _ in procs:
     if hasattr(p, 'master'):
         os.kill(p.master, 15); time.sleep(0.2)
@@ -135,4 +139,4 @@ for name, *_ in variants:
     m, c = res[name]['mbps'], res[name]['cpu']
     rm = [a / b for a, b in zip(m, res[ref]['mbps'])]
     rc = [a / b for a, b in zip(c, res[ref]['cpu'])]
-    print(f'| {name} | {statistics.median(m):.0f} ({min(m):.0f}-{max(m):.0f}) | {statistics.median(c):.3f} ({min(c):.2f}-{max(c):.2f}) | {statistics.median(rm):.3f} | {statistics.median(rc):.3f} | {statistics.median(res[name]["faults"]):.0f} |', res[name].get('strace', ''))
+    print(f'| {name} | {statistics.median(m):.0f} ({min(m):.0f}-{max(m):.0f}) | {statistics.median(c):.3f} ({min(c):.2f}-{max(c):.2f}) | {statistics.median(rm):.3f} | {statistics.median(rc):.3f} | {statistics.median(res[name]["faults"]):.0f} | {res[name]["peak_rss_mib"]:.1f} |', res[name].get('strace', ''))

@@ -39,11 +39,11 @@ type Connection = hyper::client::conn::http1::Connection<Stream, Empty<Bytes>>;
 /// How much a blob connection reads at a time without a loan.
 const READ_MIN: usize = 128 << 10;
 
-/// How much a blob connection reads at a time with the largest loan. 2 MiB rather than
-/// 4: the same CPU per GiB on loopback, and a third less peak RSS, since every frame in
-/// flight (to the client, to a hashing thread) keeps a buffer of this size alive
-/// (BENCHMARKS.md, "Page faults and read buffers").
-const READ_MAX: usize = 2 << 20;
+/// How much a blob connection reads at a time with the largest loan. Measured against
+/// 2 MiB in paired rounds (BENCHMARKS.md, "Page faults, read buffers and hashing
+/// threads"): 1.04-1.16x the speed at 0.92-0.94x the CPU per GiB, for more peak RSS,
+/// since every frame in flight keeps a buffer of this size alive.
+const READ_MAX: usize = 4 << 20;
 
 /// Read buffer beyond [`READ_MIN`] that all blob connections may borrow together.
 const POOL_SIZE: usize = 8 << 20;
