@@ -51,11 +51,10 @@ for i, arg in enumerate(sys.argv[2:]):
     binary, _, extra = rest.partition('@')
     variants.append((name, binary, extra))
 procs = []
-def cpu(pid):
+def usage(pid):
+    """CPU seconds (utime + stime) and minor page faults so far, from one read of stat."""
     f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    return (int(f[11]) + int(f[12])) / TCK
-def faults(pid):
-    return int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[7])
+    return (int(f[11]) + int(f[12])) / TCK, int(f[7])
 NGINX_CONF = '''pid %(d)s/nginx.pid; worker_processes 1; events { worker_connections 1024; }
 http { access_log off; client_body_temp_path %(d)s/cb; proxy_temp_path %(d)s/proxy; fastcgi_temp_path %(d)s/fc; uwsgi_temp_path %(d)s/uw; scgi_temp_path %(d)s/sc;
   upstream origin { server %(origin)s; keepalive 32; }
@@ -104,9 +103,9 @@ for r in range(rounds):
     order = order[r % len(order):] + order[:r % len(order)]
     for k in order:
         p, port = procs[k]
-        c0, f0 = cpu(p.pid), faults(p.pid)
+        c0, f0 = usage(p.pid)
         s = get(port)
-        c1, f1 = cpu(p.pid), faults(p.pid)
+        c1, f1 = usage(p.pid)
         res[variants[k][0]]['faults'].append(f1 - f0)
         res[variants[k][0]]['mbps'].append(s)
         res[variants[k][0]]['cpu'].append(c1 - c0)
