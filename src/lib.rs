@@ -8,6 +8,7 @@
 pub mod allocator;
 pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod digest;

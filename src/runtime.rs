@@ -84,7 +84,7 @@ where
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         log_serving(&listener, &config, 1);
-        let app = Arc::new(App::new(Arc::new(config)));
+        let app = Arc::new(App::try_new(Arc::new(config))?);
         crate::server::serve(listener, app, shutdown()).await;
         Ok(())
     })
@@ -110,7 +110,7 @@ where
     log_serving(&listeners[0], &config, threads);
     let app = {
         let _entered = runtimes[0].enter();
-        Arc::new(App::new(Arc::new(config)))
+        Arc::new(App::try_new(Arc::new(config))?)
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut pairs = runtimes.into_iter().zip(listeners);

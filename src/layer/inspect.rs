@@ -30,6 +30,7 @@ use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
 use super::scan::{scan, MinRate, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
 use super::tar::Visitor;
 use crate::body::Body;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::download::{content_disposition, DownloadLink};
@@ -96,6 +97,8 @@ pub struct Inspector {
     min_rate: MinRate,
     verify: bool,
     metrics: Arc<Metrics>,
+    /// Told of every layer an index answers for (src/catalog/).
+    catalog: Catalog,
 }
 
 impl Inspector {
@@ -125,7 +128,13 @@ impl Inspector {
             },
             verify: config.verify_digests,
             metrics,
+            catalog: Catalog::off(),
         }
+    }
+
+    /// The same, telling `catalog` of every layer it lists.
+    pub fn with_catalog(self, catalog: Catalog) -> Inspector {
+        Inspector { catalog, ..self }
     }
 
     /// Whether the index of `digest` is in memory, so that its pages come at once.
@@ -155,9 +164,11 @@ impl Inspector {
             // Unverified, and read from another repository: read this one's own blob.
             let own = self.build(registry, link).await?;
             self.indexes.insert(link.digest.clone(), own.clone()).await;
+            self.catalog.record_layer(link, &own);
             return Ok(own);
         }
         self.check_access(registry, link).await?;
+        self.catalog.record_layer(link, &index);
         Ok(index)
     }
 

@@ -22,6 +22,7 @@ mod image;
 mod layer;
 mod merged;
 mod progress;
+mod search;
 mod sizes;
 mod slots;
 mod tags;
@@ -37,6 +38,7 @@ pub use layer::{
 };
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use search::{search_hits, search_home, search_layer};
 pub use sizes::sizes;
 pub use slots::RenderSlots;
 pub use tags::tags;

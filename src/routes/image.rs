@@ -36,6 +36,7 @@ impl App {
             }
         };
         let (config, referrers) = tokio::join!(config, self.registry.referrers(&reference, &fetched.digest));
+        self.catalog_image(&reference, &fetched, config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| &c.config));
         let extras = pages::ImageExtras {
             config: config.as_ref().map(|c| c.as_ref().map(|c| &c.config)),
             referrers: &referrers,

@@ -18,6 +18,7 @@
 //! | `GET /layers/PATH?image=REF` | every layer's version of one path of the merged filesystem |
 //! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
+//! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
 //!
@@ -27,6 +28,7 @@ mod download;
 mod image;
 mod layer;
 mod respond;
+mod search;
 mod tags;
 mod whole;
 
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response};
 
 use crate::body::Body;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
@@ -62,13 +65,22 @@ pub struct App {
     /// Image configs and merged views, cached by digest.
     images: ImageLoader,
     metrics: Arc<Metrics>,
+    /// Every layer and image seen, for `/search`.
+    catalog: Catalog,
 }
 
 impl App {
-    /// An application serving with `config`.
+    /// An application serving with `config`; panics when its catalog cannot be opened
+    /// (in-process tests: serving uses [`App::try_new`]).
     pub fn new(config: Arc<Config>) -> App {
+        App::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An application serving with `config`, or why it cannot start (its catalog).
+    pub fn try_new(config: Arc<Config>) -> Result<App, String> {
         let metrics = Arc::new(Metrics::default());
-        App {
+        let catalog = Catalog::open(&config)?;
+        Ok(App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions {
                 verify: config.verify_digests,
@@ -76,12 +88,13 @@ impl App {
                 hashing: Arc::new(HashWorkers::per_core()),
             },
             multipart: Multipart::new(&config),
-            layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            layers: Arc::new(Inspector::new(&config, metrics.clone()).with_catalog(catalog.clone())),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
             images: ImageLoader::default(),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
-        }
+            catalog,
+        })
     }
 
     /// The metrics this application counts into.
@@ -121,6 +134,7 @@ impl App {
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
                 path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
                 "/sizes" => self.sizes(&pairs).await,
+                "/search" => self.search(&pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -148,6 +162,7 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/save/") => "save",
         p if p == "/layers" || p.starts_with("/layers/") => "merged",
         "/sizes" => "sizes",
+        "/search" => "search",
         _ => "other",
     }
 }

@@ -140,6 +140,7 @@ impl App {
             )));
         }
         let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
+        self.catalog.record_image(reference, manifest_digest, manifest, None);
         Ok(Merged { layers, fs })
     }
 }

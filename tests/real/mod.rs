@@ -21,6 +21,7 @@ pub mod issuer;
 pub mod layered;
 pub mod layerpipe;
 pub mod nginx;
+pub mod postgres;
 pub mod push;
 pub mod relay;
 pub mod tls;
