@@ -125,6 +125,9 @@ impl Store for PostgresStore {
             None => tx.query_one("SELECT id FROM layers WHERE digest = $1", &[&layer.digest])?.get(0),
         };
         if inserted.is_some() {
+            // New names wait in the GIN index's pending list and are merged into it when
+            // the list is full: a larger list merges a large layer a few times, not hundreds.
+            tx.batch_execute("SET LOCAL gin_pending_list_limit = '256MB'")?;
             let mut count: i64 = 0;
             let mut copy = tx
                 .copy_in("COPY entries (layer_id, idx, path, raw_path, path_key, size, mode, kind, link) FROM STDIN")?;

@@ -43,6 +43,8 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(&e))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| fail(&e))?;
+        // 64 MiB of page cache (negative: KiB): a large layer's index pages stay in memory.
+        conn.pragma_update(None, "cache_size", -65536).map_err(|e| fail(&e))?;
         migrate(&mut conn).map_err(|e| fail(&e))?;
         Ok(SqliteStore { conn })
     }
