@@ -736,7 +736,7 @@ fn empty_files_zstd(count: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_listing_stops_at_a_million_entries_and_says_so() {
     let max = layerpipe::layer::listing::MAX_ENTRIES;
-    assert_eq!(max, 1_000_000, "README promises a million");
+    assert_eq!(max, 1_000_000, "docs/routes.md promises a million");
     let s = serve(vec![(ZSTD_LAYER, empty_files_zstd(max + 1))]).await;
     let page = s.files(1).await;
     assert_eq!(page.status, StatusCode::OK);
