@@ -227,6 +227,10 @@ pub struct FakeBlob {
     pub range_faults: Arc<Mutex<Vec<(usize, usize)>>>,
     /// Range GETs of this blob so far, registry and CDN together.
     pub range_gets: Arc<AtomicUsize>,
+    /// n: the nth range GET of this blob (from 1) is answered 200 with the whole blob,
+    /// as if `Range` were not there (a CDN node that ignores it behind others that
+    /// honour it).
+    pub range_ignored: Arc<Mutex<Vec<usize>>>,
     /// With `via_cdn`: each redirect signs the CDN URL anew, and the CDN answers 403 to a
     /// signature that has already served this many GETs (an expired signed URL).
     pub signature_uses: Option<usize>,
@@ -255,6 +259,7 @@ impl FakeBlob {
             throttle: None,
             range_faults: Arc::default(),
             range_gets: Arc::default(),
+            range_ignored: Arc::default(),
             signature_uses: None,
         }
     }
@@ -462,6 +467,11 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
             return r;
         }
         let nth = blob.range_gets.fetch_add(1, Ordering::SeqCst) + 1;
+        if blob.range_ignored.lock().unwrap().contains(&nth) {
+            let mut r = Response::new(Chunks::new(data).throttled(blob.throttle));
+            r.headers_mut().insert("content-length", HeaderValue::from(total));
+            return r;
+        }
         let fault = blob.range_faults.lock().unwrap().iter().find(|&&(n, _)| n == nth).map(|&(_, after)| after);
         let r = if let Ranges::Cut(how) = blob.ranges {
             let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, how));
