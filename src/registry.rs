@@ -33,7 +33,7 @@ mod referrers;
 mod small_blob;
 mod tags;
 
-pub use manifests::PullQuota;
+pub use manifests::{ContentKey, PullQuota};
 pub use ranged::FinalUrl;
 pub use referrers::Referrer;
 pub use tags::TagPage;
