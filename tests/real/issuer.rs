@@ -12,7 +12,11 @@
 //! It serves `GET /token?service=…&scope=repository:NAME:ACTIONS` (the scope may repeat)
 //! and answers `{"token","access_token","expires_in","issued_at"}`. Anonymous callers get
 //! `pull` only; `push` (and `delete`) need Basic [`PUSH_USERNAME`]/[`PUSH_PASSWORD`];
-//! wrong credentials get 401. Every request is counted under each `scope` it names (or
+//! wrong credentials get 401. A repository under [`REFUSED_PREFIX`] is granted nothing,
+//! so the registry refuses it as it refuses a stranger a private repository (401,
+//! `insufficient_scope`). [`TokenIssuer::set_wording`] makes the answer's `expires_in` and
+//! `issued_at` as odd as some token servers send them (the JWT inside stays valid). Every
+//! request is counted under each `scope` it names (or
 //! `""` without one), before any check, so tests can assert how often a client asked.
 //!
 //! The server runs on a current-thread tokio runtime on a thread of its own, so it serves
@@ -47,6 +51,24 @@ pub const PUSH_USERNAME: &str = "e2e-pusher";
 pub const PUSH_PASSWORD: &str = "e2e-push-password";
 /// How long a minted token lives, in seconds (`expires_in`).
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
+/// Repositories whose names start with this are granted no access at all.
+pub const REFUSED_PREFIX: &str = "refused/";
+
+/// How the issuer words the lifetime in its answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wording {
+    /// `expires_in` as sent; `None` leaves it out.
+    pub expires_in: Option<serde_json::Value>,
+    /// How far behind the true time `issued_at` is, in seconds (a token server whose
+    /// clock runs behind).
+    pub issued_at_behind_secs: u64,
+}
+
+impl Default for Wording {
+    fn default() -> Wording {
+        Wording { expires_in: Some(json!(TOKEN_LIFETIME_SECS)), issued_at_behind_secs: 0 }
+    }
+}
 
 /// A running token issuer; see the module docs.
 pub struct TokenIssuer {
@@ -64,6 +86,7 @@ struct State {
     certificate_pem: String,
     /// Requests served, by scope.
     requests: Mutex<HashMap<String, usize>>,
+    wording: Mutex<Wording>,
 }
 
 /// One entry of a token's `access` claim.
@@ -98,6 +121,7 @@ impl TokenIssuer {
             header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
             certificate_pem: certificate.pem(),
             requests: Mutex::new(HashMap::new()),
+            wording: Mutex::new(Wording::default()),
         });
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the token issuer");
@@ -164,6 +188,11 @@ impl TokenIssuer {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// Words the answers from now on as `wording` says.
+    pub fn set_wording(&self, wording: Wording) {
+        *self.state.wording.lock().unwrap() = wording;
+    }
+
     /// A token for `subject` granting exactly `access`, valid for [`TOKEN_LIFETIME_SECS`]
     /// (for tests that want a token without asking over HTTP).
     pub fn mint(&self, subject: &str, access: &[Access]) -> String {
@@ -224,6 +253,7 @@ impl State {
                 .actions
                 .iter()
                 .filter(|action| action.as_str() == "pull" || user.is_some())
+                .filter(|_| !requested.name.starts_with(REFUSED_PREFIX))
                 .cloned()
                 .collect();
             if !actions.is_empty() {
@@ -232,12 +262,15 @@ impl State {
         }
         let now = unix_now();
         let token = self.mint(user.unwrap_or(""), &access, now);
-        let body = json!({
+        let wording = self.wording.lock().unwrap().clone();
+        let mut body = json!({
             "token": token,
             "access_token": token,
-            "expires_in": TOKEN_LIFETIME_SECS,
-            "issued_at": rfc3339(now),
+            "issued_at": rfc3339(now.saturating_sub(wording.issued_at_behind_secs)),
         });
+        if let Some(expires_in) = wording.expires_in {
+            body["expires_in"] = expires_in;
+        }
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
         response

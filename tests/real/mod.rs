@@ -114,6 +114,14 @@ impl RealRegistry {
             .count()
     }
 
+    /// How many requests of `method` for exactly `uri` the registry has answered (`/v2/`
+    /// for its pings, which [`RealRegistry::requests`] cannot single out).
+    pub fn requests_of(&self, method: &str, uri: &str) -> usize {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let request = format!("\"{method} {uri} ");
+        log.lines().filter(|l| l.contains(&request)).count()
+    }
+
     /// The end of the registry's log (its stdout and stderr), for failure messages.
     pub fn log_tail(&self) -> String {
         tail(&self.log)
