@@ -41,6 +41,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
 
+use super::common::digest::hex;
+
 /// `auth.token.service` in the registry's config, and so every token's `aud`.
 pub const SERVICE: &str = "layerpipe-e2e-registry";
 /// `auth.token.issuer` in the registry's config, and so every token's `iss`.
@@ -323,7 +325,7 @@ fn basic_user(value: &str) -> Option<&'static str> {
 
 /// `repository:NAME:a,b`: the name may hold `:` (a registry host with a port), the
 /// actions never do.
-fn parse_scope(scope: &str) -> Option<Access> {
+pub fn parse_scope(scope: &str) -> Option<Access> {
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
     if kind.is_empty() || name.is_empty() {
@@ -337,7 +339,7 @@ fn parse_scope(scope: &str) -> Option<Access> {
 }
 
 /// `a=b&c=d`, percent- and `+`-decoded.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -376,16 +378,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// `2024-05-01T12:00:00Z` for seconds since the epoch (Howard Hinnant's civil_from_days).
-fn rfc3339(secs: u64) -> String {
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -398,27 +396,4 @@ fn rfc3339(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-#[test]
-fn rfc3339_dates() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
-}
-
-#[test]
-fn scopes_and_queries() {
-    let a = parse_scope("repository:127.0.0.1:5000/a/b:pull,push").unwrap();
-    assert_eq!(a.name, "127.0.0.1:5000/a/b");
-    assert_eq!(a.actions, ["pull", "push"]);
-    assert!(parse_scope("repository:pull").is_none());
-    assert_eq!(
-        parse_query("scope=repository%3Aa%2Fb%3Apull&service=x+y&bad=%zz%4%+1"),
-        [
-            ("scope".to_owned(), "repository:a/b:pull".to_owned()),
-            ("service".to_owned(), "x y".to_owned()),
-            ("bad".to_owned(), "%zz%4% 1".to_owned()),
-        ]
-    );
 }

@@ -15,7 +15,9 @@
 // Shared support: each test file uses only part of it, re-exports included.
 #![allow(dead_code, unused_imports)]
 
-pub mod html;
+// Shared with tests/support: the layerpipe runner, SHA-256 and the page's links.
+#[path = "../common/mod.rs"]
+pub mod common;
 pub mod images;
 pub mod issuer;
 pub mod layered;
@@ -32,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use common::html;
 pub use images::{Blob, Content};
 pub use issuer::{TokenIssuer, ISSUER, PUSH_PASSWORD, PUSH_USERNAME, SERVICE};
 pub use layerpipe::Layerpipe;

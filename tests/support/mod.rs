@@ -1,7 +1,11 @@
 //! In-process fakes on loopback for what a real registry cannot be made to do on demand
 //! (cut a stream, corrupt a blob, redirect to a second host), plus a client and a way to
-//! run layerpipe itself in the test's runtime.
+//! run layerpipe itself in the test's runtime (the runner tests/real uses too).
 #![allow(dead_code)]
+
+// Shared with tests/real: the layerpipe runner, SHA-256 and the page's links.
+#[path = "../common/mod.rs"]
+pub mod common;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +25,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
+
+use common::layerpipe::Running;
+// Each test binary names only some of these.
+#[allow(unused_imports)]
+pub use common::{digest::sha256_hex, html::download_links};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -181,10 +190,6 @@ impl FakeServer {
     pub fn closed(&self) -> usize {
         self.closed.load(Ordering::SeqCst)
     }
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
 }
 
 pub fn digest(data: &[u8]) -> String {
@@ -521,7 +526,8 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// layerpipe running in this test's runtime.
 pub struct Layerpipe {
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Serving until this is dropped.
+    running: Running,
 }
 
 impl Layerpipe {
@@ -532,14 +538,8 @@ impl Layerpipe {
         if !config_json.contains("\"index\"") {
             config.index.dir = Default::default();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Arc::new(layerpipe::routes::App::new(Arc::new(config)));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(layerpipe::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        Layerpipe { addr, stop: Some(stop) }
+        let running = Running::start(config).await;
+        Layerpipe { addr: running.addr, running }
     }
 
     /// layerpipe configured with `fake` as a listed registry.
@@ -553,14 +553,6 @@ impl Layerpipe {
 
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
-    }
-}
-
-impl Drop for Layerpipe {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -614,16 +606,4 @@ pub async fn fetch_hashed(url: &str) -> Result<(StatusCode, HeaderMap, String, u
         }
     }
     Ok((parts.status, parts.headers, format!("{:x}", hasher.finalize()), len))
-}
-
-/// The `href`s of every `<a>` whose text is exactly `[x]`, HTML entities decoded.
-pub fn download_links(html: &str) -> Vec<String> {
-    let mut links = Vec::new();
-    for piece in html.split("<a href=\"").skip(1) {
-        let (href, rest) = piece.split_once('"').unwrap();
-        if rest.starts_with(">[x]</a>") {
-            links.push(href.replace("&amp;", "&"));
-        }
-    }
-    links
 }
