@@ -21,8 +21,9 @@
 //! `Content-Range` names the range and the blob's total. Until it arrives the first
 //! connection is kept; an answer of 200 (the registry ignores `Range`), or a first chunk
 //! that cannot be had, leaves the download on its first connection as if nothing had
-//! been tried. After that, a chunk that breaks (or is answered 200 after all: a CDN
-//! node that ignores `Range` behind one that honoured it) is asked for again from where
+//! been tried. After that, a chunk that breaks (or, once any chunk's 206 has shown
+//! that ranges work, is answered 200 after all: a CDN node that ignores `Range` behind
+//! one that honoured it) is asked for again from where
 //! it broke, up to `retries.attempts` times: blobs are content-addressed, and the
 //! digest is still checked over the whole stream by [`crate::download`], so a retried
 //! range cannot slip wrong bytes through. A chunk that cannot be had within its tries
@@ -38,6 +39,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -295,6 +297,8 @@ struct Chunked {
     pending: VecDeque<ChunkTask>,
     /// The frames of the chunk being sent.
     current: VecDeque<Bytes>,
+    /// Set by the first 206 of exactly the range asked for, shared by the chunks' tasks.
+    ranges_work: Arc<AtomicBool>,
 }
 
 /// One chunk on its way, fetched by a task of its own; aborted if the download ends first.
@@ -466,7 +470,12 @@ impl Fetch {
 /// The body of a connection resumed from `pos` to `end` (exclusive) of a blob of
 /// `total` bytes, and how many of its bytes come before `pos`: a 206 must carry exactly
 /// that range; a 200 is the whole blob, read past the bytes the client has.
-fn resumed(response: Response<UpstreamBody>, pos: u64, end: u64, total: u64) -> Result<(UpstreamBody, u64), ChunkError> {
+fn resumed(
+    response: Response<UpstreamBody>,
+    pos: u64,
+    end: u64,
+    total: u64,
+) -> Result<(UpstreamBody, u64), ChunkError> {
     let length = crate::registry::content_length(response.headers());
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {
@@ -517,6 +526,7 @@ impl Chunked {
             next: split,
             pending: VecDeque::new(),
             current: VecDeque::new(),
+            ranges_work: Arc::default(),
             plan,
         })
     }
@@ -536,9 +546,9 @@ impl Chunked {
         let source = self.plan.source.clone();
         let settings = self.plan.settings.clone();
         let total = self.plan.total;
-        let proof = first == self.split;
+        let ranges_work = self.ranges_work.clone();
         let task = tokio::spawn(async move {
-            let _ = send.send(fetch_chunk(&*source, &settings, proof, first, last, total).await);
+            let _ = send.send(fetch_chunk(&*source, &settings, &ranges_work, first, last, total).await);
         });
         ChunkTask { done, task }
     }
@@ -557,8 +567,9 @@ fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
     frames
 }
 
-/// Bytes `first..=last` whole, asked for again from where a try broke off; `proof`
-/// when this is the first chunk, whose answer shows whether ranges work at all.
+/// Bytes `first..=last` whole, asked for again from where a try broke off. A 200 is
+/// asked for again only once some chunk's 206 has shown that ranges work (`ranges_work`):
+/// before that it is the server's answer that it ignores `Range`.
 ///
 /// They are copied into one buffer of the chunk's size: each frame hyper reads is a
 /// slice of a read buffer (128 KiB or more) that stays allocated as long as any slice
@@ -566,7 +577,7 @@ fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
 async fn fetch_chunk(
     source: &dyn RangeSource,
     settings: &Settings,
-    proof: bool,
+    ranges_work: &AtomicBool,
     first: u64,
     last: u64,
     total: u64,
@@ -576,11 +587,11 @@ async fn fetch_chunk(
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(source, settings.idle, next, last, total, &mut buffer).await {
+        match fetch_once(source, settings.idle, ranges_work, next, last, total, &mut buffer).await {
             Ok(()) => return Ok(buffer.freeze()),
-            // The first chunk's 200 is the answer: the server ignores `Range`. A later
-            // one is a server that honoured it a moment ago: ask again.
-            Err(e @ ChunkError::Ignored) if proof => return Err(e),
+            // Before any 206, a 200 says the server ignores `Range`; after one, it is a
+            // server (a CDN node) that honoured it a moment ago: ask again.
+            Err(e @ ChunkError::Ignored) if !ranges_work.load(Ordering::Relaxed) => return Err(e),
             Err(e) if tries >= settings.attempts => return Err(e),
             Err(e) => {
                 next = first + buffer.len() as u64;
@@ -590,10 +601,12 @@ async fn fetch_chunk(
     }
 }
 
-/// One try at bytes `next..=last`, appending what arrives to `buffer`.
+/// One try at bytes `next..=last`, appending what arrives to `buffer`; a 206 of exactly
+/// those bytes sets `ranges_work`.
 async fn fetch_once(
     source: &dyn RangeSource,
     idle: Duration,
+    ranges_work: &AtomicBool,
     next: u64,
     last: u64,
     total: u64,
@@ -613,6 +626,7 @@ async fn fetch_once(
     if !answered {
         return Err(ChunkError::OtherBytes);
     }
+    ranges_work.store(true, Ordering::Relaxed);
     let mut body = response.into_body();
     let mut left = last + 1 - next;
     while left > 0 {
