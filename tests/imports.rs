@@ -65,6 +65,7 @@ routes -> body
 routes -> config
 routes -> download
 routes -> image
+routes -> index
 routes -> layer
 routes -> manifest
 routes -> pages
