@@ -12,6 +12,10 @@
 //! The last two need a registry that misbehaves on demand: the fakes of
 //! `tests/support`.
 
+// Both kits include tests/common (each by #[path]), so a file that uses both loads it
+// twice: two copies of the same small helpers, which is harmless.
+#![allow(clippy::duplicate_mod)]
+
 mod real;
 mod support;
 

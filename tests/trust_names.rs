@@ -8,6 +8,10 @@
 //! ([`support::FakeRegistry`]): a real registry cannot be made to serve a forged
 //! manifest or bytes that are not what their digest says.
 
+// Both kits include tests/common (each by #[path]), so a file that uses both loads it
+// twice: two copies of the same small helpers, which is harmless.
+#![allow(clippy::duplicate_mod)]
+
 mod real;
 mod support;
 
