@@ -933,10 +933,14 @@ async fn a_blob_that_changed_after_its_listing_is_never_shown_or_saved_whole() {
     assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.text());
     assert!(page.text().contains("whose digest is sha256:"), "{}", page.text());
     assert!(page.text().contains(&format!("not {blob_digest}")), "{}", page.text());
-    let (status, length, got, broke) = fetch_partial(&save_url("last.bin")).await;
-    assert_eq!((status, length), (StatusCode::OK, Some(last.len() as u64)));
-    assert!(broke, "the save of a mismatching blob ended cleanly");
-    assert!(got.len() < last.len(), "the client has all {} bytes", got.len());
+    // The whole last file is the held-back piece, so the body may fail before hyper has
+    // flushed the head: a connection closed with no response is as safe as a 200 whose
+    // body breaks. What must never happen is a clean end.
+    if let Ok((status, length, got, broke)) = try_fetch_partial(&save_url("last.bin")).await {
+        assert_eq!((status, length), (StatusCode::OK, Some(last.len() as u64)));
+        assert!(broke, "the save of a mismatching blob ended cleanly");
+        assert!(got.len() < last.len(), "the client has all {} bytes", got.len());
+    }
     assert_eq!(ranges_since(2), [Some("bytes=0-".to_owned()), Some("bytes=0-".to_owned())]);
 
     // The first entry renamed: its range read (which stops at a mark, short of the
