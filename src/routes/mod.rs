@@ -20,10 +20,12 @@
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
+//! | explore's forms: `/size/…`, `/fs/REPO@DIGEST/…`, `/layers/IMAGE/…`, `/sizes/…`, `/?blob=…` | a 302 to the page above that answers it (see `explore_compat`) |
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
 mod download;
+mod explore_compat;
 mod image;
 mod layer;
 mod respond;
@@ -106,6 +108,7 @@ impl App {
         } else {
             let method = request.method();
             match request.uri().path() {
+                path if explore_compat::is_explore(path, &pairs) => self.explore(path, &pairs).await,
                 "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
                     Some(repo) => self.tags_page(repo, &pairs).await,
                     None => self.image_page(&pairs).await,
