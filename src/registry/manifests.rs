@@ -123,7 +123,8 @@ impl RegistryClient {
             }
         }
         let (media_type, manifest) = manifest::parse(content_type.as_deref(), &bytes).map_err(|e| self.invalid(e))?;
-        Ok((FetchedManifest { media_type, digest, manifest }, bytes.len()))
+        let size = bytes.len();
+        Ok((FetchedManifest { media_type, digest, manifest, raw: bytes }, size))
     }
 
     async fn manifest_request(

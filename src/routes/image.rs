@@ -52,13 +52,18 @@ impl App {
             image.ok_or_else(|| Error::bad_request("the config page needs ?image="))?.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
         let (config, digest, from_manifest) = self.config_of(&reference, &fetched).await?;
-        let response = html_response(StatusCode::OK, pages::config(&reference, &digest, &config, from_manifest));
+        let layers = match &fetched.manifest {
+            Manifest::Image(manifest) => crate::image::load::layer_links(&reference, manifest),
+            Manifest::Index(_) => Vec::new(),
+        };
+        let html = pages::config(&reference, &digest, &config, from_manifest, &layers);
+        let response = html_response(StatusCode::OK, html);
         Ok(immutable_by_digest(&reference, response))
     }
 
     /// The config of an image manifest, its digest, and whether it was made from the
     /// manifest (schema 1) rather than read as a blob.
-    async fn config_of(
+    pub(super) async fn config_of(
         &self,
         reference: &ImageReference,
         fetched: &FetchedManifest,
@@ -77,7 +82,7 @@ impl App {
 
 /// A page addressed by digest never changes: let browsers and proxies keep it rather
 /// than spend a registry pull on a reload.
-fn immutable_by_digest(reference: &ImageReference, mut response: Response<Body>) -> Response<Body> {
+pub(super) fn immutable_by_digest(reference: &ImageReference, mut response: Response<Body>) -> Response<Body> {
     if reference.digest().is_some() {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     }
