@@ -197,6 +197,9 @@ pub struct Timeouts {
     pub shutdown_grace_secs: f64,
     /// The span over which `limits.explorer_min_bytes_per_sec` is averaged.
     pub explorer_rate_window_secs: f64,
+    /// For an image page's referrers: their look-ups, run at once, share this one
+    /// deadline, past which the page is shown without what had not come.
+    pub extras_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -209,6 +212,7 @@ impl Default for Timeouts {
             client_header_read_secs: 30.0,
             shutdown_grace_secs: 30.0,
             explorer_rate_window_secs: 60.0,
+            extras_secs: 2.0,
         }
     }
 }
@@ -245,6 +249,10 @@ impl Timeouts {
     /// The span a layer read's rate is averaged over.
     pub fn explorer_rate_window(&self) -> Duration {
         secs(self.explorer_rate_window_secs)
+    }
+    /// The deadline shared by an image page's referrer look-ups.
+    pub fn extras(&self) -> Duration {
+        secs(self.extras_secs)
     }
 }
 
@@ -431,6 +439,7 @@ impl Config {
             ("timeouts.client_header_read_secs", t.client_header_read_secs),
             ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
             ("timeouts.explorer_rate_window_secs", t.explorer_rate_window_secs),
+            ("timeouts.extras_secs", t.extras_secs),
         ] {
             // At least a millisecond: anything shorter rounds to a zero Duration, a
             // deadline that has passed before it is set.

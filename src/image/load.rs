@@ -1,6 +1,11 @@
 //! Fetching what the whole-image views are made of, and keeping it: configs by digest,
 //! and merged filesystems by manifest digest. Both are immutable for their digest, so
 //! they are cached by bytes, not by time.
+//!
+//! Both are reached only through a manifest the registry client has seen the name's
+//! repository serve, so a digest shared by names is only shown under names that serve
+//! it. Their keys are the registry client's [`ContentKey`]s: with `verify_digests` off,
+//! what one name's registry sent is kept for that name alone.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use crate::layer::inspect::Inspector;
 use crate::layer::listing::Listing;
 use crate::manifest::{Descriptor, ImageManifest};
 use crate::reference::ImageReference;
-use crate::registry::RegistryClient;
+use crate::registry::{ContentKey, RegistryClient};
 
 /// Memory the cached configs may hold in all.
 const MAX_CACHED_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
@@ -36,8 +41,8 @@ pub struct FetchedConfig {
 
 /// Loads and caches the whole-image views' inputs; one per process.
 pub struct ImageLoader {
-    configs: moka::future::Cache<Digest, Arc<FetchedConfig>>,
-    merged: moka::future::Cache<Digest, Arc<MergedFs>>,
+    configs: moka::future::Cache<ContentKey, Arc<FetchedConfig>>,
+    merged: moka::future::Cache<ContentKey, Arc<MergedFs>>,
 }
 
 impl Default for ImageLoader {
@@ -60,7 +65,8 @@ impl Default for ImageLoader {
 
 impl ImageLoader {
     /// The config `descriptor` names, in `image`'s repository; from the descriptor itself
-    /// when it carries it (schema 1, whose config is made from the manifest).
+    /// when it carries it (schema 1, whose config is made from the manifest). The
+    /// descriptor must come from a manifest fetched for `image`.
     pub async fn config(
         &self,
         registry: &RegistryClient,
@@ -77,11 +83,13 @@ impl ImageLoader {
             let config = config::parse(&raw).map_err(Error::bad_gateway)?;
             Ok::<_, Error>(Arc::new(FetchedConfig { raw, config }))
         };
-        self.configs.try_get_with(descriptor.digest.clone(), fetch).await.map_err(|e| Error::clone(&e))
+        let key = registry.content_key(image, &descriptor.digest);
+        self.configs.try_get_with(key, fetch).await.map_err(|e| Error::clone(&e))
     }
 
     /// The merged filesystem of the image manifest `manifest_digest` names: every
-    /// layer's listing (from its index where there is one), read a few at a time.
+    /// layer's listing (from its index where there is one), read a few at a time. The
+    /// manifest must be one fetched for `image`.
     pub async fn merged(
         &self,
         registry: &Arc<RegistryClient>,
@@ -97,7 +105,8 @@ impl ImageLoader {
                 .map_err(|_| Error::bad_gateway("merging the layers failed"))?;
             merged.map(Arc::new).map_err(Error::bad_gateway)
         };
-        self.merged.try_get_with(manifest_digest.clone(), build).await.map_err(|e| Error::clone(&e))
+        let key = registry.content_key(image, manifest_digest);
+        self.merged.try_get_with(key, build).await.map_err(|e| Error::clone(&e))
     }
 }
 

@@ -24,6 +24,6 @@ impl App {
             return Err(Error::bad_request(format!("{reference} is an index: open a platform's page")));
         };
         let response = html_response(StatusCode::OK, pages::dockerfile(&reference, manifest, &config));
-        Ok(super::image::immutable_by_digest(&reference, response))
+        Ok(super::image::immutable_by_digest(&reference, &fetched, response))
     }
 }

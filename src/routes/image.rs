@@ -42,7 +42,7 @@ impl App {
             quota: self.registry.pull_quota(reference.registry()).await,
         };
         let response = html_response(StatusCode::OK, pages::image(&reference, &fetched, &extras));
-        Ok(immutable_by_digest(&reference, response))
+        Ok(immutable_by_digest(&reference, &fetched, response))
     }
 
     /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.
@@ -58,7 +58,7 @@ impl App {
         };
         let html = pages::config(&reference, &digest, &config, from_manifest, &layers);
         let response = html_response(StatusCode::OK, html);
-        Ok(immutable_by_digest(&reference, response))
+        Ok(immutable_by_digest(&reference, &fetched, response))
     }
 
     /// The config of an image manifest, its digest, and whether it was made from the
@@ -81,9 +81,15 @@ impl App {
 }
 
 /// A page addressed by digest never changes: let browsers and proxies keep it rather
-/// than spend a registry pull on a reload.
-pub(super) fn immutable_by_digest(reference: &ImageReference, mut response: Response<Body>) -> Response<Body> {
-    if reference.digest().is_some() {
+/// than spend a registry pull on a reload. Only when what it shows is what the digest
+/// says: the registry client has seen the name's repository serve the digest, and the
+/// manifest's bytes have that digest (unchecked with `verify_digests` off, they may not).
+pub(super) fn immutable_by_digest(
+    reference: &ImageReference,
+    fetched: &FetchedManifest,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    if reference.digest() == Some(&fetched.digest) {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     }
     response

@@ -1,6 +1,7 @@
 //! The whole image at once: its merged filesystem (folders, entries, a search across
 //! every layer) and where its bytes go. Each reads every layer's listing, through the
-//! layer indexes, and keeps the merged view by manifest digest.
+//! layer indexes, and keeps the merged view by manifest digest (shared only by names
+//! seen to serve that manifest: see [`crate::image::load`]).
 
 use std::sync::Arc;
 
