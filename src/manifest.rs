@@ -116,6 +116,8 @@ pub struct FetchedManifest {
     pub digest: Digest,
     /// The content.
     pub manifest: Manifest,
+    /// The bytes as the registry sent them, for the page that shows the JSON itself.
+    pub raw: bytes::Bytes,
 }
 
 fn deserialize_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {

@@ -1,5 +1,5 @@
 //! The HTML pages: the form, a repository's tags, an image's layers or platforms, its
-//! config, a layer's files (by size, by folder, one file), blobs that are not layers, the
+//! config and Dockerfile, a layer's files (by size, by folder, one file), blobs that are not layers, the
 //! whole image's merged filesystem, search and sizes, errors, and the parts of a page
 //! streamed while a layer is read for the first time.
 //!
@@ -18,7 +18,9 @@
 
 mod budget;
 mod config;
+mod dockerfile;
 mod image;
+mod json;
 mod layer;
 mod merged;
 mod progress;
@@ -32,7 +34,8 @@ use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
-pub use image::{config_href, error, home, image, ImageExtras};
+pub use dockerfile::dockerfile;
+pub use image::{config_href, dockerfile_href, error, home, image, ImageExtras};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };

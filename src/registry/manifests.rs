@@ -208,7 +208,8 @@ impl RegistryClient {
         }
         let (media_type, manifest) =
             manifest::parse(content_type.as_deref(), &digested).map_err(|e| self.invalid(e))?;
-        Ok((FetchedManifest { media_type, digest, manifest }, bytes.len()))
+        let size = bytes.len();
+        Ok((FetchedManifest { media_type, digest, manifest, raw: digested.into_owned().into() }, size))
     }
 
     async fn manifest_request(

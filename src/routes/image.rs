@@ -53,13 +53,18 @@ impl App {
             image.ok_or_else(|| Error::bad_request("the config page needs ?image="))?.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
         let (config, digest, from_manifest) = self.config_of(&reference, &fetched).await?;
-        let response = html_response(StatusCode::OK, pages::config(&reference, &digest, &config, from_manifest));
+        let layers = match &fetched.manifest {
+            Manifest::Image(manifest) => crate::image::load::layer_links(&reference, manifest),
+            Manifest::Index(_) => Vec::new(),
+        };
+        let html = pages::config(&reference, &digest, &config, from_manifest, &layers);
+        let response = html_response(StatusCode::OK, html);
         Ok(immutable_by_digest(&reference, &fetched, response))
     }
 
     /// The config of an image manifest, its digest, and whether it was made from the
     /// manifest (schema 1) rather than read as a blob.
-    async fn config_of(
+    pub(super) async fn config_of(
         &self,
         reference: &ImageReference,
         fetched: &FetchedManifest,
@@ -80,7 +85,7 @@ impl App {
 /// than spend a registry pull on a reload. Only when what it shows is what the digest
 /// says: the registry client has seen the name's repository serve the digest, and the
 /// manifest's bytes have that digest (unchecked with `verify_digests` off, they may not).
-fn immutable_by_digest(
+pub(super) fn immutable_by_digest(
     reference: &ImageReference,
     fetched: &FetchedManifest,
     mut response: Response<Body>,

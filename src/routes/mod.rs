@@ -8,6 +8,7 @@
 //! | `GET /?repo=REPO[&last=TAG]` | the repository's tags, 100 a page, each linking to its image |
 //! | `GET /?image=REF` | the image's layers with their build steps and referrers (or, for an index, its platforms) |
 //! | `GET /config?image=REF` | the image's config: what a container runs with, then the raw JSON |
+//! | `GET /dockerfile?image=REF` | the image's Dockerfile, rebuilt from its history |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
 //! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
 //! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
@@ -21,10 +22,13 @@
 //! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
+//! | explore's forms: `/size/…`, `/fs/REPO@DIGEST/…`, `/layers/IMAGE/…`, `/sizes/…`, `/?blob=…` | a 302 to the page above that answers it (see `explore_compat`) |
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod dockerfile;
 mod download;
+mod explore_compat;
 mod image;
 mod layer;
 mod respond;
@@ -119,11 +123,13 @@ impl App {
         } else {
             let method = request.method();
             match request.uri().path() {
+                path if explore_compat::is_explore(path, &pairs) => self.explore(path, &pairs).await,
                 "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
                     Some(repo) => self.tags_page(repo, &pairs).await,
                     None => self.image_page(&pairs).await,
                 },
                 "/config" => self.config_page(&pairs).await,
+                "/dockerfile" => self.dockerfile_page(&pairs).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
                 "/files" => self.files(method, &pairs).await,
                 "/fs" => DownloadLink::from_query(&pairs)
@@ -154,6 +160,7 @@ pub fn route_label(path: &str) -> &'static str {
     match path {
         "/" => "page",
         "/config" => "config",
+        "/dockerfile" => "dockerfile",
         "/download" => "download",
         "/files" => "files",
         "/healthz" => "healthz",
