@@ -22,8 +22,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+pub use crate::credentials::Secret;
 use crate::reference::DOCKER_HUB;
-pub use crate::runtime::RuntimeKind;
 use crate::tls::CaBundle;
 
 /// Where Docker Hub's registry API lives; `docker.io` is only the name in references.
@@ -128,7 +128,7 @@ impl TryFrom<String> for CatalogUrl {
             return Ok(CatalogUrl::Sqlite(PathBuf::from(path)));
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Ok(CatalogUrl::Postgres(Secret(s)));
+            return Ok(CatalogUrl::Postgres(Secret::new(s)));
         }
         Err("catalog.url must be \"sqlite:PATH\", \"postgres://…\" or \"\" (off)".into())
     }
@@ -369,7 +369,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_request_header_bytes: 16 * 1024,
-            max_manifest_bytes: crate::manifest::MAX_SIZE,
+            max_manifest_bytes: MAX_MANIFEST_BYTES,
             max_token_response_bytes: 64 * 1024,
             max_redirects: 10,
             max_concurrent_downloads: 512,
@@ -440,28 +440,22 @@ impl TryFrom<String> for Endpoint {
     }
 }
 
-/// A password: readable where it is used, printed as `***` everywhere else.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret read from elsewhere (a docker config, a credential helper).
-    pub fn new(secret: String) -> Secret {
-        Secret(secret)
-    }
-
-    /// The secret itself, for building an `Authorization` header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// How requests are spread over threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// One tokio multi-threaded runtime with `worker_threads` workers, one listener.
+    MultiThread,
+    /// `worker_threads` threads, each a current-thread runtime with its own
+    /// `SO_REUSEPORT` listener. The default: on loopback it took half the CPU per GiB of
+    /// the multi-threaded runtime, and a tenth of its `epoll_wait` calls (BENCHMARKS.md).
+    #[default]
+    PerCore,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// Largest manifest layerpipe reads by default (distribution's own limit):
+/// `limits.max_manifest_bytes`.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8042))
@@ -594,7 +588,7 @@ impl Config {
                 endpoint: listed.endpoint.uri().clone(),
                 credentials: listed.username.clone().map(|username| Credentials {
                     username,
-                    password: listed.password.clone().unwrap_or(Secret(String::new())),
+                    password: listed.password.clone().unwrap_or(Secret::new(String::new())),
                 }),
                 listed: true,
             };

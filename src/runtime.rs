@@ -28,25 +28,12 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 
 use crate::config::Config;
+use crate::config::RuntimeKind;
 use crate::routes::App;
-
-/// How requests are spread over threads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuntimeKind {
-    /// One tokio multi-threaded runtime with `worker_threads` workers, one listener.
-    MultiThread,
-    /// `worker_threads` threads, each a current-thread runtime with its own
-    /// `SO_REUSEPORT` listener. The default: on loopback it took half the CPU per GiB of
-    /// the multi-threaded runtime, and a tenth of its `epoll_wait` calls (BENCHMARKS.md).
-    #[default]
-    PerCore,
-}
 
 /// Connections a listener lets wait for `accept`.
 const BACKLOG: u32 = 1024;

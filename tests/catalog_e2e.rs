@@ -175,7 +175,7 @@ async fn search_across_three_images_and_after_a_restart() {
     ))
     .await;
     let gone = get(&format!(
-        "{}/files?image={}&digest=sha256:{}&layer=1&mt=x%2Fy",
+        "{}/files?image={}&digest=sha256:{}&layer=1&mt=application%2Fvnd.oci.image.layer.v1.tar%2Bgzip",
         lp.base,
         encode(&images[0].reference),
         images[0].layers[0].sha256()

@@ -73,8 +73,11 @@ async fn fetched<T>(relay: &CountingRelay, f: impl std::future::Future<Output = 
     (out, relay.bytes_from_registry() - before)
 }
 
+/// Bytes of the layer index files in `dir` (the catalog's database lives there too).
 fn index_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).map_or(0, |d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+    let is_index = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().ends_with(".idx");
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.filter_map(|e| e.ok().filter(is_index)?.metadata().ok()).map(|m| m.len()).sum())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

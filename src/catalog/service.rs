@@ -26,6 +26,7 @@ use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::image::config::ImageConfig;
 use crate::index::LayerIndex;
+use crate::layer::inspect::IndexObserver;
 use crate::layer::listing::Listing;
 use crate::manifest::ImageManifest;
 use crate::reference::{ImageReference, DEFAULT_TAG};
@@ -212,6 +213,12 @@ impl Catalog {
             }
             Err(_) => Err(Error::service_unavailable("the catalog's reader stopped", BUSY_RETRY_AFTER_SECS)),
         }
+    }
+}
+
+impl IndexObserver for Catalog {
+    fn layer_indexed(&self, link: &DownloadLink, index: &LayerIndex) {
+        self.record_layer(link, index);
     }
 }
 

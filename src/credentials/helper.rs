@@ -15,8 +15,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::docker_config::HelperName;
+use super::secret::Secret;
 use super::Credential;
-use crate::config::Secret;
 
 /// How long a helper may take (ECR's helper makes an AWS call).
 pub const TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,13 +16,15 @@
 
 pub mod docker_config;
 pub mod helper;
+mod secret;
+
+pub use self::secret::Secret;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use self::docker_config::{DockerConfig, Source};
-use crate::config::Secret;
 use crate::error::Error;
 use crate::reference::DOCKER_HUB;
 

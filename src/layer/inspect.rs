@@ -37,7 +37,6 @@ use super::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
 use super::scan::{scan, MinRate, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
 use super::tar::Visitor;
 use crate::body::Body;
-use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::download::{content_disposition, DownloadLink};
@@ -116,8 +115,15 @@ pub struct Inspector {
     min_rate: MinRate,
     verify: bool,
     metrics: Arc<Metrics>,
-    /// Told of every layer an index answers for (src/catalog/).
-    catalog: Catalog,
+    /// Told of every layer an index answers for (the catalog, src/catalog/).
+    observer: Option<Arc<dyn IndexObserver>>,
+}
+
+/// Told of every layer an index answers for, and which repository asked. The catalog is
+/// one; it is a trait so that this service (below the catalog) never names it.
+pub trait IndexObserver: Send + Sync {
+    /// `link`'s repository was seen to serve the layer `index` lists. Must not block.
+    fn layer_indexed(&self, link: &DownloadLink, index: &LayerIndex);
 }
 
 impl Inspector {
@@ -147,13 +153,19 @@ impl Inspector {
             },
             verify: config.verify_digests,
             metrics,
-            catalog: Catalog::off(),
+            observer: None,
         }
     }
 
-    /// The same, telling `catalog` of every layer it lists.
-    pub fn with_catalog(self, catalog: Catalog) -> Inspector {
-        Inspector { catalog, ..self }
+    /// The same, telling `observer` of every layer it lists.
+    pub fn observed_by(self, observer: Arc<dyn IndexObserver>) -> Inspector {
+        Inspector { observer: Some(observer), ..self }
+    }
+
+    fn tell(&self, link: &DownloadLink, index: &LayerIndex) {
+        if let Some(observer) = &self.observer {
+            observer.layer_indexed(link, index);
+        }
     }
 
     /// Whether the index of `digest` is in memory, so that its pages come at once.
@@ -183,11 +195,11 @@ impl Inspector {
             // Unverified, and read from another repository: read this one's own blob.
             let own = self.build(registry, link).await?;
             self.indexes.insert(link.digest.clone(), own.clone()).await;
-            self.catalog.record_layer(link, &own);
+            self.tell(link, &own);
             return Ok(own);
         }
         self.check_access(registry, link).await?;
-        self.catalog.record_layer(link, &index);
+        self.tell(link, &index);
         Ok(index)
     }
 

@@ -92,7 +92,7 @@ impl App {
                 hashing: Arc::new(HashWorkers::per_core()),
             },
             multipart: Multipart::new(&config),
-            layers: Arc::new(Inspector::new(&config, metrics.clone()).with_catalog(catalog.clone())),
+            layers: Arc::new(Inspector::new(&config, metrics.clone()).observed_by(Arc::new(catalog.clone()))),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
             images: ImageLoader::default(),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
