@@ -170,7 +170,8 @@ async fn a_file_deep_in_a_large_layer_costs_one_small_range_read() {
     drop(lp);
 
     // A damaged index file is found out, removed, and rebuilt by reading the blob again.
-    let file = std::fs::read_dir(&index_dir).unwrap().next().unwrap().unwrap().path();
+    let is_index = |p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "idx");
+    let file = std::fs::read_dir(&index_dir).unwrap().map(|e| e.unwrap().path()).find(is_index).unwrap();
     let len = std::fs::metadata(&file).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
     let lp = Layerpipe::reaching(&registry, &relay.endpoint(), true, &index_dir).await;
