@@ -29,7 +29,7 @@
 //! - [`manifest`]: manifests, indexes and descriptors.
 //! - [`download`]: the layer download's file name, headers and verified body.
 //! - [`hashing`]: verifying a blob on a thread beside its stream.
-//! - [`reference`], [`digest`], [`range`], [`query`]: the small parsed types.
+//! - [`reference`](mod@reference), [`digest`], [`range`], [`query`]: the small parsed types.
 //! - [`metrics`]: the counters behind `/metrics`.
 //! - [`allocator`]: malloc's thresholds, so freed read buffers are reused.
 //! - [`config`], [`error`]: the configuration, and the one error type.

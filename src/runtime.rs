@@ -20,7 +20,7 @@
 //! address, so a second layerpipe (a stale one, a restarted unit racing the old one)
 //! would start without complaint and silently take part of the connections (issue 22).
 //! The first listener therefore claims the address as a plain bind would, and only then
-//! opens it to the others ([`claimed_listener`]).
+//! opens it to the others (`claimed_listener`).
 
 use std::future::Future;
 use std::io;

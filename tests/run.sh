@@ -28,4 +28,7 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 
+# The API docs are part of the build: a broken intra-doc link fails here, as a test would.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 cargo test --release "$@"

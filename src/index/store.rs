@@ -9,7 +9,7 @@
 //!
 //! Several instances may share one folder (replicas on one volume, a restart that
 //! overlaps the old process). So start-up removes only temporary files old enough to be
-//! a crashed writer's ([`STALE_TEMPORARY`]), never one that another live instance is
+//! a crashed writer's (`STALE_TEMPORARY`), never one that another live instance is
 //! writing: removing that would make its rename fail and lose the index (issue 22).
 
 use std::collections::HashMap;

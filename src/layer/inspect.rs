@@ -296,7 +296,7 @@ impl Inspector {
     /// found the file in): by a `Range` read from the index's nearest resume point, or,
     /// when the index has no plan for it, from the blob's start, the entry's header
     /// checked either way. [`ByIndex::Stale`] when the blob does not have that entry
-    /// there. A read of the whole blob (see [`Inspector::whole_read_check`]) is checked
+    /// there. A read of the whole blob (see `Inspector::whole_read_check`) is checked
     /// against the digest before anything of it is shown: a mismatch is
     /// [`Error::digest_mismatch`].
     pub async fn preview(

@@ -14,7 +14,7 @@
 //!
 //! A new page: a template extending `base.html`, a struct deriving `Template` with a
 //! `frame: Frame` field and `config = "src/pages/askama.toml"`, and a function here
-//! that fills it and calls [`render`].
+//! that fills it and calls `render`.
 
 mod budget;
 mod config;
