@@ -107,7 +107,7 @@ impl App {
         match (&fetched.manifest, platform) {
             (Manifest::Image(manifest), _) => Ok((reference.clone(), (fetched.digest.clone(), manifest.clone()))),
             (Manifest::Index(index), Some(platform)) => {
-                let descriptor = find(&index, platform)
+                let descriptor = find(index, platform)
                     .ok_or_else(|| Error::not_found(format!("{reference} has no {platform} image")))?;
                 let by_digest = reference.with_digest(descriptor.digest.clone());
                 let fetched = self.registry.manifest(&by_digest).await?;
