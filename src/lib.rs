@@ -15,6 +15,8 @@
 //! - [`pages`]: the HTML pages, askama templates that escape every value.
 //!
 //! **The services**: they fetch, cache and decide.
+//! - [`explore`]: reads inside layers on a page's behalf (file hashes for diffs).
+//! - [`catalog`]: every layer and image seen, for search across images.
 //! - [`registry`]: the only code that speaks the distribution API.
 //! - [`auth`]: challenges, which realm gets credentials, the token cache.
 //! - [`credentials`]: docker's `config.json` and credential helpers.
@@ -44,6 +46,7 @@ pub mod digest;
 pub mod download;
 pub mod egress;
 pub mod error;
+pub mod explore;
 pub mod hashing;
 pub mod image;
 pub mod index;

@@ -5,6 +5,7 @@
 //! the other modules make views of them.
 
 pub mod config;
+pub mod diff;
 pub mod dockerfile;
 pub mod history;
 pub mod load;

@@ -18,6 +18,7 @@
 
 mod budget;
 mod config;
+mod diff;
 mod dockerfile;
 mod image;
 mod json;
@@ -34,6 +35,7 @@ use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
+pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView};
 pub use dockerfile::dockerfile;
 pub use image::{config_href, dockerfile_href, error, home, image, ImageExtras};
 pub use layer::{

@@ -26,6 +26,7 @@
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod diff;
 mod dockerfile;
 mod download;
 mod explore_compat;
@@ -45,6 +46,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::explore::contents::ContentHashes;
 use crate::hashing::HashWorkers;
 use crate::image::load::ImageLoader;
 use crate::layer::inspect::Inspector;
@@ -71,6 +73,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Every layer and image seen, for `/search`.
     catalog: Catalog,
+    /// File hashes read for diffs.
+    hashes: ContentHashes,
 }
 
 impl App {
@@ -98,6 +102,7 @@ impl App {
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
             catalog,
+            hashes: ContentHashes::default(),
         })
     }
 
@@ -141,6 +146,7 @@ impl App {
                 path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
                 "/sizes" => self.sizes(&pairs).await,
                 "/search" => self.search(&pairs).await,
+                "/diff" => self.diff(&pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -170,6 +176,7 @@ pub fn route_label(path: &str) -> &'static str {
         p if p == "/layers" || p.starts_with("/layers/") => "merged",
         "/sizes" => "sizes",
         "/search" => "search",
+        "/diff" => "diff",
         _ => "other",
     }
 }

@@ -31,9 +31,9 @@ enum View {
 }
 
 /// An image manifest's layers, linked as its image page numbers them, and merged.
-struct Merged {
-    layers: Vec<DownloadLink>,
-    fs: Arc<MergedFs>,
+pub(super) struct Merged {
+    pub(super) layers: Vec<DownloadLink>,
+    pub(super) fs: Arc<MergedFs>,
 }
 
 impl App {
@@ -127,7 +127,7 @@ impl App {
 
     /// The image's layers merged; first every one must be a filesystem layer (an
     /// artifact's blobs, a signature or an SBOM, have no files to merge).
-    async fn merged_layers(
+    pub(super) async fn merged_layers(
         &self,
         reference: &ImageReference,
         manifest_digest: &Digest,
