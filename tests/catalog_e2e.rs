@@ -144,7 +144,7 @@ async fn check_search(base: &str, images: &[PushedImage; 3], registry_up: bool) 
     assert!(in_two.contains("present"), "{row}");
 
     // The shared layer lists both repositories, with their tags.
-    let shared: &str = &one.layers[0].sha256();
+    let shared: &str = one.layers[0].sha256();
     assert_eq!(two.layers[0].sha256(), shared);
     let html = page(base, &format!("search?layer=sha256:{shared}")).await;
     assert!(html.contains("2 images ship it"), "{html}");
