@@ -10,10 +10,10 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use crate::download::BlobBody;
+use crate::error::BoxError;
 use crate::layer::save::EntryBody;
 
 /// Errors a body can end with; hyper aborts the connection on any of them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body.
 pub enum Body {

@@ -26,9 +26,9 @@ use http_body::{Body as _, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::body::{Body, BoxError};
+use crate::body::Body;
 use crate::digest::{Digest, Hasher};
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::hashing::{HashLease, HashWorkers};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::reference::ImageReference;
@@ -163,9 +163,6 @@ pub fn content_disposition(name: &str) -> HeaderValue {
     HeaderValue::try_from(value).expect("only visible ASCII")
 }
 
-/// What a client is told to wait before retrying when all download slots are taken.
-const BUSY_RETRY_AFTER_SECS: u32 = 5;
-
 /// Admission for downloads: at most so many stream at once, so that a burst of clients
 /// cannot exhaust memory or file descriptors. Beyond the limit, 503 with `Retry-After`
 /// at once, rather than a queue that would hold connections open with nothing to show.
@@ -184,10 +181,7 @@ impl DownloadSlots {
     /// A slot for one download, or 503 when all are taken.
     pub fn take(&self) -> Result<DownloadSlot, Error> {
         let permit = self.semaphore.clone().try_acquire_owned().map_err(|_| {
-            Error::service_unavailable(
-                format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit),
-                BUSY_RETRY_AFTER_SECS,
-            )
+            Error::busy(format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit))
         })?;
         self.metrics.download_started();
         Ok(DownloadSlot { _permit: permit, metrics: self.metrics.clone(), started: Instant::now(), bytes: 0 })

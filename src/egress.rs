@@ -17,6 +17,8 @@ use http::Uri;
 use hyper_util::client::legacy::connect::dns::Name;
 use tower_service::Service;
 
+use crate::error::BoxError;
+
 /// True for addresses on the public internet; false for loopback, private, shared,
 /// link-local, unique-local, multicast, documentation and reserved ranges, and for IPv6
 /// forms that embed such an IPv4 address.
@@ -117,8 +119,6 @@ pub fn find_refused<'a>(mut e: &'a (dyn StdError + 'static)) -> Option<&'a Refus
         e = e.source()?;
     }
 }
-
-type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A DNS resolver that fails unless every address a name resolves to is public.
 ///

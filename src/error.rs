@@ -8,6 +8,12 @@ use std::fmt;
 
 use http::{HeaderValue, StatusCode};
 
+/// A boxed error of any cause, as hyper's bodies and services take it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a client is told to wait (`Retry-After`) when a limit layerpipe keeps is full.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 5;
+
 /// A failure to answer a request, as the user will see it.
 #[derive(Clone, Debug)]
 pub struct Error {
@@ -59,6 +65,12 @@ impl Error {
             retry_after: Some(HeaderValue::from(retry_after_secs)),
             ..Error::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
+    }
+
+    /// 503 with `Retry-After: 5`: one of layerpipe's own limits (download, preview,
+    /// render or catalog slots) is full; `message` says which.
+    pub fn busy(message: impl Into<String>) -> Error {
+        Error::service_unavailable(message, BUSY_RETRY_AFTER_SECS)
     }
 
     /// 502: the registry failed or answered something layerpipe cannot use.

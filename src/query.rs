@@ -19,32 +19,52 @@ pub fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn decode(s: &str) -> Result<String, String> {
+    let out = percent_decode(s, Plus::Space).ok_or("bad %-escape in the query string")?;
+    String::from_utf8(out).map_err(|_| "the query string is not UTF-8".to_owned())
+}
+
+/// What `+` means where the text comes from: a space in a form-encoded query, itself in
+/// a URL path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Plus {
+    /// `application/x-www-form-urlencoded`: a query string.
+    Space,
+    /// A URL path.
+    Itself,
+}
+
+/// `%XX` escapes decoded to bytes, everything else as it is but `+` (see [`Plus`]);
+/// `None` for a broken escape.
+pub fn percent_decode(s: &str, plus: Plus) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus == Plus::Space => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let byte =
-                    hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("bad %-escape in the query string")?;
-                out.push(byte);
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| "the query string is not UTF-8".to_owned())
+    Some(out)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so the result is
 /// safe in a query value, a path segment and an HTML attribute alike.
 pub fn encode(s: &str) -> String {
+    encode_bytes(s.as_bytes())
+}
+
+/// [`encode`] for bytes that need not be UTF-8 (a tar entry's name).
+pub fn encode_bytes(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(b as char);
         } else {

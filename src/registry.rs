@@ -472,21 +472,11 @@ fn basic(credential: &Credential) -> Option<HeaderValue> {
     Some(value)
 }
 
-/// Standard base64 with padding, for Basic credentials.
+/// Standard base64 with padding, for Basic credentials (the `base64` crate, which the
+/// schema 1 signature check needs anyway).
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Marks a 401 from a registry that answers 401, not 404, for a repository that does not

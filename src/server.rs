@@ -17,7 +17,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::body::{Body, BoxError};
+use crate::body::Body;
+use crate::error::BoxError;
 use crate::routes::{route_label, App};
 
 /// Serves `app` on `listener` until `shutdown` completes. Then it stops accepting (new

@@ -35,7 +35,7 @@ use tower_service::Service;
 use self::dedicated::{DedicatedBody, ReadBufferPool};
 use crate::config::{Config, Retries};
 use crate::egress::{find_refused, PublicOnly, PublicResolver};
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::tls;
 
@@ -427,8 +427,6 @@ pub struct Deadline<C> {
     inner: C,
     limit: Duration,
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<C> Service<Uri> for Deadline<C>
 where

@@ -55,9 +55,7 @@ upstream -> registry
 /// The same at the level of files.
 const KNOWN_FILE_KNOT: &str = "
 body -> download
-body -> layer::save
 download -> body
-layer::save -> body
 pages::layer -> pages::merged
 pages::merged -> pages::layer
 ";

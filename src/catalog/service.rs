@@ -41,8 +41,6 @@ const READ_QUEUE: usize = 64;
 /// Sightings remembered as offered; past it the set starts over (offering again is
 /// harmless, only wasted work).
 const MAX_REMEMBERED: usize = 100_000;
-/// What a client is told to wait when the readers are all busy.
-const BUSY_RETRY_AFTER_SECS: u32 = 5;
 
 /// One write for the writer thread.
 enum Write {
@@ -199,19 +197,17 @@ impl Catalog {
         let job: Job = Box::new(move |store| {
             let _ = answer.send(work(store));
         });
-        inner.reads.try_send(job).map_err(|_| {
-            Error::service_unavailable(
-                "the catalog is busy with other searches; try again shortly",
-                BUSY_RETRY_AFTER_SECS,
-            )
-        })?;
+        inner
+            .reads
+            .try_send(job)
+            .map_err(|_| Error::busy("the catalog is busy with other searches; try again shortly"))?;
         match answered.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "a catalog read failed");
-                Err(Error::service_unavailable(format!("the catalog could not be read: {e}"), BUSY_RETRY_AFTER_SECS))
+                Err(Error::busy(format!("the catalog could not be read: {e}")))
             }
-            Err(_) => Err(Error::service_unavailable("the catalog's reader stopped", BUSY_RETRY_AFTER_SECS)),
+            Err(_) => Err(Error::busy("the catalog's reader stopped")),
         }
     }
 }

@@ -153,29 +153,16 @@ fn decode_auth(auth: &str) -> Option<(String, String)> {
     (!user.is_empty()).then(|| (user.to_owned(), password.to_owned()))
 }
 
-/// Standard base64, padding optional; `None` for anything else.
+/// Standard base64, padding optional (docker writes it padded, hand-made files may
+/// not); `None` for anything else.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let bytes = text.trim_end_matches('=').as_bytes();
-    if bytes.len() % 4 == 1 || text.len() - bytes.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(value(c)?) << (18 - 6 * i);
-        }
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    Some(out)
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    ENGINE.decode(text).ok()
 }
 
 #[cfg(test)]

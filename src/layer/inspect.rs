@@ -56,8 +56,6 @@ pub const MAX_CACHED_LISTING_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_CONCURRENT_LISTINGS: usize = 4;
 /// Previews and saved files being read at once at most.
 pub const MAX_CONCURRENT_EXTRACTS: usize = 32;
-/// What a client is told to wait when all slots are taken.
-const BUSY_RETRY_AFTER_SECS: u32 = 5;
 /// How long a repository, once seen to have a blob, may be served from its index
 /// without asking the registry again.
 const ACCESS_TTL: Duration = Duration::from_secs(600);
@@ -665,12 +663,10 @@ fn access_key(link: &DownloadLink) -> String {
 
 /// A slot from `slots`, or 503 when all are taken.
 fn take(slots: &Arc<Semaphore>, what: &str) -> Result<OwnedSemaphorePermit, Error> {
-    slots.clone().try_acquire_owned().map_err(|_| {
-        Error::service_unavailable(
-            format!("layerpipe is busy with its limit of {what}; try again shortly"),
-            BUSY_RETRY_AFTER_SECS,
-        )
-    })
+    slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::busy(format!("layerpipe is busy with its limit of {what}; try again shortly")))
 }
 
 fn scan_error_message(e: &ScanError) -> String {

@@ -11,7 +11,7 @@
 
 use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::query::encode;
+use crate::query::{encode, encode_bytes, percent_decode, Plus};
 use crate::reference::{ImageReference, Repository};
 
 /// Longest path accepted in a URL.
@@ -38,7 +38,8 @@ impl LayerPath {
     /// `.`, `..`, empty names and NUL are refused rather than resolved: the links
     /// layerpipe writes never have them.
     pub fn from_url(encoded: &str) -> Result<(LayerPath, bool), Error> {
-        let bytes = percent_decode(encoded)?;
+        let bytes = percent_decode(encoded, Plus::Itself)
+            .ok_or_else(|| Error::bad_request("bad %-escape in the URL's path"))?;
         if bytes.len() > MAX_PATH_BYTES {
             return Err(Error::bad_request(format!("the path is longer than {MAX_PATH_BYTES} bytes")));
         }
@@ -210,43 +211,6 @@ impl Here {
     pub fn sizes(self, image: &ImageReference) -> String {
         format!("{}sizes?image={}", self.up(), encode(&image.to_string()))
     }
-}
-
-/// Percent-encodes bytes, everything but RFC 3986's unreserved characters.
-fn encode_bytes(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => encode(s),
-        Err(_) => bytes.iter().map(|&b| encode_byte(b)).collect(),
-    }
-}
-
-fn encode_byte(b: u8) -> String {
-    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-        (b as char).to_string()
-    } else {
-        format!("%{b:02X}")
-    }
-}
-
-/// `%XX` escapes decoded to bytes; everything else as it is (a URL path, so `+` is `+`).
-fn percent_decode(s: &str) -> Result<Vec<u8>, Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::bad_request("bad %-escape in the URL's path"))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 use super::tar::{Header, Visitor, Want};
-use crate::body::BoxError;
+use crate::error::BoxError;
 
 /// Pieces of a file queued for the client at most (each at most the decompressor's
 /// output buffer, 32 KiB for gzip, 128 KiB for zstd).

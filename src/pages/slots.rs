@@ -18,9 +18,6 @@ use crate::error::Error;
 /// How long a page waits for a render slot before it is a 503.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// `Retry-After` of a page that found every render slot taken.
-const RETRY_AFTER_SECS: u32 = 5;
-
 /// The render slots shared by every request.
 #[derive(Clone, Debug)]
 pub struct RenderSlots {
@@ -45,10 +42,10 @@ impl RenderSlots {
         let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(permit) => permit.expect("the render semaphore is never closed"),
             Err(_) => {
-                return Err(Error::service_unavailable(
-                    format!("layerpipe is rendering its limit of {} pages at once; try again shortly", self.limit),
-                    RETRY_AFTER_SECS,
-                ))
+                return Err(Error::busy(format!(
+                    "layerpipe is rendering its limit of {} pages at once; try again shortly",
+                    self.limit
+                )))
             }
         };
         let rendered = tokio::task::spawn_blocking(move || {
