@@ -56,8 +56,6 @@ upstream -> registry
 const KNOWN_FILE_KNOT: &str = "
 body -> download
 download -> body
-pages::layer -> pages::merged
-pages::merged -> pages::layer
 ";
 
 #[test]

@@ -47,6 +47,11 @@ impl Search {
         }
     }
 
+    /// The text, percent-encoded for a link's `&search=`.
+    pub fn encoded(&self) -> String {
+        crate::query::encode(&self.text())
+    }
+
     /// Whether `path` (a clean path, no leading `/`) matches.
     pub fn matches(&self, path: &[u8]) -> bool {
         if path.is_ascii() && self.needle.is_ascii() {

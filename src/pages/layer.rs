@@ -4,7 +4,6 @@
 use askama::Template;
 
 use super::budget::{self, encoded_len, page_range, page_starts, row_cost, shorten};
-use super::merged::search_query;
 use super::text::{display_name, display_path, human_size, utc};
 use super::{render, Frame};
 use crate::download::{DownloadLink, LayerFormat};
@@ -299,7 +298,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: 
         head: LayerHead::new(link, here, Heading::Files(title)),
         notes: Notes::new(link, listing),
         nav: PageNav::new(page, starts.len(), |p| match search {
-            Some(search) => format!("{}&search={}", here.files(link, p), search_query(search)),
+            Some(search) => format!("{}&search={}", here.files(link, p), search.encoded()),
             None => here.files(link, p),
         }),
         search: search.map(|s| FileSearch { text: s.text(), matching }),

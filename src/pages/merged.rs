@@ -320,8 +320,7 @@ pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> R
         .ok_or_else(|| Error::not_found(format!("the search has no page {page}")))?;
     let rows = hits[shown].iter().map(|&v| path_row(image, here, v)).collect();
     let page_href = |p: usize| {
-        let href =
-            format!("{}&search={}", here.merged(image.reference, &LayerPath::root(), true), search_query(search));
+        let href = format!("{}&search={}", here.merged(image.reference, &LayerPath::root(), true), search.encoded());
         if p > 1 {
             format!("{href}&page={p}")
         } else {
@@ -337,11 +336,6 @@ pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> R
         nav: PageNav::new(page, starts.len(), page_href),
         rows,
     }))
-}
-
-/// The search, percent-encoded for a link's query.
-pub(super) fn search_query(search: &Search) -> String {
-    crate::query::encode(&search.text())
 }
 
 /// One platform to choose from.
