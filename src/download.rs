@@ -21,18 +21,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::StatusCode;
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::body::Body;
 use crate::digest::{Digest, Hasher};
 use crate::error::{BoxError, Error};
 use crate::hashing::{HashLease, HashWorkers};
 use crate::metrics::{Metrics, UpstreamError};
+use crate::range::content_length;
 use crate::reference::ImageReference;
-use crate::registry::content_length;
 use crate::upstream::multipart::{Fetch, FetchError, Plan};
 use crate::upstream::UpstreamBody;
 
@@ -213,31 +212,19 @@ pub struct StreamOptions {
     pub hashing: Arc<HashWorkers>,
 }
 
-/// Response headers taken from the registry's blob response.
-const PASSED_ON_RESPONSE_HEADERS: [header::HeaderName; 6] = [
-    header::CONTENT_TYPE,
-    header::CONTENT_LENGTH,
-    header::CONTENT_RANGE,
-    header::ACCEPT_RANGES,
-    header::ETAG,
-    header::LAST_MODIFIED,
-];
-
-/// Turns the registry's blob response into the browser's download response; with a
-/// `multipart` plan, the rest of a large blob may come over several connections
-/// ([`crate::upstream::multipart`]), still verified over the whole stream.
-pub fn respond(
-    upstream: Response<UpstreamBody>,
+/// The body that streams the registry's blob response (`parts` and `incoming`) to the
+/// browser: verified against `digest` when it is the whole blob and `options.verify` is
+/// on; with a `multipart` plan, the rest of a large blob may come over several
+/// connections ([`crate::upstream::multipart`]), still verified over the whole stream.
+/// The response around it (status, headers, file name) is `routes/download.rs`'s.
+pub fn blob_body(
+    parts: &http::response::Parts,
+    incoming: UpstreamBody,
     multipart: Option<Plan>,
     digest: &Digest,
-    file_name: &str,
     options: &StreamOptions,
     slot: DownloadSlot,
-) -> Response<Body> {
-    let (parts, incoming) = upstream.into_parts();
-    if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
-        return not_satisfiable(&parts);
-    }
+) -> BlobBody {
     // Only a whole blob can be checked against its digest; a range of part of it is
     // passed on as is. A range of all of it (`bytes=0-`) is the whole blob.
     let whole = match parts.status {
@@ -253,53 +240,14 @@ pub fn respond(
         let lease = options.hashing.lease(digest.algorithm());
         Box::new(Verification::new(digest.clone(), content_length(&parts.headers), lease))
     });
-    let body = BlobBody {
+    BlobBody {
         incoming: Box::new(Fetch::new(incoming, multipart)),
         verification,
         idle: Box::pin(tokio::time::sleep(options.idle_timeout)),
         idle_timeout: options.idle_timeout,
         waiting: false,
         slot,
-    };
-    with_passed_on_headers(&parts, file_name, Body::Blob(body))
-}
-
-/// The download's answer to a HEAD: the same status and headers, no body. Nothing is
-/// streamed, so it takes no download slot and is not counted as a download; dropping the
-/// registry's (empty) body closes its connection.
-pub fn respond_to_head(upstream: Response<UpstreamBody>, file_name: &str) -> Response<Body> {
-    let (parts, _) = upstream.into_parts();
-    if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
-        return not_satisfiable(&parts);
     }
-    with_passed_on_headers(&parts, file_name, Body::empty())
-}
-
-/// A 416 with only its status and `Content-Range`: the registry's body is its own error
-/// text, and distribution 2.8 sends it under the blob's Content-Length.
-fn not_satisfiable(parts: &http::response::Parts) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = parts.status;
-    if let Some(range) = parts.headers.get(header::CONTENT_RANGE) {
-        response.headers_mut().insert(header::CONTENT_RANGE, range.clone());
-    }
-    response
-}
-
-/// `body` under the registry's status and the headers passed on, named `file_name`.
-fn with_passed_on_headers(parts: &http::response::Parts, file_name: &str, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = parts.status;
-    let headers = response.headers_mut();
-    for name in PASSED_ON_RESPONSE_HEADERS {
-        if let Some(value) = parts.headers.get(&name) {
-            headers.insert(name, value.clone());
-        }
-    }
-    headers.entry(header::CONTENT_TYPE).or_insert(HeaderValue::from_static("application/octet-stream"));
-    headers.insert(header::CONTENT_DISPOSITION, content_disposition(file_name));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
 }
 
 /// Why a download was cut off.

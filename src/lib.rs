@@ -4,8 +4,7 @@
 //!
 //! Every module, one line each, in the order a request's data flows: from the edge,
 //! through the services that fetch, down to the pure building blocks. Imports should
-//! point down this list (`tests/imports.rs` keeps the knots that still point up from
-//! growing).
+//! point down this list, and `tests/imports.rs` fails on any that points back up.
 //!
 //! **The edge**: a request comes in and an answer goes out.
 //! - [`runtime`]: which threads serve, one runtime and listener per core or tokio's pool.
@@ -15,7 +14,8 @@
 //! - [`pages`]: the HTML pages, askama templates that escape every value.
 //!
 //! **The services**: they fetch, cache and decide.
-//! - [`explore`]: reads inside layers on a page's behalf (file hashes for diffs).
+//! - [`explore`]: reads layers and images on a page's behalf: listings and indexes,
+//!   previews and saves within their slots, configs and merged views, file hashes.
 //! - [`catalog`]: every layer and image seen, for search across images.
 //! - [`registry`]: the only code that speaks the distribution API.
 //! - [`auth`]: challenges, which realm gets credentials, the token cache.
@@ -27,8 +27,8 @@
 //! **The building blocks**: bytes and data in, data out.
 //! - [`layer`]: inside a layer: decompression, tar, listings, previews, saves.
 //! - [`index`]: layer indexes: one file later costs one `Range` read.
-//! - [`image`]: the whole image: history, the merged filesystem, search, sizes.
-//! - [`manifest`]: manifests, indexes and descriptors.
+//! - [`image`]: the whole image: history, the merged filesystem, search, sizes, diffs.
+//! - [`manifest`]: manifests, indexes, descriptors and the config blob.
 //! - [`download`]: the layer download's file name, headers and verified body.
 //! - [`hashing`]: verifying a blob on a thread beside its stream.
 //! - [`reference`](mod@reference), [`digest`], [`range`], [`query`]: the small parsed types.

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::digest::{Algorithm, Digest};
 
+pub mod config;
 pub mod schema1;
 
 /// OCI image manifest.
@@ -254,7 +255,7 @@ mod schema1_tests {
         assert!(!m.sizes_known);
         let data = m.config.data.as_ref().unwrap();
         assert_eq!(m.config.digest, Digest::of(Algorithm::Sha256, data));
-        let config = crate::image::config::parse(data).unwrap();
+        let config = crate::manifest::config::parse(data).unwrap();
         let empties: Vec<bool> = config.history.iter().map(|h| h.empty_layer).collect();
         assert_eq!(empties, [false, true, false]);
         assert_eq!(parse(Some(DOCKER_SCHEMA1), json.as_bytes()).unwrap().0, DOCKER_SCHEMA1);

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use http::{header, HeaderMap};
+
 /// One range of bytes of a blob, as a client asks for it (RFC 9110, section 14.1.2).
 /// Several ranges in one header are not passed on: the registry then answers the whole
 /// blob, as RFC 9110 allows a server to do with any `Range`.
@@ -120,6 +122,11 @@ fn number(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The `Content-Length` header as a number; `None` when missing or not a number.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::credentials::{Credential, DockerCredentials};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::metrics::{Metrics, UpstreamError};
-use crate::range::ByteRange;
+use crate::range::{content_length, ByteRange};
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, Trust, Upstream, UpstreamBody};
 
@@ -506,11 +506,6 @@ fn status_error<B>(response: &Response<B>, not_found: &str) -> Error {
         ),
         _ => Error::bad_gateway(format!("the registry answered {status}")),
     }
-}
-
-/// The `Content-Length` header as a number.
-pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Scheme, host and port (with the scheme's default filled in) are equal.

@@ -591,7 +591,7 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
     assert_eq!(s.files(1).await.status, StatusCode::OK);
     let blob_digest = digest(&s.layers[0].1);
     // Every preview slot held by a read the registry never finishes.
-    let limit = layerpipe::layer::inspect::MAX_CONCURRENT_EXTRACTS;
+    let limit = layerpipe::explore::layers::MAX_CONCURRENT_EXTRACTS;
     let stuck: Vec<_> = (0..limit)
         .map(|i| {
             let url = s.lp.url(&format!("/fs/f{:04}.bin?{}", i % 8, s.query(1)));
@@ -617,7 +617,7 @@ async fn previews_beyond_the_limit_get_503_with_retry_after() {
 #[tokio::test]
 async fn listings_beyond_the_limit_get_503_with_retry_after() {
     use tar::EntryType::Regular;
-    let limit = layerpipe::layer::inspect::MAX_CONCURRENT_LISTINGS;
+    let limit = layerpipe::explore::layers::MAX_CONCURRENT_LISTINGS;
     // Layers 1 to `limit` stall mid-blob; the next one is never reached; the last is listed first.
     let layers: Vec<_> = (0..limit + 2)
         .map(|i| {

@@ -7,11 +7,11 @@ mod real;
 use std::sync::Arc;
 
 use layerpipe::config::Config;
+use layerpipe::explore::images::ImageLoader;
+use layerpipe::explore::layers::Inspector;
 use layerpipe::image::history::{self, Step};
-use layerpipe::image::load::ImageLoader;
 use layerpipe::image::merged::Fate;
 use layerpipe::image::sizes;
-use layerpipe::layer::inspect::Inspector;
 use layerpipe::manifest::Manifest;
 use layerpipe::metrics::Metrics;
 use layerpipe::reference::ImageReference;

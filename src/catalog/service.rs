@@ -24,10 +24,10 @@ use crate::config::{CatalogUrl, Config};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::image::config::ImageConfig;
+use crate::explore::layers::IndexObserver;
 use crate::index::LayerIndex;
-use crate::layer::inspect::IndexObserver;
 use crate::layer::listing::Listing;
+use crate::manifest::config::ImageConfig;
 use crate::manifest::ImageManifest;
 use crate::reference::{ImageReference, DEFAULT_TAG};
 

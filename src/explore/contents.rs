@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::layer::inspect::{ByIndex, FileToSave, Inspector};
+use crate::explore::layers::{ByIndex, FileToSave, Inspector};
 use crate::registry::RegistryClient;
 
 /// Hashes remembered: (name, layer, entry) to digest, ~150 bytes each.

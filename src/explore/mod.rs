@@ -1,6 +1,10 @@
-//! The explorer's services that read inside layers on a page's behalf, above the pure
-//! building blocks of `layer/`, `index/` and `image/`. For now: file hashes for diffs
-//! ([`contents`]). `layer/inspect.rs` and `image/load.rs` are services of the same kind
-//! and belong here too (issue 21).
+//! The explorer's services: they fetch and cache what the pages show, above the pure
+//! building blocks of `layer/`, `index/` and `image/`.
+//! - [`layers`]: one layer read for its listing and index, a file previewed or saved,
+//!   each admitted within its slots;
+//! - [`images`]: an image's config and its merged filesystem, cached by digest;
+//! - [`contents`]: file hashes for diffs.
 
 pub mod contents;
+pub mod images;
+pub mod layers;

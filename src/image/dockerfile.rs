@@ -14,8 +14,8 @@
 //! names the content's hash, multi-stage builds show the last stage only, and build
 //! arguments appear as their values.
 
-use super::config::HistoryEntry;
 use super::history;
+use crate::manifest::config::HistoryEntry;
 
 /// One instruction of the rebuilt Dockerfile.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! An image's history paired with its layers: which build step made each layer, and the
 //! steps that made none (ENV, CMD, LABEL…) in their places between them.
 
-use super::config::HistoryEntry;
+use crate::manifest::config::HistoryEntry;
 
 /// One row of an image's build, in order.
 #[derive(Debug, PartialEq, Eq)]

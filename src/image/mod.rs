@@ -1,14 +1,15 @@
 //! The whole image, beyond one layer: its config and build history paired with its
 //! layers, the merged filesystem a container sees, search by name, and where the bytes
-//! go. Everything but [`load`] is pure: `load` fetches the config and the listings
+//! go. All of it is pure: `crate::explore::images` fetches the config and the listings
 //! through the registry client and the layer inspector (and caches them by digest), and
-//! the other modules make views of them.
+//! these modules make views of them.
 
-pub mod config;
+/// The config blob's types live with the manifests (a schema 1 manifest carries its
+/// config inside it); they are named here too, where pages and services look for them.
+pub use crate::manifest::config;
 pub mod diff;
 pub mod dockerfile;
 pub mod history;
-pub mod load;
 pub mod merged;
 pub mod search;
 pub mod sizes;

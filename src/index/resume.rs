@@ -9,7 +9,7 @@
 //!
 //! A difference discredits the whole listing, the entry's number included: whoever
 //! falls back must look the file up by its path again in a fresh read of the blob
-//! (see [`crate::layer::inspect`]), never read "entry N" of the blob instead.
+//! (see [`crate::explore::layers`]), never read "entry N" of the blob instead.
 
 use std::ops::ControlFlow;
 

@@ -5,13 +5,13 @@
 //! push-based tar reader ([`tar`]) that sees headers as they pass and skips contents by
 //! counting. [`scan`] runs that on a blocking thread fed through a bounded channel.
 //! What is seen becomes a [`listing`] of [`entry`]s (cached by blob), the first bytes of
-//! one file ([`preview`]), or one file streamed to the client ([`save`]); [`inspect`]
-//! does the fetching, caching and admission, [`link`] reads and writes the URLs.
+//! one file ([`preview`]), or one file streamed to the client ([`save`]); [`link`] reads
+//! and writes the URLs. The fetching, caching and admission that drive them are a
+//! service, `crate::explore::layers`.
 
 pub mod decompress;
 pub mod entry;
 pub mod inflate;
-pub mod inspect;
 pub mod link;
 pub mod listing;
 pub mod preview;

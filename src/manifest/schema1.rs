@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::digest::Digest;
-use crate::image::config::{HistoryEntry, ImageConfig, RunConfig};
+use crate::manifest::config::{HistoryEntry, ImageConfig, RunConfig};
 
 /// The empty tar+gzip layer that schema 1 lists for steps that made no layer.
 pub const EMPTY_LAYER: &str = "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";

@@ -5,8 +5,8 @@ use askama::Template;
 use super::{render, Frame};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
-use crate::image::config::RunConfig;
-use crate::image::load::FetchedConfig;
+use crate::explore::images::FetchedConfig;
+use crate::manifest::config::RunConfig;
 use crate::query::encode;
 use crate::reference::ImageReference;
 
@@ -83,7 +83,7 @@ fn exec_form(words: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::config;
+    use crate::manifest::config;
 
     fn page(json: &str) -> String {
         let raw = bytes::Bytes::from(json.to_owned());

@@ -5,8 +5,8 @@ use askama::Template;
 
 use super::text::human_size;
 use super::{render, Frame};
+use crate::explore::images::{layer_links, FetchedConfig};
 use crate::image::dockerfile::{self, Line};
-use crate::image::load::{layer_links, FetchedConfig};
 use crate::layer::link::Here;
 use crate::manifest::ImageManifest;
 use crate::query::encode;
@@ -71,7 +71,7 @@ pub fn dockerfile(reference: &ImageReference, manifest: &ImageManifest, config: 
 mod tests {
     use super::*;
     use crate::digest::{Algorithm, Digest};
-    use crate::image::config;
+    use crate::manifest::config;
     use crate::manifest::Descriptor;
 
     fn descriptor(bytes: &[u8], size: u64) -> Descriptor {

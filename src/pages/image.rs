@@ -5,10 +5,10 @@ use askama::Template;
 
 use super::{human_size, render, Frame};
 use crate::error::Error;
-use crate::image::config::ImageConfig;
+use crate::explore::images::layer_links;
 use crate::image::history::{self, Step};
-use crate::image::load::layer_links;
 use crate::layer::link::{Here, LayerPath};
+use crate::manifest::config::ImageConfig;
 use crate::manifest::{FetchedManifest, ImageIndex, ImageManifest, Manifest};
 use crate::query::encode;
 use crate::reference::{ImageReference, Repository};
@@ -249,7 +249,7 @@ fn layers(
 const UNKNOWN_SIZE: &str = "?";
 
 /// A history entry as a Dockerfile line; its comment when it has no command.
-fn step_text(entry: &crate::image::config::HistoryEntry) -> String {
+fn step_text(entry: &crate::manifest::config::HistoryEntry) -> String {
     match (&entry.created_by, &entry.comment) {
         (Some(created_by), _) => history::command(created_by),
         (None, Some(comment)) => comment.clone(),
@@ -379,7 +379,7 @@ mod tests {
                 {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":6}]}"#;
 
     fn config(history: &str) -> ImageConfig {
-        crate::image::config::parse(format!(r#"{{"history":{history}}}"#).as_bytes()).unwrap()
+        crate::manifest::config::parse(format!(r#"{{"history":{history}}}"#).as_bytes()).unwrap()
     }
 
     /// The text of the `made by` cells, in order, with `-` before a step without a layer.

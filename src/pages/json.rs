@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::text::human_size;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
-use crate::image::load::layer_links;
+use crate::explore::images::layer_links;
 use crate::layer::link::Here;
 use crate::manifest::{FetchedManifest, Manifest};
 use crate::reference::ImageReference;

@@ -9,10 +9,11 @@
 use http::header::{self, HeaderMap};
 use http::{Method, Response, StatusCode, Uri};
 
-use super::{content_length, status_error, RegistryClient};
+use super::{status_error, RegistryClient};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::Manifest;
+use crate::range::content_length;
 use crate::reference::ImageReference;
 use crate::upstream::{Transport, UpstreamBody};
 

@@ -11,7 +11,7 @@ use super::App;
 use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::image::load::FetchedConfig;
+use crate::explore::images::FetchedConfig;
 use crate::manifest::{FetchedManifest, Manifest};
 use crate::pages;
 use crate::query;
@@ -54,7 +54,7 @@ impl App {
         let fetched = self.registry.manifest(&reference).await?;
         let (config, digest, from_manifest) = self.config_of(&reference, &fetched).await?;
         let layers = match &fetched.manifest {
-            Manifest::Image(manifest) => crate::image::load::layer_links(&reference, manifest),
+            Manifest::Image(manifest) => crate::explore::images::layer_links(&reference, manifest),
             Manifest::Index(_) => Vec::new(),
         };
         let html = pages::config(&reference, &digest, &config, from_manifest, &layers);

@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::catalog::search::{self, NameSearch};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::image::config::ImageConfig;
+use crate::manifest::config::ImageConfig;
 use crate::manifest::{FetchedManifest, Manifest};
 use crate::pages;
 use crate::query;

@@ -1,7 +1,7 @@
 //! The whole image at once: its merged filesystem (folders, entries, a search across
 //! every layer) and where its bytes go. Each reads every layer's listing, through the
 //! layer indexes, and keeps the merged view by manifest digest (shared only by names
-//! seen to serve that manifest: see [`crate::image::load`]).
+//! seen to serve that manifest: see [`crate::explore::images`]).
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::digest::Digest;
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
-use crate::image::load;
+use crate::explore::images;
 use crate::image::merged::MergedFs;
 use crate::image::search::Search;
 use crate::layer::entry::Kind;
@@ -133,7 +133,7 @@ impl App {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<Merged, Error> {
-        let layers = load::layer_links(reference, manifest);
+        let layers = images::layer_links(reference, manifest);
         if let Some(other) = layers.iter().find(|l| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other) {
             return Err(Error::bad_request(format!(
                 "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",

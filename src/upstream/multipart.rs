@@ -129,7 +129,7 @@ impl Multipart {
         let headers = response.headers();
         let (start, end, total) = match response.status() {
             StatusCode::OK => {
-                let length = crate::registry::content_length(headers)?;
+                let length = crate::range::content_length(headers)?;
                 (0, length, length)
             }
             StatusCode::PARTIAL_CONTENT => {
@@ -476,7 +476,7 @@ fn resumed(
     end: u64,
     total: u64,
 ) -> Result<(UpstreamBody, u64), ChunkError> {
-    let length = crate::registry::content_length(response.headers());
+    let length = crate::range::content_length(response.headers());
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {
             let range = response.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
@@ -621,7 +621,7 @@ async fn fetch_once(
     let answered = response.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         content_range(v) == Some((next, last, total))
             && ByteRange::From { first: next, last: Some(last) }
-                .answered_by(v, crate::registry::content_length(response.headers()))
+                .answered_by(v, crate::range::content_length(response.headers()))
     });
     if !answered {
         return Err(ChunkError::OtherBytes);

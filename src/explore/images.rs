@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::config::{self, ImageConfig};
-use super::merged::MergedFs;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::layer::inspect::Inspector;
+use crate::explore::layers::Inspector;
+use crate::image::merged::MergedFs;
 use crate::layer::listing::Listing;
+use crate::manifest::config::{self, ImageConfig};
 use crate::manifest::{Descriptor, ImageManifest};
 use crate::reference::ImageReference;
 use crate::registry::{ContentKey, RegistryClient};
