@@ -217,6 +217,8 @@ async fn page_at(client: &HttpClient, url: &str) -> String {
 /// The platform links of an index page (`<a href="./?image=…">`), unescaped.
 fn platform_links(html: &str) -> Vec<String> {
     const START: &str = "<a href=\"./?image=";
+    // Only the platform table: the index's JSON below it links the same digests.
+    let html = html.split("<table id=\"platforms\">").nth(1).and_then(|t| t.split("</table>").next()).unwrap_or("");
     html.match_indices(START)
         .map(|(i, _)| {
             let from = i + "<a href=\"".len();
