@@ -78,8 +78,9 @@ async fn page_at(client: &HttpClient, url: &str) -> String {
 /// The platform links of an index page: (href, link text).
 fn platform_links(html: &str) -> Vec<(String, String)> {
     const START: &str = "<a href=\"./?image=";
-    // The manifest JSON links each manifest's digest too; the platform list is before it.
-    let html = html.split("<pre id=\"manifest-json\">").next().unwrap_or_default();
+    // Only the platform table: the index's JSON below it links the same digests.
+    let table = html.split("<table id=\"platforms\">").nth(1).and_then(|t| t.split("</table>").next()).unwrap_or("");
+    let html = table;
     html.match_indices(START)
         .map(|(i, _)| {
             let from = i + "<a href=\"".len();

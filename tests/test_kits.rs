@@ -70,7 +70,7 @@ fn sha256_hex_is_the_known_digest_in_lower_case() {
 #[test]
 fn download_links_are_the_x_links_in_page_order_unescaped() {
     let html = r#"<td><a href="./files?a=1">12 B</a></td><td><a href="download?image=a&amp;digest=sha256:1&amp;layer=1">[x]</a></td>
-<a href="./?image=x">image</a> <a href="download?image=a&amp;digest=sha256:2&amp;mt=&quot;q&quot;">[x]</a>"#;
+<a href="./?image=x">image</a> <a href="download?image=a&amp;digest=sha256:2&amp;mt=&quot;q&quot;" title="download layer 2 as a.tar">[x]</a>"#;
     assert_eq!(
         download_links(html),
         ["download?image=a&digest=sha256:1&layer=1", "download?image=a&digest=sha256:2&mt=\"q\""]

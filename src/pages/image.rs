@@ -55,6 +55,8 @@ struct ImageHead {
     quota: Option<QuotaLine>,
     /// The manifest's own JSON, its digests linked (`json.html`).
     json: Vec<super::json::Piece>,
+    /// The repository's tag list, so a reader can step from one tag to its siblings.
+    tags_href: String,
 }
 
 /// "Docker Hub: 87 of 100 pulls left for this address (per 6 h)".
@@ -116,6 +118,8 @@ struct LayerRow {
     browse: String,
     digest: String,
     download: String,
+    /// The file the download is saved as, named in the `[x]` link's title and aria-label.
+    save_as: String,
 }
 
 #[derive(Template)]
@@ -168,8 +172,15 @@ pub fn image(reference: &ImageReference, fetched: &FetchedManifest, extras: &Ima
     };
     let quota = extras.quota.map(|quota| QuotaLine { registry, quota });
     let json = super::json::manifest(reference, fetched);
-    let head =
-        ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota, json };
+    let tags_href = format!("./?repo={}", encode(&Repository::from(reference).to_string()));
+    let head = ImageHead {
+        name,
+        digest: fetched.digest.to_string(),
+        media_type: fetched.media_type.clone(),
+        quota,
+        json,
+        tags_href,
+    };
     let referrers = referrer_rows(reference, extras.referrers);
     match &fetched.manifest {
         Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers)),
@@ -223,6 +234,7 @@ fn layers(
                     browse: Here::root().fs(link, &LayerPath::root(), true),
                     digest: layer.digest.to_string(),
                     download: link.href(),
+                    save_as: link.file_name(),
                 };
                 StepRow { layer: Some(row), step: history.map(step_text).unwrap_or_default() }
             }
@@ -340,6 +352,11 @@ mod tests {
         assert!(html.contains(&format!("<a href=\"./files?{q}\">5 B</a>")), "{html}");
         assert!(html.contains(&format!("<a href=\"./fs/?{q}\">sha256:2222")), "{html}");
         assert!(html.contains("<a href=\"./config?image=a%2Fb%3Ac\">sha256:1111"), "{html}");
+        // [x] keeps its text and says what it saves, for the pointer and for screen readers.
+        let label = "download layer 1 as a-b-c-1.tar.gzip";
+        assert!(html.contains(&format!("class=\"save\" title=\"{label}\" aria-label=\"{label}\">[x]</a>")), "{html}");
+        // The image page leads back to the repository's tag list.
+        assert!(html.contains("<a href=\"./?repo=a%2Fb\" id=\"tags-link\">"), "{html}");
         assert!(html.starts_with("<!doctype html>\n<html lang=\"en\"><head>"), "{html}");
         assert!(html.ends_with("</pre>\n</main></body></html>\n"), "{html}");
         // The manifest itself follows, its config digest a link to the config page.

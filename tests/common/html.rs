@@ -1,6 +1,6 @@
 //! Reading layerpipe's pages in tests: its HTML escaping undone, its `[x]` links found.
 //!
-//! An image page's layer table offers each layer as `<a href="download?…">[x]</a>`. The
+//! An image page's layer table offers each layer as `<a href="download?…" …>[x]</a>`. The
 //! links are found by their href and then checked to be `[x]`, so that a page whose link
 //! text changed fails loudly instead of looking like a page without downloads.
 
@@ -18,8 +18,11 @@ pub fn download_links(html: &str) -> Vec<String> {
         .map(|(i, _)| {
             let from = i + "<a href=\"".len();
             let len = html[from..].find('"').expect("closing quote");
+            // Attributes (title, aria-label) may follow the href; the text must be [x].
+            let rest = &html[from + len..];
+            let text = rest.find('>').map_or("", |gt| &rest[gt..]);
             assert!(
-                html[from + len..].starts_with("\">[x]</a>"),
+                text.starts_with(">[x]</a>"),
                 "a download link that is not [x]: {}",
                 &html[i..(i + 300).min(html.len())]
             );
