@@ -1,13 +1,21 @@
 //! Fetching what the whole-image views are made of, and keeping it: configs by digest,
 //! and merged filesystems by manifest digest. Both are immutable for their digest, so
 //! they are cached by bytes, not by time.
+//!
+//! A merge stays within budget: it counts entries as each layer's listing arrives and
+//! stops at [`merged::MAX_ENTRIES`], dropping what it read, and that refusal is kept by
+//! manifest digest, so asking again is refused at once. A view too heavy for its cache
+//! (over [`MAX_CACHED_MERGED_BYTES`]) is not offered to it, where it would only evict
+//! the rest and then itself: the one most recent such view is kept apart instead, so
+//! browsing a huge image merges it once, not on every page. Memory for merged views is
+//! thus the cache, plus that one view (at most the entry cap's worth of listings).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::config::{self, ImageConfig};
-use super::merged::MergedFs;
+use super::merged::{self, MergedFs};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
@@ -22,6 +30,8 @@ const MAX_CACHED_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
 /// Memory the cached merged views may hold in all, counting the listings they keep
 /// alive (which the layer cache may also hold: this errs on the side of less).
 pub const MAX_CACHED_MERGED_BYTES: u64 = 256 * 1024 * 1024;
+/// Refused merges remembered, by manifest digest: each is an error message.
+const MAX_REMEMBERED_REFUSALS: u64 = 4096;
 /// Layers read at once for one merged view: half the inspector's listing slots, so
 /// that one image cannot take them all from other visitors.
 pub const LISTINGS_AT_ONCE: usize = 2;
@@ -38,6 +48,10 @@ pub struct FetchedConfig {
 pub struct ImageLoader {
     configs: moka::future::Cache<Digest, Arc<FetchedConfig>>,
     merged: moka::future::Cache<Digest, Arc<MergedFs>>,
+    /// The most recent merged view too heavy for `merged`; see the module docs.
+    oversize: std::sync::Mutex<Option<(Digest, Arc<MergedFs>)>>,
+    /// Merges refused for being beyond a limit, by manifest digest.
+    refused: moka::future::Cache<Digest, Error>,
 }
 
 impl Default for ImageLoader {
@@ -49,11 +63,10 @@ impl Default for ImageLoader {
                 .build(),
             merged: moka::future::Cache::builder()
                 .max_capacity(MAX_CACHED_MERGED_BYTES)
-                .weigher(|_, m: &Arc<MergedFs>| {
-                    let listings: usize = m.layers().iter().map(|l| l.weight()).sum();
-                    u32::try_from(m.weight() + listings).unwrap_or(u32::MAX)
-                })
+                .weigher(|_, m: &Arc<MergedFs>| u32::try_from(view_weight(m)).unwrap_or(u32::MAX))
                 .build(),
+            oversize: std::sync::Mutex::new(None),
+            refused: moka::future::Cache::builder().max_capacity(MAX_REMEMBERED_REFUSALS).build(),
         }
     }
 }
@@ -80,8 +93,15 @@ impl ImageLoader {
         self.configs.try_get_with(descriptor.digest.clone(), fetch).await.map_err(|e| Error::clone(&e))
     }
 
+    /// Why the merged view of `manifest_digest` was refused, when it was: cheap, so a
+    /// page can ask before it takes a slot.
+    pub async fn refusal(&self, manifest_digest: &Digest) -> Option<Error> {
+        self.refused.get(manifest_digest).await
+    }
+
     /// The merged filesystem of the image manifest `manifest_digest` names: every
-    /// layer's listing (from its index where there is one), read a few at a time.
+    /// layer's listing (from its index where there is one), read a few at a time, and
+    /// refused past [`merged::MAX_ENTRIES`] entries.
     pub async fn merged(
         &self,
         registry: &Arc<RegistryClient>,
@@ -90,15 +110,46 @@ impl ImageLoader {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<Arc<MergedFs>, Error> {
+        if let Some(refused) = self.refusal(manifest_digest).await {
+            return Err(refused);
+        }
+        if let Some(view) = self.oversize_view(manifest_digest) {
+            return Ok(view);
+        }
         let build = async {
-            let listings = listings(registry, inspector, image, manifest).await?;
+            let listings = match listings(registry, inspector, image, manifest).await {
+                Err(Listings::Refused(e)) => {
+                    self.refused.insert(manifest_digest.clone(), e.clone()).await;
+                    return Err(e);
+                }
+                Err(Listings::Failed(e)) => return Err(e),
+                Ok(listings) => listings,
+            };
             let merged = tokio::task::spawn_blocking(move || MergedFs::new(listings))
                 .await
-                .map_err(|_| Error::bad_gateway("merging the layers failed"))?;
-            merged.map(Arc::new).map_err(Error::bad_gateway)
+                .map_err(|_| Error::bad_gateway("merging the layers failed"))??;
+            let merged = Arc::new(merged);
+            if view_weight(&merged) > MAX_CACHED_MERGED_BYTES {
+                let mut oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
+                *oversize = Some((manifest_digest.clone(), merged.clone()));
+            }
+            Ok(merged)
         };
+        // The cache never admits a view heavier than itself; `oversize` keeps that one.
         self.merged.try_get_with(manifest_digest.clone(), build).await.map_err(|e| Error::clone(&e))
     }
+
+    fn oversize_view(&self, manifest_digest: &Digest) -> Option<Arc<MergedFs>> {
+        let oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
+        oversize.as_ref().filter(|(digest, _)| digest == manifest_digest).map(|(_, view)| view.clone())
+    }
+}
+
+/// Bytes a merged view holds, counting the listings it keeps alive (which the layer
+/// cache may also hold: this errs on the side of less).
+fn view_weight(view: &MergedFs) -> u64 {
+    let listings = view.layers().iter().map(|l| l.weight() as u64).fold(0, u64::saturating_add);
+    listings.saturating_add(view.weight() as u64)
 }
 
 /// Each layer's link, as the image page numbers them (from 1).
@@ -116,17 +167,27 @@ pub fn layer_links(image: &ImageReference, manifest: &ImageManifest) -> Vec<Down
         .collect()
 }
 
-/// Every layer's listing, in order, at most [`LISTINGS_AT_ONCE`] read at a time.
+/// Why the listings of a merge were not all read.
+enum Listings {
+    /// The layers hold more entries than a merged view takes: remembered.
+    Refused(Error),
+    /// A layer could not be read: not remembered, it may work next time.
+    Failed(Error),
+}
+
+/// Every layer's listing, in order, at most [`LISTINGS_AT_ONCE`] read at a time;
+/// refused as soon as those read hold more than [`merged::MAX_ENTRIES`] entries.
 async fn listings(
     registry: &Arc<RegistryClient>,
     inspector: &Arc<Inspector>,
     image: &ImageReference,
     manifest: &ImageManifest,
-) -> Result<Vec<Arc<Listing>>, Error> {
+) -> Result<Vec<Arc<Listing>>, Listings> {
     let links = layer_links(image, manifest);
     let mut out: Vec<Option<Arc<Listing>>> = vec![None; links.len()];
     let mut pending = links.into_iter().enumerate();
-    // Dropping the set (a failed layer, a client gone) aborts the other reads.
+    let (mut entries, mut read) = (0usize, 0usize);
+    // Dropping the set (a failed layer, a refusal, a client gone) aborts the other reads.
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.len() < LISTINGS_AT_ONCE {
@@ -135,8 +196,15 @@ async fn listings(
             running.spawn(async move { (i, inspector.listing(&registry, &link).await) });
         }
         let Some(joined) = running.join_next().await else { break };
-        let (i, listing) = joined.map_err(|_| Error::bad_gateway("reading a layer's listing failed"))?;
-        out[i] = Some(listing?);
+        let (i, listing) =
+            joined.map_err(|_| Listings::Failed(Error::bad_gateway("reading a layer's listing failed")))?;
+        let listing = listing.map_err(Listings::Failed)?;
+        entries = entries.saturating_add(listing.len());
+        read += 1;
+        if entries > merged::MAX_ENTRIES {
+            return Err(Listings::Refused(merged::too_many_entries(entries, read)));
+        }
+        out[i] = Some(listing);
     }
     Ok(out.into_iter().flatten().collect())
 }

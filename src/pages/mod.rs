@@ -38,7 +38,7 @@ pub use layer::{
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
 pub use sizes::sizes;
-pub use slots::RenderSlots;
+pub use slots::{RenderSlot, RenderSlots};
 pub use tags::tags;
 pub use text::human_size;
 
