@@ -31,7 +31,7 @@ use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
-pub use image::{config_href, error, home, image, ImageExtras};
+pub use image::{config_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
