@@ -230,7 +230,6 @@ async fn a_merge_over_the_entry_cap_is_refused_early_and_remembered() {
 /// them takes no listing slot), merged by eight clients at once: merges wait for render
 /// slots, so the peak stays under 1.5 GiB; each client gets its page or a 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "peaks at 1.6 GiB with four merges at once; the fix (MERGES_AT_ONCE) is on branch budgets-next, uncompiled"]
 async fn concurrent_merges_share_the_render_slots() {
     const IMAGES: usize = 8;
     let registry = RealRegistry::start();
@@ -273,7 +272,6 @@ async fn concurrent_merges_share_the_render_slots() {
 /// layers at a time within the budget, and 30 clients that ask for it and never read
 /// leave layerpipe under 256 MiB (a 42 MB page each took it to 1.4 GB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "peaks at 259 MiB, over 256: every render still makes all layers' links; fixed on branch budgets-next, uncompiled"]
 async fn a_manifest_of_tens_of_thousands_of_layers_keeps_the_page_budget() {
     let layer = |i: usize| format!(r#"{{"blobSum":"sha256:{i:064x}"}}"#);
     let history = r#"{"v1Compatibility":"{\"id\":\"x\"}"}"#;

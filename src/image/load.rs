@@ -32,6 +32,12 @@ const MAX_CACHED_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
 pub const MAX_CACHED_MERGED_BYTES: u64 = 256 * 1024 * 1024;
 /// Refused merges remembered, by manifest digest: each is an error message.
 const MAX_REMEMBERED_REFUSALS: u64 = 4096;
+/// Merged views built at once, at most. Each holds its listings and, while they load
+/// from the index store, their decoding: a 2 M-entry image peaks near 400 MB, so four
+/// render slots merging at once reached 1.6 GiB. Half the default render slots.
+pub const MERGES_AT_ONCE: usize = 2;
+/// How long a merge waits for its turn before it is a 503.
+const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Layers read at once for one merged view: half the inspector's listing slots, so
 /// that one image cannot take them all from other visitors.
 pub const LISTINGS_AT_ONCE: usize = 2;
@@ -52,6 +58,8 @@ pub struct ImageLoader {
     oversize: std::sync::Mutex<Option<(Digest, Arc<MergedFs>)>>,
     /// Merges refused for being beyond a limit, by manifest digest.
     refused: moka::future::Cache<Digest, Error>,
+    /// Turns to build a merged view; see [`MERGES_AT_ONCE`].
+    merging: tokio::sync::Semaphore,
 }
 
 impl Default for ImageLoader {
@@ -67,6 +75,7 @@ impl Default for ImageLoader {
                 .build(),
             oversize: std::sync::Mutex::new(None),
             refused: moka::future::Cache::builder().max_capacity(MAX_REMEMBERED_REFUSALS).build(),
+            merging: tokio::sync::Semaphore::new(MERGES_AT_ONCE),
         }
     }
 }
@@ -117,6 +126,13 @@ impl ImageLoader {
             return Ok(view);
         }
         let build = async {
+            // Requests for the same view wait on this one build, not for turns of their own.
+            let Ok(Ok(_turn)) = tokio::time::timeout(MERGE_WAIT, self.merging.acquire()).await else {
+                return Err(Error::service_unavailable(
+                    format!("layerpipe is merging its limit of {MERGES_AT_ONCE} images at once; try again shortly"),
+                    5,
+                ));
+            };
             let listings = match listings(registry, inspector, image, manifest).await {
                 Err(Listings::Refused(e)) => {
                     self.refused.insert(manifest_digest.clone(), e.clone()).await;

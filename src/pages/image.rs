@@ -6,10 +6,10 @@ use askama::Template;
 use super::budget::{encoded_len, page_range, page_starts_by, shorten, shorten_to, shown_bound_to, MAX_SHOWN_CHARS};
 use super::layer::PageNav;
 use super::{human_size, render, Frame};
+use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::image::config::ImageConfig;
 use crate::image::history::{self, Step};
-use crate::image::load::layer_links;
 use crate::layer::link::{Here, LayerPath};
 use crate::manifest::{FetchedManifest, ImageIndex, ImageManifest, Manifest};
 use crate::query::encode;
@@ -253,7 +253,6 @@ fn layers(
     );
     let shown = page_range(&starts, timeline.steps.len(), page)
         .ok_or_else(|| Error::not_found(format!("the layer table has no page {page}")))?;
-    let links = layer_links(reference, manifest);
     let texts = |step: &Step<'_, _>| match step {
         Step::Layer { history, .. } => history.map(step_text).unwrap_or_default(),
         Step::Empty(entry) => step_text(entry),
@@ -262,7 +261,13 @@ fn layers(
         .iter()
         .map(|step| match step {
             Step::Layer { index, layer, .. } => {
-                let link = &links[*index];
+                // Made for the rows shown only, numbered as `layer_links` numbers them.
+                let link = &DownloadLink {
+                    image: reference.clone(),
+                    digest: layer.digest.clone(),
+                    layer: *index as u32 + 1,
+                    media_type: layer.media_type.clone(),
+                };
                 // The size leads to the layer's files by size, the digest to its folders.
                 let row = LayerRow {
                     number: link.layer,

@@ -132,17 +132,24 @@ impl App {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<(RenderSlot, Merged), Error> {
-        let layers = load::layer_links(reference, manifest);
-        if let Some(other) = layers.iter().find(|l| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other) {
+        let other = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, l)| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other);
+        if let Some((i, other)) = other {
             return Err(Error::bad_request(format!(
                 "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",
-                other.layer, other.media_type
+                i + 1,
+                other.media_type
             )));
         }
         if let Some(refused) = self.images.refusal(manifest_digest).await {
             return Err(refused);
         }
         let slot = self.renders.take().await?;
+        // Made in the slot: a manifest of 4 MiB has tens of thousands of layers.
+        let layers = load::layer_links(reference, manifest);
         let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
         Ok((slot, Merged { layers, fs }))
     }
