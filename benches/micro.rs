@@ -102,6 +102,7 @@ fn page(c: &mut Criterion) {
         media_type,
         digest: layerpipe::digest::Digest::of(Algorithm::Sha256, json.as_bytes()),
         manifest: parsed,
+        raw: json.clone().into(),
     };
     let reference: ImageReference = "ghcr.io/owner/app:v1.2".parse().unwrap();
     let mut g = c.benchmark_group("page");

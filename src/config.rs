@@ -22,8 +22,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+pub use crate::credentials::Secret;
 use crate::reference::DOCKER_HUB;
-pub use crate::runtime::RuntimeKind;
 use crate::tls::CaBundle;
 
 /// Where Docker Hub's registry API lives; `docker.io` is only the name in references.
@@ -76,6 +76,92 @@ pub struct Config {
     /// Fetching one large blob over several connections when one connection is slow.
     #[serde(default)]
     pub multipart: MultipartConfig,
+    /// The catalog of every layer and image seen, for search across images (src/catalog/).
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+/// The catalog (src/catalog/): where it is kept.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// `sqlite:PATH`, `postgres://…` (replicas sharing one catalog), or `""` (off). Unset:
+    /// SQLite at `catalog.sqlite` in `index.dir`, or off when indexes are kept in memory
+    /// only, since a memory-only server was asked to keep nothing on disk.
+    pub url: Option<CatalogUrl>,
+}
+
+impl CatalogConfig {
+    /// Where the catalog is, with the default applied: beside the layer indexes.
+    pub fn resolve(&self, index: &IndexConfig) -> CatalogUrl {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => index.store_dir().map_or(CatalogUrl::Off, |dir| CatalogUrl::Sqlite(dir.join("catalog.sqlite"))),
+        }
+    }
+}
+
+/// A catalog's place, parsed from `catalog.url`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum CatalogUrl {
+    /// No catalog: nothing is recorded and `/search` says so.
+    Off,
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string, `postgres://user:password@host:port/db`; it may
+    /// hold a password, so it prints without one.
+    Postgres(Secret),
+}
+
+impl TryFrom<String> for CatalogUrl {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<CatalogUrl, String> {
+        if s.is_empty() {
+            return Ok(CatalogUrl::Off);
+        }
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err("catalog.url \"sqlite:\" needs a file: sqlite:/var/cache/layerpipe/catalog.sqlite".into());
+            }
+            return Ok(CatalogUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(CatalogUrl::Postgres(Secret::new(s)));
+        }
+        Err("catalog.url must be \"sqlite:PATH\", \"postgres://…\" or \"\" (off)".into())
+    }
+}
+
+impl fmt::Debug for CatalogUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogUrl::Off => f.write_str("off"),
+            CatalogUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            CatalogUrl::Postgres(url) => f.write_str(&redact_password(url.expose())),
+        }
+    }
+}
+
+/// A connection URL for logs: its password as `***`, and its query (which may say
+/// `password=` too) as `?…`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".to_owned() };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, _)) => (rest, "?…"),
+        None => (rest, ""),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{user_info}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
 }
 
 /// Multipart fetch (src/upstream/multipart.rs): once a download's first connection turns
@@ -197,6 +283,9 @@ pub struct Timeouts {
     pub shutdown_grace_secs: f64,
     /// The span over which `limits.explorer_min_bytes_per_sec` is averaged.
     pub explorer_rate_window_secs: f64,
+    /// For an image page's referrers: their look-ups, run at once, share this one
+    /// deadline, past which the page is shown without what had not come.
+    pub extras_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -209,6 +298,7 @@ impl Default for Timeouts {
             client_header_read_secs: 30.0,
             shutdown_grace_secs: 30.0,
             explorer_rate_window_secs: 60.0,
+            extras_secs: 2.0,
         }
     }
 }
@@ -246,6 +336,10 @@ impl Timeouts {
     pub fn explorer_rate_window(&self) -> Duration {
         secs(self.explorer_rate_window_secs)
     }
+    /// The deadline shared by an image page's referrer look-ups.
+    pub fn extras(&self) -> Duration {
+        secs(self.extras_secs)
+    }
 }
 
 /// Sizes and counts.
@@ -275,7 +369,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_request_header_bytes: 16 * 1024,
-            max_manifest_bytes: crate::manifest::MAX_SIZE,
+            max_manifest_bytes: MAX_MANIFEST_BYTES,
             max_token_response_bytes: 64 * 1024,
             max_redirects: 10,
             max_concurrent_downloads: 512,
@@ -346,28 +440,22 @@ impl TryFrom<String> for Endpoint {
     }
 }
 
-/// A password: readable where it is used, printed as `***` everywhere else.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret read from elsewhere (a docker config, a credential helper).
-    pub fn new(secret: String) -> Secret {
-        Secret(secret)
-    }
-
-    /// The secret itself, for building an `Authorization` header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// How requests are spread over threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// One tokio multi-threaded runtime with `worker_threads` workers, one listener.
+    MultiThread,
+    /// `worker_threads` threads, each a current-thread runtime with its own
+    /// `SO_REUSEPORT` listener. The default: on loopback it took half the CPU per GiB of
+    /// the multi-threaded runtime, and a tenth of its `epoll_wait` calls (BENCHMARKS.md).
+    #[default]
+    PerCore,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// Largest manifest layerpipe reads by default (distribution's own limit):
+/// `limits.max_manifest_bytes`.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8042))
@@ -431,6 +519,7 @@ impl Config {
             ("timeouts.client_header_read_secs", t.client_header_read_secs),
             ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
             ("timeouts.explorer_rate_window_secs", t.explorer_rate_window_secs),
+            ("timeouts.extras_secs", t.extras_secs),
         ] {
             // At least a millisecond: anything shorter rounds to a zero Duration, a
             // deadline that has passed before it is set.
@@ -499,7 +588,7 @@ impl Config {
                 endpoint: listed.endpoint.uri().clone(),
                 credentials: listed.username.clone().map(|username| Credentials {
                     username,
-                    password: listed.password.clone().unwrap_or(Secret(String::new())),
+                    password: listed.password.clone().unwrap_or(Secret::new(String::new())),
                 }),
                 listed: true,
             };
@@ -654,6 +743,32 @@ mod tests {
         let json = serde_json::json!({"registries": {"r.io": {"endpoint": "https://r.io", "ca_file": good}}});
         let c = Config::parse(&json.to_string()).unwrap();
         assert_eq!(c.registries["r.io"].ca.as_ref().map(CaBundle::path), Some(good.as_path()));
+    }
+
+    #[test]
+    fn the_catalog_defaults_beside_the_indexes_and_takes_three_forms() {
+        let c = Config::parse(r#"{"index": {"dir": "/var/cache/lp"}}"#).unwrap();
+        assert_eq!(c.catalog.resolve(&c.index), CatalogUrl::Sqlite("/var/cache/lp/catalog.sqlite".into()));
+        let c = Config::parse(r#"{"index": {"dir": ""}}"#).unwrap();
+        assert_eq!(c.catalog.resolve(&c.index), CatalogUrl::Off, "memory only: no file appears");
+        let c = Config::parse(r#"{"index": {"dir": "/x"}, "catalog": {"url": ""}}"#).unwrap();
+        assert_eq!(c.catalog.resolve(&c.index), CatalogUrl::Off);
+        let c = Config::parse(r#"{"catalog": {"url": "sqlite:/srv/cat.db"}}"#).unwrap();
+        assert_eq!(c.catalog.resolve(&c.index), CatalogUrl::Sqlite("/srv/cat.db".into()));
+        let c = Config::parse(r#"{"catalog": {"url": "postgres://lp:hunter2@db:5432/lp"}}"#).unwrap();
+        assert!(matches!(c.catalog.resolve(&c.index), CatalogUrl::Postgres(_)));
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+        assert!(format!("{c:?}").contains("postgres://lp:***@db:5432/lp"), "{c:?}");
+        for (json, needle) in [
+            (r#"{"catalog": {"url": "mysql://x"}}"#, "catalog.url must be"),
+            (r#"{"catalog": {"url": "sqlite:"}}"#, "needs a file"),
+            (r#"{"catalog": {"uri": ""}}"#, "uri"),
+        ] {
+            let e = Config::parse(json).unwrap_err();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("postgres://h/db?password=x"), "postgres://h/db?…");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! client has taken the last, so a slow client slows the registry read (backpressure),
 //! and memory per download stays at hyper's read and write buffers whatever the size.
 //!
-//! With verification on, each frame is hashed as it passes and the frame that completes
-//! the blob is held until the digest checks out. On a mismatch, or when the registry's
+//! With verification on, each frame of a whole blob (a 200, or a 206 whose range covers
+//! every byte) is hashed as it passes and the frame that completes the blob is held
+//! until the digest checks out. On a mismatch, or when the registry's
 //! stream breaks, the body ends in an error, which makes hyper abort the connection: the
 //! client sees a failed download, never a complete-looking file.
 
@@ -243,8 +244,18 @@ pub fn respond(
     if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
         return not_satisfiable(&parts);
     }
-    // Only a whole blob can be checked against its digest; a range is passed on as is.
-    let verification = (options.verify && parts.status == StatusCode::OK).then(|| {
+    // Only a whole blob can be checked against its digest; a range of part of it is
+    // passed on as is. A range of all of it (`bytes=0-`) is the whole blob.
+    let whole = match parts.status {
+        StatusCode::OK => true,
+        StatusCode::PARTIAL_CONTENT => parts
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(crate::range::covers_whole_blob),
+        _ => false,
+    };
+    let verification = (options.verify && whole).then(|| {
         let lease = options.hashing.lease(digest.algorithm());
         Box::new(Verification::new(digest.clone(), content_length(&parts.headers), lease))
     });

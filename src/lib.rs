@@ -1,19 +1,52 @@
 //! layerpipe: look inside container images and download their layers through a browser.
 //!
-//! A request flows one way: [`server`] accepts it, [`routes`] picks the handler, the
-//! [`registry`] client fetches from the registry (authenticating with [`auth`], reaching
-//! only what [`egress`] allows, through [`upstream`]), and the answer is a [`page`] or a
-//! [`download`]. [`metrics`] counts what happens.
+//! # Where things live
+//!
+//! Every module, one line each, in the order a request's data flows: from the edge,
+//! through the services that fetch, down to the pure building blocks. Imports should
+//! point down this list (`tests/imports.rs` keeps the knots that still point up from
+//! growing).
+//!
+//! **The edge**: a request comes in and an answer goes out.
+//! - [`runtime`]: which threads serve, one runtime and listener per core or tokio's pool.
+//! - [`server`]: accepting connections, the access log.
+//! - [`routes`]: the route table and its handlers by area; errors become pages.
+//! - [`body`]: the body of every response, small or streamed.
+//! - [`pages`]: the HTML pages, askama templates that escape every value.
+//!
+//! **The services**: they fetch, cache and decide.
+//! - [`explore`]: reads inside layers on a page's behalf (file hashes for diffs).
+//! - [`catalog`]: every layer and image seen, for search across images.
+//! - [`registry`]: the only code that speaks the distribution API.
+//! - [`auth`]: challenges, which realm gets credentials, the token cache.
+//! - [`credentials`]: docker's `config.json` and credential helpers.
+//! - [`upstream`]: connections to registries, retries, multipart fetch.
+//! - [`egress`]: which addresses layerpipe may connect to.
+//! - [`tls`]: which certificates are trusted.
+//!
+//! **The building blocks**: bytes and data in, data out.
+//! - [`layer`]: inside a layer: decompression, tar, listings, previews, saves.
+//! - [`index`]: layer indexes: one file later costs one `Range` read.
+//! - [`image`]: the whole image: history, the merged filesystem, search, sizes.
+//! - [`manifest`]: manifests, indexes and descriptors.
+//! - [`download`]: the layer download's file name, headers and verified body.
+//! - [`hashing`]: verifying a blob on a thread beside its stream.
+//! - [`reference`](mod@reference), [`digest`], [`range`], [`query`]: the small parsed types.
+//! - [`metrics`]: the counters behind `/metrics`.
+//! - [`allocator`]: malloc's thresholds, so freed read buffers are reused.
+//! - [`config`], [`error`]: the configuration, and the one error type.
 
 pub mod allocator;
 pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod digest;
 pub mod download;
 pub mod egress;
 pub mod error;
+pub mod explore;
 pub mod hashing;
 pub mod image;
 pub mod index;

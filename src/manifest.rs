@@ -32,9 +32,6 @@ pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/v
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, application/vnd.docker.distribution.manifest.v1+json;q=0.5";
 
-/// Largest manifest layerpipe reads (distribution's own limit).
-pub const MAX_SIZE: usize = 4 * 1024 * 1024;
-
 /// A pointer to content: its media type, digest and size.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,6 +113,8 @@ pub struct FetchedManifest {
     pub digest: Digest,
     /// The content.
     pub manifest: Manifest,
+    /// The bytes as the registry sent them, for the page that shows the JSON itself.
+    pub raw: bytes::Bytes,
 }
 
 fn deserialize_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {

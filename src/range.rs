@@ -5,6 +5,10 @@
 //! none) would hand the client bytes from the wrong place of the blob, unverifiable, and
 //! a resumed download would be spliced into a corrupt file. So a 206 is passed on only
 //! when its `Content-Range` is exactly the range asked for, clipped to the blob's end.
+//!
+//! A range can be the whole blob (`bytes=0-`, or any that covers it): such a 206 is
+//! checked against the digest like a 200 ([`covers_whole_blob`]), since a client
+//! resuming from 0 keeps every byte of it.
 
 use std::fmt;
 
@@ -76,6 +80,12 @@ impl fmt::Display for ByteRange {
             ByteRange::Suffix(n) => write!(f, "bytes=-{n}"),
         }
     }
+}
+
+/// Whether a 206 with `content_range` carries the whole blob: from its first byte to
+/// its last, of a stated total. With an unknown total (`*`) it cannot be told.
+pub fn covers_whole_blob(content_range: &str) -> bool {
+    ContentRange::parse(content_range).is_some_and(|r| r.first == 0 && r.complete == r.last.checked_add(1))
 }
 
 /// A 206's `Content-Range: bytes first-last/complete` (`complete` is `*` when unknown).
@@ -150,6 +160,15 @@ mod tests {
         assert!(!r("bytes=1000-1999").answered_by("bytes 1000-1999/5000", Some(5000)));
         for bad in ["", "bytes */5000", "bytes 1999-1000/5000", "bytes 1000-5000/5000", "items 1000-1999/5000"] {
             assert!(!r("bytes=1000-1999").answered_by(bad, None), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_206_of_every_byte_is_the_whole_blob() {
+        assert!(covers_whole_blob("bytes 0-4999/5000"));
+        assert!(covers_whole_blob("bytes 0-0/1"));
+        for part in ["bytes 1-4999/5000", "bytes 0-4998/5000", "bytes 0-4999/*", "bytes */5000", ""] {
+            assert!(!covers_whole_blob(part), "{part}");
         }
     }
 }

@@ -33,7 +33,7 @@ mod referrers;
 mod small_blob;
 mod tags;
 
-pub use manifests::PullQuota;
+pub use manifests::{ContentKey, PullQuota};
 pub use ranged::FinalUrl;
 pub use referrers::Referrer;
 pub use tags::TagPage;
@@ -55,14 +55,20 @@ pub struct RegistryClient {
     repository_schemes: moka::future::Cache<(String, String), Scheme>,
     tokens: TokenCache,
     manifests: manifests::ManifestCache,
+    referrers_cache: referrers::ReferrersCache,
     /// `docker_config`'s credentials, for registries without their own in the config.
     docker: Option<DockerCredentials>,
 }
 
-/// Which `Authorization` a request carried, so a 401 can forget the right token.
+/// Which `Authorization` a request carried, so a 401 can forget the right token, and
+/// tell whether asking again could change the answer.
 struct Authorization {
     header: Option<HeaderValue>,
     token_key: Option<TokenKey>,
+    /// The scheme it was made for.
+    scheme: Scheme,
+    /// The token came from the cache rather than being fetched for this request.
+    cached_token: bool,
 }
 
 impl RegistryClient {
@@ -74,6 +80,7 @@ impl RegistryClient {
             repository_schemes: moka::future::Cache::builder().max_capacity(10_000).time_to_live(SCHEME_TTL).build(),
             tokens: TokenCache::new(10_000),
             manifests: manifests::ManifestCache::default(),
+            referrers_cache: referrers::ReferrersCache::default(),
             docker: config.docker_config.as_deref().and_then(|path| {
                 DockerCredentials::load(path, config.credential_helper_dir.clone())
                     .map_err(|e| tracing::error!(error = %e, "docker_config: no docker credentials"))
@@ -171,10 +178,18 @@ impl RegistryClient {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// An authenticated request for `path` on `registry`, following redirects. A 401 is
-    /// taken to mean a stale token, changed auth, or a repository guarded by a challenge
-    /// of its own: the token and scheme are forgotten, the 401's own challenge is
-    /// remembered for the repository, and the request is made once more.
+    /// An authenticated request for `path` on `registry`, following redirects.
+    ///
+    /// A 401 is taken to mean a stale token, or a repository guarded by a challenge of its
+    /// own; it costs that repository, never the whole registry:
+    /// - the repository's token is forgotten, and the 401's own challenge remembered for
+    ///   the repository; the registry's scheme and credentials (a helper's answer) are
+    ///   kept, so a refused name cannot make layerpipe re-ping the registry or re-run a
+    ///   credential helper;
+    /// - the request is made once more only when that can change the answer: its token
+    ///   came from the cache (it may have gone stale), or the challenge asks for another
+    ///   scheme. A token fetched for this very request, refused under the same challenge,
+    ///   would only be fetched and refused again.
     async fn get(
         &self,
         registry: &Registry,
@@ -195,28 +210,22 @@ impl RegistryClient {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
-            if retried {
+            // Only the registry's own challenge counts, not a CDN's after a redirect.
+            let own = response.extensions().get::<FinalUrl>().is_some_and(|u| same_origin(&u.0, &registry.endpoint));
+            let challenge = own.then(|| Scheme::from_headers(response.headers()).ok()).flatten();
+            let changes = !own || auth.cached_token || challenge.as_ref().is_some_and(|c| *c != auth.scheme);
+            if retried || !changes {
                 if hides_missing_repositories(registry) {
                     response.extensions_mut().insert(MissingOrRefused);
                 }
                 return Ok(response);
             }
             retried = true;
-            self.schemes.invalidate(&registry.host).await;
-            if let Some(docker) = &self.docker {
-                docker.forget(&registry.host).await;
-            }
             if let Some(key) = &auth.token_key {
                 self.tokens.invalidate(key).await;
             }
-            // Only the registry's own challenge counts, not a CDN's after a redirect.
-            let own = response.extensions().get::<FinalUrl>().is_some_and(|u| same_origin(&u.0, &registry.endpoint));
-            match Scheme::from_headers(response.headers()) {
-                Ok(scheme) if own => {
-                    let key = (registry.host.clone(), repository.to_owned());
-                    self.repository_schemes.insert(key, scheme).await;
-                }
-                _ => {}
+            if let Some(scheme) = challenge {
+                self.repository_schemes.insert((registry.host.clone(), repository.to_owned()), scheme).await;
             }
         }
     }
@@ -270,34 +279,35 @@ impl RegistryClient {
                 .await
                 .map_err(|e| Error::clone(&e))?,
         };
-        match scheme {
-            Scheme::Anonymous => Ok(Authorization { header: None, token_key: None }),
+        match &scheme {
+            Scheme::Anonymous => Ok(Authorization { header: None, token_key: None, scheme, cached_token: false }),
             Scheme::Basic => {
                 let credential = self.credential(registry).await?;
-                Ok(Authorization { header: credential.as_ref().and_then(basic), token_key: None })
+                let header = credential.as_ref().and_then(basic);
+                Ok(Authorization { header, token_key: None, scheme, cached_token: false })
             }
             Scheme::Bearer { realm, service } => {
                 let credential = self.credential(registry).await?;
                 let key = TokenKey {
                     registry: registry.host.clone(),
-                    realm,
-                    service,
+                    realm: realm.clone(),
+                    service: service.clone(),
                     scope: format!("repository:{repository}:pull"),
                     username: credential.as_ref().map(Credential::identity),
                 };
-                let token = match self.tokens.get(&key).await {
+                let (token, cached_token) = match self.tokens.get(&key).await {
                     Some(token) => {
                         self.metrics().token_cache_hit();
-                        token
+                        (token, true)
                     }
                     None => {
                         self.metrics().token_cache_miss();
-                        self.tokens
-                            .get_or_fetch(key.clone(), self.fetch_token(registry, &key, credential.as_ref()))
-                            .await?
+                        let fetch = self.fetch_token(registry, &key, credential.as_ref());
+                        (self.tokens.get_or_fetch(key.clone(), fetch).await?, false)
                     }
                 };
-                Ok(Authorization { header: Some(token.authorization().clone()), token_key: Some(key) })
+                let header = Some(token.authorization().clone());
+                Ok(Authorization { header, token_key: Some(key), scheme, cached_token })
             }
         }
     }

@@ -15,30 +15,25 @@
 //! budget are thread-safe, and a pooled registry connection may be used from any thread.
 //! The cost: a thread busy with one connection is not helped by an idle one, so many
 //! streams on a few connections can spread less evenly than tasks do.
+//!
+//! Danger of `SO_REUSEPORT`: the kernel lets any process of the same user bind the same
+//! address, so a second layerpipe (a stale one, a restarted unit racing the old one)
+//! would start without complaint and silently take part of the connections (issue 22).
+//! The first listener therefore claims the address as a plain bind would, and only then
+//! opens it to the others (`claimed_listener`).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 
 use crate::config::Config;
+use crate::config::RuntimeKind;
 use crate::routes::App;
-
-/// How requests are spread over threads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuntimeKind {
-    /// One tokio multi-threaded runtime with `worker_threads` workers, one listener.
-    MultiThread,
-    /// `worker_threads` threads, each a current-thread runtime with its own
-    /// `SO_REUSEPORT` listener. The default: on loopback it took half the CPU per GiB of
-    /// the multi-threaded runtime, and a tenth of its `epoll_wait` calls (BENCHMARKS.md).
-    #[default]
-    PerCore,
-}
 
 /// Connections a listener lets wait for `accept`.
 const BACKLOG: u32 = 1024;
@@ -84,7 +79,7 @@ where
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         log_serving(&listener, &config, 1);
-        let app = Arc::new(App::new(Arc::new(config)));
+        let app = Arc::new(App::try_new(Arc::new(config))?);
         crate::server::serve(listener, app, shutdown()).await;
         Ok(())
     })
@@ -98,19 +93,21 @@ where
     S: Future<Output = ()>,
 {
     let runtimes = (0..threads).map(|_| current_thread()).collect::<Result<Vec<_>, _>>()?;
-    // The first listener settles the port (the config may say 0); the rest share it.
+    // The first listener claims the address and settles the port (the config may say 0);
+    // the rest share it.
     let mut address = config.listen;
     let mut listeners = Vec::with_capacity(threads);
-    for runtime in &runtimes {
+    for (i, runtime) in runtimes.iter().enumerate() {
         let _entered = runtime.enter();
-        let listener = reuseport_listener(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let listener = if i == 0 { claimed_listener(address) } else { reuseport_listener(address) }
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         address = listener.local_addr().map_err(|e| format!("cannot listen on {address}: {e}"))?;
         listeners.push(listener);
     }
     log_serving(&listeners[0], &config, threads);
     let app = {
         let _entered = runtimes[0].enter();
-        Arc::new(App::new(Arc::new(config)))
+        Arc::new(App::try_new(Arc::new(config))?)
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut pairs = runtimes.into_iter().zip(listeners);
@@ -141,13 +138,52 @@ where
     Ok(())
 }
 
-/// A listener on `address` that other sockets of this process may bind too
+/// The first listener on `address`: fails with "address already in use" when another
+/// socket listens there, and otherwise lets this process's [`reuseport_listener`]s join.
+///
+/// - It binds and listens *without* `SO_REUSEPORT`, so the kernel refuses it while any
+///   socket listens on the address, shared or not, exactly as a plain bind is refused.
+/// - Only once it listens is `SO_REUSEPORT` turned on; the kernel then lets the other
+///   listeners join it, and spreads connections over all of them. From that moment to
+///   the end the address always has a listener of ours, so another layerpipe's claim
+///   fails: there is no gap between the check and the listening.
+/// - A probe that is bound but not listening would leave that gap: two such probes do
+///   not conflict (with `SO_REUSEADDR`), so two layerpipes starting at once could both
+///   pass, and both then share the port.
+/// - Known gap: a program of the same user that binds with `SO_REUSEPORT` without
+///   claiming first can still join; under another user the kernel refuses it.
+fn claimed_listener(address: SocketAddr) -> io::Result<TcpListener> {
+    let listener = listening_socket(address, false)?;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is the listener's own, open for the whole call, and the
+    // option value points at a c_int of the length given.
+    let set = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
+}
+
+/// A listener on `address` that joins this process's [`claimed_listener`] there
 /// (`SO_REUSEPORT`); the kernel hands each new connection to one of them.
-fn reuseport_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+fn reuseport_listener(address: SocketAddr) -> io::Result<TcpListener> {
+    listening_socket(address, true)
+}
+
+fn listening_socket(address: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
     let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    // As std's and tokio's own bind do: a restart may listen while old connections linger.
+    // As std's and tokio's own bind do: a restart may listen while old connections
+    // linger in TIME_WAIT. It never lets two sockets listen on one address.
     socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
+    socket.set_reuseport(reuseport)?;
     socket.bind(address)?;
     socket.listen(BACKLOG)
 }
@@ -172,9 +208,64 @@ mod tests {
     fn per_core_listeners_share_one_port() {
         let runtime = current_thread().unwrap();
         let _entered = runtime.enter();
-        let first = reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let first = claimed_listener("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = first.local_addr().unwrap();
         let second = reuseport_listener(address).unwrap();
         assert_eq!(second.local_addr().unwrap(), address);
+    }
+
+    fn in_use(result: io::Result<TcpListener>) -> bool {
+        matches!(result, Err(e) if e.kind() == io::ErrorKind::AddrInUse)
+    }
+
+    #[test]
+    fn a_claim_fails_while_anyone_listens_and_holds_from_the_start() {
+        let runtime = current_thread().unwrap();
+        let _entered = runtime.enter();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+        // Someone else's shared listener: a plain reuseport bind would join it.
+        let theirs = reuseport_listener(any).unwrap();
+        let address = theirs.local_addr().unwrap();
+        assert!(reuseport_listener(address).is_ok(), "the kernel lets a reuseport socket join");
+        assert!(in_use(claimed_listener(address)), "a claim must not");
+        drop(theirs);
+
+        // A plain listener.
+        let plain = std::net::TcpListener::bind(any).unwrap();
+        assert!(in_use(claimed_listener(plain.local_addr().unwrap())));
+
+        // Our claim holds before the others join, while they join, and after.
+        let ours = claimed_listener(any).unwrap();
+        let address = ours.local_addr().unwrap();
+        assert!(in_use(claimed_listener(address)));
+        let _joined = reuseport_listener(address).unwrap();
+        assert!(in_use(claimed_listener(address)));
+        drop(ours);
+        assert!(in_use(claimed_listener(address)), "the joined listener still holds it");
+    }
+
+    #[test]
+    fn connections_reach_the_claimed_listener_and_the_joined_ones() {
+        let runtime = current_thread().unwrap();
+        runtime.block_on(async {
+            let first = claimed_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+            let address = first.local_addr().unwrap();
+            let second = reuseport_listener(address).unwrap();
+            // The kernel picks a listener by a hash of the client's address and port, so
+            // enough connections reach both; each listener counts its own.
+            let mut clients = Vec::new();
+            for _ in 0..64 {
+                clients.push(tokio::net::TcpStream::connect(address).await.unwrap());
+            }
+            let (mut a, mut b) = (0, 0);
+            while a + b < clients.len() {
+                tokio::select! {
+                    accepted = first.accept() => { accepted.unwrap(); a += 1; }
+                    accepted = second.accept() => { accepted.unwrap(); b += 1; }
+                }
+            }
+            assert!(a > 0 && b > 0, "first {a}, second {b}");
+        });
     }
 }

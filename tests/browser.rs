@@ -587,7 +587,9 @@ async fn clicking_through_a_layer_in_chromium_saves_one_file() {
     // Back to the layers; layer 2's digest leads to its root folder.
     session.back().await;
     session.wait_for_url("the image's page", |u| u == image_url).await;
-    let digest = session.find_one("link text", &image.layers[1].digest, "layer 2's digest").await;
+    // The layer table's link (the manifest JSON below links the same digest to its files).
+    let in_table = format!("//table[@id='layers']//a[.='{}']", image.layers[1].digest);
+    let digest = session.find_one("xpath", &in_table, "layer 2's digest").await;
     session.click(&digest).await;
     session.wait_for_url("the root folder", |u| u.starts_with(&format!("{}/fs/?", layerpipe.base))).await;
     let here = session.find_one("css selector", "#crumbs strong", "the current folder").await;

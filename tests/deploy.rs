@@ -3,13 +3,17 @@
 //!
 //! - `layerpipe.service`: `systemd-analyze verify` (no unknown keys or bad values) and
 //!   `systemd-analyze security --offline` (the sandbox stays tight);
-//! - `Dockerfile`: its `HEALTHCHECK` command, run as it is against layerpipe;
+//! - `Dockerfile`: its `HEALTHCHECK` command, run as it is against layerpipe; its user
+//!   and group made by its own `groupadd`/`useradd` lines (run on a scratch copy of
+//!   `/etc`), and the binary started as its `USER`, with the config owned and moded as its
+//!   `COPY` says, reading that config and serving;
 //! - `kubernetes.yaml`: parsed (PyYAML), its config parsed by layerpipe's own parser;
 //! - all three: the layer index store has a writable place of its own, and layerpipe's
 //!   default `index.dir` under each one's environment is that place.
 //!
 //! `nginx.conf` is checked by tests/nginx.rs. Needs `systemd-analyze` (package `systemd`),
-//! `bash`, and `/usr/bin/python3` with PyYAML (package `python3-yaml`).
+//! `bash`, `/usr/bin/python3` with PyYAML (package `python3-yaml`), `useradd`, `groupadd`
+//! (package `passwd`) and `setpriv` (package `util-linux`), and root, to change users.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -288,6 +292,252 @@ fn dockerfile_gives_the_index_store_a_directory_of_the_users_own() {
     // layerpipe's default index.dir with that ENV (and no usable HOME) is that directory.
     let root = tempfile::Builder::new().prefix("layerpipe-image-root-").tempdir().expect("temp dir");
     assert_eq!(default_store_with_xdg_cache_home(&under(root.path(), xdg[0])), under(root.path(), &store));
+}
+
+// ---------------------------------------------------------------------------------------
+// The image's user reads its own config (issue 22: `useradd --user-group` gave the group a
+// system GID, not the 10001 the image runs as, and the config is group-readable only).
+
+/// The runtime stage of `deploy/Dockerfile`: its instructions after the last `FROM`.
+fn dockerfile_runtime_stage() -> Vec<String> {
+    let dockerfile = std::fs::read_to_string(deploy_file("Dockerfile")).expect("read deploy/Dockerfile");
+    let instructions = dockerfile_instructions(&dockerfile);
+    let last_from = instructions.iter().rposition(|i| i.starts_with("FROM ")).expect("a FROM");
+    instructions[last_from..].to_vec()
+}
+
+/// The arguments of each instruction `name` in `stage`.
+fn instruction_args<'a>(stage: &'a [String], name: &str) -> Vec<&'a str> {
+    stage.iter().filter_map(|i| i.strip_prefix(name)?.strip_prefix(' ')).map(str::trim).collect()
+}
+
+/// A scratch `/etc` with the image's users and groups: this machine's (Debian, as the
+/// image is) with the Dockerfile's `groupadd` and `useradd` commands run on it, as they
+/// are written, through `--prefix`.
+struct ImageAccounts {
+    dir: tempfile::TempDir,
+}
+
+impl ImageAccounts {
+    fn made_by(stage: &[String]) -> ImageAccounts {
+        let dir = tempfile::Builder::new().prefix("layerpipe-image-etc-").tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        for file in ["passwd", "group", "shadow", "gshadow", "login.defs"] {
+            std::fs::copy(Path::new("/etc").join(file), dir.path().join("etc").join(file))
+                .unwrap_or_else(|e| panic!("copy /etc/{file} (needs root): {e}"));
+        }
+        let commands: Vec<&str> = instruction_args(stage, "RUN")
+            .into_iter()
+            .filter(|run| run.contains("useradd") || run.contains("groupadd"))
+            .flat_map(|run| run.split("&&"))
+            .map(str::trim)
+            .collect();
+        assert!(commands.iter().any(|c| c.starts_with("useradd ")), "the Dockerfile makes its user: {stage:?}");
+        for command in commands {
+            let mut words = command.split_whitespace();
+            let program = words.next().unwrap();
+            assert!(["useradd", "groupadd"].contains(&program), "only useradd and groupadd there: {command}");
+            let output = Command::new(program)
+                .arg("--prefix")
+                .arg(dir.path())
+                .args(words)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {program} (package passwd): {e}"));
+            assert!(output.status.success(), "{command}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        ImageAccounts { dir }
+    }
+
+    /// The fields of the line naming `name` (or numbered `name`, at `id_field`) in `file`.
+    fn entry(&self, file: &str, name: &str, id_field: usize) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.dir.path().join("etc").join(file)).unwrap();
+        text.lines()
+            .map(|l| l.split(':').map(str::to_owned).collect::<Vec<_>>())
+            .find(|fields| fields[0] == name || fields.get(id_field).is_some_and(|id| id == name))
+    }
+
+    /// The uid of a user, by name or number.
+    fn uid(&self, user: &str) -> u32 {
+        let entry = self.entry("passwd", user, 2).unwrap_or_else(|| panic!("no user {user} in the image"));
+        entry[2].parse().unwrap()
+    }
+
+    /// The primary gid of a user, by name or number.
+    fn primary_gid(&self, user: &str) -> u32 {
+        let entry = self.entry("passwd", user, 2).unwrap_or_else(|| panic!("no user {user} in the image"));
+        entry[3].parse().unwrap()
+    }
+
+    /// The gid of a group, by name or number (a number no group has is itself).
+    fn gid(&self, group: &str) -> u32 {
+        match self.entry("group", group, 2) {
+            Some(entry) => entry[2].parse().unwrap(),
+            None => group.parse().unwrap_or_else(|_| panic!("no group {group} in the image")),
+        }
+    }
+}
+
+/// What the image runs, and as whom: `USER`, the config's `COPY`, `ENV`, `CMD`.
+struct ImageRun {
+    uid: u32,
+    gid: u32,
+    /// The config in the image, its source in this repository, owner, group and mode.
+    config: (String, PathBuf, u32, u32, u32),
+    xdg_cache_home: String,
+    cmd: Vec<String>,
+}
+
+impl ImageRun {
+    fn of(stage: &[String], accounts: &ImageAccounts) -> ImageRun {
+        let user = instruction_args(stage, "USER");
+        assert_eq!(user.len(), 1, "one USER: {user:?}");
+        let (user, group) = user[0].split_once(':').expect("USER user:group");
+        let cmd: Vec<String> = serde_json::from_str(instruction_args(stage, "CMD")[0]).expect("CMD as a JSON array");
+        let config_at = cmd.iter().position(|a| a == "--config").expect("CMD --config");
+        let in_image = cmd[config_at + 1].clone();
+        let copy = instruction_args(stage, "COPY")
+            .into_iter()
+            .find(|c| c.ends_with(&format!(" {in_image}")))
+            .unwrap_or_else(|| panic!("a COPY to {in_image}: {stage:?}"));
+        let mut owner = None;
+        let mut mode = None;
+        let mut paths = Vec::new();
+        for word in copy.split_whitespace() {
+            if let Some(chown) = word.strip_prefix("--chown=") {
+                owner = Some(chown.split_once(':').expect("--chown=user:group"));
+            } else if let Some(chmod) = word.strip_prefix("--chmod=") {
+                mode = Some(u32::from_str_radix(chmod, 8).expect("an octal --chmod"));
+            } else {
+                paths.push(word);
+            }
+        }
+        let (file_user, file_group) = owner.expect("the config's COPY sets its owner");
+        let xdg: Vec<&str> =
+            instruction_args(stage, "ENV").into_iter().filter_map(|e| e.strip_prefix("XDG_CACHE_HOME=")).collect();
+        ImageRun {
+            uid: accounts.uid(user),
+            gid: accounts.gid(group),
+            config: (
+                in_image,
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(paths[0]),
+                accounts.uid(file_user),
+                accounts.gid(file_group),
+                mode.expect("the config's COPY sets its mode"),
+            ),
+            xdg_cache_home: xdg[0].to_owned(),
+            cmd,
+        }
+    }
+}
+
+#[test]
+fn dockerfile_user_and_group_are_10001() {
+    let stage = dockerfile_runtime_stage();
+    let accounts = ImageAccounts::made_by(&stage);
+    let run = ImageRun::of(&stage, &accounts);
+    assert_eq!((run.uid, run.gid), (10001, 10001), "USER");
+    // The user's own group is the one the image runs as, so files of that group are its.
+    assert_eq!(accounts.primary_gid("layerpipe"), 10001, "the layerpipe user's group");
+    assert_eq!(accounts.gid("layerpipe"), 10001, "the layerpipe group");
+    let (_, _, _, group, mode) = run.config;
+    assert!(group == run.gid && mode & 0o040 != 0, "the config is readable by the image's group");
+    assert_eq!(mode & 0o007, 0, "the config (it may hold passwords) is not world-readable");
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+#[test]
+fn dockerfile_user_reads_its_config_and_serves() {
+    assert!(is_root(), "this test changes users (setpriv): run it as root");
+    let stage = dockerfile_runtime_stage();
+    let accounts = ImageAccounts::made_by(&stage);
+    let run = ImageRun::of(&stage, &accounts);
+
+    // The image's files, under a temp dir standing in for `/`: the config as the COPY
+    // makes it, and the index store's directory as the RUN install makes it.
+    let root = tempfile::Builder::new().prefix("layerpipe-image-root-").tempdir().expect("temp dir");
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    };
+    chmod(root.path(), 0o755);
+    let (in_image, source, owner, group, mode) = &run.config;
+    let config = under(root.path(), in_image);
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    for dir in config.parent().unwrap().ancestors().take_while(|d| d.starts_with(root.path())) {
+        chmod(dir, 0o755); // as COPY makes missing folders
+    }
+    std::fs::copy(source, &config).unwrap();
+    std::os::unix::fs::chown(&config, Some(*owner), Some(*group)).unwrap();
+    chmod(&config, *mode);
+    let xdg_cache_home = under(root.path(), &run.xdg_cache_home);
+    let store = xdg_cache_home.join("layerpipe");
+    std::fs::create_dir_all(&store).unwrap();
+    chmod(&xdg_cache_home, 0o755);
+    std::os::unix::fs::chown(&store, Some(run.uid), Some(run.gid)).unwrap();
+    chmod(&store, 0o700);
+
+    // The image's command, as its user and group and no other group (Docker's USER
+    // uid:gid), on a free port of 127.0.0.1 rather than 0.0.0.0:8042.
+    let args: Vec<String> = run
+        .cmd
+        .iter()
+        .map(|a| match a.as_str() {
+            a if a == in_image => config.to_str().unwrap().to_owned(),
+            "0.0.0.0:8042" => "127.0.0.1:0".to_owned(),
+            a => a.to_owned(),
+        })
+        .collect();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid", &run.uid.to_string(), "--regid", &run.gid.to_string(), "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_layerpipe"))
+        .args(&args)
+        .env_clear()
+        .env("XDG_CACHE_HOME", &xdg_cache_home)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run setpriv (package util-linux)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = Instant::now() + START_TIMEOUT;
+    let address: Option<SocketAddr> = loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else { break None };
+        let Ok(line) = lines.recv_timeout(left) else { break None };
+        let found = line.split("listen=").nth(1).map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap());
+        log.push(line);
+        if found.is_some() {
+            break found;
+        }
+    };
+    let status = address.map(|address| {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+        std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        answer.lines().next().unwrap_or_default().to_owned()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap();
+    log.extend(lines.try_iter());
+    let log = log.join("\n");
+    assert!(address.is_some(), "layerpipe as {}:{} did not start:\n{log}", run.uid, run.gid);
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"), "/healthz:\n{log}");
+    assert!(!log.contains("cannot open the index store"), "the index store is the user's:\n{log}");
 }
 
 /// Every document of `deploy/kubernetes.yaml`, as JSON, parsed by PyYAML.

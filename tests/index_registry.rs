@@ -73,8 +73,11 @@ async fn fetched<T>(relay: &CountingRelay, f: impl std::future::Future<Output = 
     (out, relay.bytes_from_registry() - before)
 }
 
+/// Bytes of the layer index files in `dir` (the catalog's database lives there too).
 fn index_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).map_or(0, |d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+    let is_index = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().ends_with(".idx");
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.filter_map(|e| e.ok().filter(is_index)?.metadata().ok()).map(|m| m.len()).sum())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +170,8 @@ async fn a_file_deep_in_a_large_layer_costs_one_small_range_read() {
     drop(lp);
 
     // A damaged index file is found out, removed, and rebuilt by reading the blob again.
-    let file = std::fs::read_dir(&index_dir).unwrap().next().unwrap().unwrap().path();
+    let is_index = |p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "idx");
+    let file = std::fs::read_dir(&index_dir).unwrap().map(|e| e.unwrap().path()).find(is_index).unwrap();
     let len = std::fs::metadata(&file).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
     let lp = Layerpipe::reaching(&registry, &relay.endpoint(), true, &index_dir).await;

@@ -2,7 +2,7 @@
 //! through every path, and prints a table with every row. No timing is asserted:
 //! benchmarks are not tests, and this machine is shared.
 
-#[path = "../benches/load/harness.rs"]
+#[path = "../benches/load/harness/mod.rs"]
 mod harness;
 
 use std::path::PathBuf;

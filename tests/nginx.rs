@@ -217,6 +217,8 @@ async fn page_at(client: &HttpClient, url: &str) -> String {
 /// The platform links of an index page (`<a href="./?image=…">`), unescaped.
 fn platform_links(html: &str) -> Vec<String> {
     const START: &str = "<a href=\"./?image=";
+    // The manifest JSON links each manifest's digest too; the platform list is before it.
+    let html = html.split("<pre id=\"manifest-json\">").next().unwrap_or_default();
     html.match_indices(START)
         .map(|(i, _)| {
             let from = i + "<a href=\"".len();

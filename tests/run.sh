@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # nginx in front of layerpipe, headless Chromium with its WebDriver, systemd for
 # systemd-analyze, which checks deploy/layerpipe.service, PyYAML, which parses
 # deploy/kubernetes.yaml (both in tests/deploy.rs), and curl, the load benchmark's second
-# client (tests/load_bench_smoke.rs).
-packages=(docker-registry nginx-light chromium chromium-driver systemd python3-yaml curl)
+# client (tests/load_bench_smoke.rs), and PostgreSQL, whose initdb the catalog's tests use to
+# start a throwaway cluster each (tests/real/postgres.rs).
+packages=(docker-registry nginx-light chromium chromium-driver systemd python3-yaml curl postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,5 +27,8 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
 fi
+
+# The API docs are part of the build: a broken intra-doc link fails here, as a test would.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 cargo test --release "$@"

@@ -1,7 +1,7 @@
 //! The load benchmark: `cargo bench --bench load`. See BENCHMARKS.md.
 //!
-//! Sizes and repeats come from `LOAD_*` environment variables (harness.rs, `Options`);
-//! a tiny run takes seconds:
+//! Sizes and repeats come from `LOAD_*` environment variables (harness/options.rs,
+//! `Options`); a tiny run takes seconds:
 //!
 //! ```sh
 //! LOAD_BLOB_MIB=16 LOAD_RUNS=1 LOAD_CONCURRENCY=4 LOAD_CONCURRENT_MIB=4 \

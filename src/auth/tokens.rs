@@ -22,6 +22,10 @@ pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(60);
 /// Longest safety margin taken off a token's lifetime, so it is never sent just as it dies.
 const MAX_MARGIN: Duration = Duration::from_secs(30);
 
+/// Shortest time a token is kept: less, and a token server answering `expires_in: 0` (or
+/// with a clock behind ours) would be asked once per registry request.
+pub const MIN_KEEP: Duration = Duration::from_secs(10);
+
 /// A bearer token; printed as `***` so it cannot reach a log by accident.
 #[derive(Clone)]
 pub struct Token {
@@ -49,16 +53,21 @@ impl Token {
 
     /// Reads a token server's JSON answer, received at `now`.
     ///
-    /// Accepts `token` or `access_token`, `expires_in` in seconds (default 60) and
-    /// `issued_at` (RFC 3339), which moves the expiry back when the token was minted
-    /// before it reached us.
+    /// Accepts `token` or `access_token`, `expires_in` in seconds (see [`lifetime`] for
+    /// what stands for the default 60) and `issued_at` (RFC 3339), which moves the expiry
+    /// back when the token was minted before it reached us. The token is kept for its
+    /// life left less a margin, but never less than [`MIN_KEEP`].
     pub fn from_response(body: &[u8], now: SystemTime) -> Result<Token, String> {
         #[derive(Deserialize)]
         struct Response {
             token: Option<String>,
             access_token: Option<String>,
-            expires_in: Option<u64>,
-            issued_at: Option<String>,
+            // Any JSON value: an odd one is the default lifetime, not a refused token.
+            #[serde(default)]
+            expires_in: serde_json::Value,
+            // Any JSON value too: only an RFC 3339 string is used.
+            #[serde(default)]
+            issued_at: serde_json::Value,
         }
         let r: Response = serde_json::from_slice(body).map_err(|e| format!("token response is not valid JSON: {e}"))?;
         let value = r
@@ -69,14 +78,31 @@ impl Token {
         let mut header = HeaderValue::try_from(format!("Bearer {value}"))
             .map_err(|_| "token holds characters not allowed in a header")?;
         header.set_sensitive(true);
-        let lifetime = r.expires_in.map_or(DEFAULT_EXPIRES_IN, Duration::from_secs);
-        let issued_at = r.issued_at.as_deref().and_then(parse_rfc3339).filter(|t| *t <= now).unwrap_or(now);
+        let lifetime = lifetime(&r.expires_in);
+        let issued_at = r.issued_at.as_str().and_then(parse_rfc3339).filter(|t| *t <= now).unwrap_or(now);
         // Counted as lifetime minus age, never as `issued_at + lifetime`: a server may say
         // `expires_in` up to u64::MAX seconds, past what a SystemTime can hold.
         let age = now.duration_since(issued_at).unwrap_or(Duration::ZERO);
         let left = lifetime.saturating_sub(age);
         let margin = (lifetime / 10).min(MAX_MARGIN);
-        Ok(Token { header, keep_for: left.saturating_sub(margin) })
+        Ok(Token { header, keep_for: left.saturating_sub(margin).max(MIN_KEEP) })
+    }
+}
+
+/// A token's stated lifetime: `expires_in` when it is a whole number of seconds from 0
+/// up (`300` or `300.0`), else [`DEFAULT_EXPIRES_IN`] (missing, `null`, negative,
+/// fractional such as `0.5`, a string).
+pub fn lifetime(expires_in: &serde_json::Value) -> Duration {
+    if let Some(secs) = expires_in.as_u64() {
+        return Duration::from_secs(secs);
+    }
+    match expires_in.as_f64() {
+        // Below 2^64 so the cast is exact for whole numbers (f64 holds them up to 2^53
+        // exactly, and larger ones are whole anyway).
+        Some(secs) if secs >= 0.0 && secs.fract() == 0.0 && secs < 18_446_744_073_709_551_616.0 => {
+            Duration::from_secs(secs as u64)
+        }
+        _ => DEFAULT_EXPIRES_IN,
     }
 }
 
@@ -231,10 +257,33 @@ mod tests {
         let body = br#"{"token":"t","expires_in":300,"issued_at":"2024-01-01T00:00:00Z"}"#;
         let t = Token::from_response(body, at(1_704_067_200 + 100)).unwrap();
         assert_eq!(t.keep_for(), Duration::from_secs(170));
-        // Already dead: kept for no time at all.
-        assert_eq!(Token::from_response(body, at(1_704_067_200 + 1000)).unwrap().keep_for(), Duration::ZERO);
+        // Already dead, or a token server's clock behind ours: kept the minimum, not
+        // fetched again for every request.
+        assert_eq!(Token::from_response(body, at(1_704_067_200 + 1000)).unwrap().keep_for(), MIN_KEEP);
         // An issued_at in the future (clock skew) is ignored.
         assert_eq!(Token::from_response(body, at(1_704_067_200 - 50)).unwrap().keep_for(), Duration::from_secs(270));
+    }
+
+    #[test]
+    fn odd_lifetimes_are_the_default_and_short_ones_kept_the_minimum() {
+        let keep = |expires_in: &str| {
+            let body = format!(r#"{{"token":"t"{expires_in}}}"#);
+            Token::from_response(body.as_bytes(), at(1000)).map(|t| t.keep_for())
+        };
+        // Registries send these; each is the spec's default of 60 s (less 6 s of margin).
+        for odd in
+            [r#","expires_in":-1"#, r#","expires_in":0.5"#, r#","expires_in":null"#, r#","expires_in":"300""#, ""]
+        {
+            assert_eq!(keep(odd), Ok(Duration::from_secs(54)), "{odd}");
+        }
+        // A whole number written as a float is that many seconds.
+        assert_eq!(keep(r#","expires_in":300.0"#), Ok(Duration::from_secs(270)));
+        assert_eq!(keep(r#","expires_in":1e300"#), Ok(Duration::from_secs(54)));
+        // Zero, or a few seconds: kept long enough to serve more than one request.
+        assert_eq!(keep(r#","expires_in":0"#), Ok(MIN_KEEP));
+        assert_eq!(keep(r#","expires_in":3"#), Ok(MIN_KEEP));
+        // An issued_at that is not a string is ignored like one that does not parse.
+        assert_eq!(keep(r#","expires_in":300,"issued_at":12"#), Ok(Duration::from_secs(270)));
     }
 
     #[test]
@@ -328,7 +377,8 @@ mod tests {
                 let body = serde_json::json!({"token": "t", "expires_in": expires_in, "issued_at": issued_at});
                 let t = Token::from_response(body.to_string().as_bytes(), at(u64::from(now)))
                     .map_err(TestCaseError::fail)?;
-                prop_assert!(t.keep_for() <= Duration::from_secs(expires_in));
+                prop_assert!(t.keep_for() <= Duration::from_secs(expires_in).max(MIN_KEEP));
+                prop_assert!(t.keep_for() >= MIN_KEEP);
             }
 
             #[test]

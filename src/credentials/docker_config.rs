@@ -16,8 +16,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::secret::Secret;
 use super::Credential;
-use crate::config::Secret;
 
 /// A credential helper's name, `NAME` in `docker-credential-NAME`: letters, digits,
 /// `-`, `_` and `.` only, so that it can only ever name a program, never a path.

@@ -1,6 +1,11 @@
 //! Docker credential helpers: `docker-credential-NAME get`, the server on stdin, and
 //! `{"ServerURL","Username","Secret"}` on stdout (docker-credential-helpers' protocol).
 //! A helper that says it has nothing ("credentials not found") means anonymous.
+//!
+//! A helper runs in a process group of its own, and the whole group is killed when it
+//! takes longer than [`TIMEOUT`] (or its caller goes away): helpers are often scripts
+//! that start other programs (`aws`, `gcloud`), and killing the script alone would leave
+//! those running, one more each time the helper hangs.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,8 +15,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::docker_config::HelperName;
+use super::secret::Secret;
 use super::Credential;
-use crate::config::Secret;
 
 /// How long a helper may take (ECR's helper makes an AWS call).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +31,16 @@ const TOKEN_USERNAME: &str = "<token>";
 /// `dir` when given (tests). `Ok(None)`: the helper has none. An error is a sentence
 /// without anything the helper printed (it could be a secret).
 pub async fn get(name: &HelperName, server: &str, dir: Option<&Path>) -> Result<Option<Credential>, String> {
+    get_within(name, server, dir, TIMEOUT).await
+}
+
+/// [`get`], with `timeout` for [`TIMEOUT`].
+async fn get_within(
+    name: &HelperName,
+    server: &str,
+    dir: Option<&Path>,
+    timeout: Duration,
+) -> Result<Option<Credential>, String> {
     let program = match dir {
         Some(dir) => dir.join(name.program()),
         None => name.program().into(),
@@ -36,8 +51,12 @@ pub async fn get(name: &HelperName, server: &str, dir: Option<&Path>) -> Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", name.program()))?;
+    // Declared after `child`, so dropped before it: the group is killed while the
+    // helper is not yet reaped, and its id cannot have been reused.
+    let mut group = ProcessGroup(child.id());
     let run = async {
         let mut stdin = child.stdin.take().expect("stdin was piped");
         // A helper that exits without reading its stdin is answered by its exit status.
@@ -49,9 +68,13 @@ pub async fn get(name: &HelperName, server: &str, dir: Option<&Path>) -> Result<
         let status = child.wait().await.map_err(|e| e.to_string())?;
         Ok::<_, String>((status, output))
     };
-    let (status, output) = tokio::time::timeout(TIMEOUT, run)
-        .await
-        .map_err(|_| format!("{} did not answer within {} s", name.program(), TIMEOUT.as_secs()))?
+    let answered = tokio::time::timeout(timeout, run).await;
+    if let Ok(Ok(_)) = answered {
+        // Reaped by `wait`: its id may now name another process.
+        group.disarm();
+    }
+    let (status, output) = answered
+        .map_err(|_| format!("{} did not answer within {} s", name.program(), timeout.as_secs_f64()))?
         .map_err(|e| format!("{} failed: {e}", name.program()))?;
     if !status.success() {
         // The helpers' own words for "nothing stored" (docker-credential-helpers'
@@ -62,6 +85,29 @@ pub async fn get(name: &HelperName, server: &str, dir: Option<&Path>) -> Result<
         return Err(format!("{} get failed ({status})", name.program()));
     }
     parse_answer(&output).map(Some).map_err(|e| format!("{}: {e}", name.program()))
+}
+
+/// A helper's process group, killed (every process in it) when dropped armed: on a
+/// timeout, an error, or the caller dropping the future.
+struct ProcessGroup(Option<u32>);
+
+impl ProcessGroup {
+    /// Leaves the group alone from now on.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|id| libc::pid_t::try_from(id).ok()).filter(|&id| id > 0) {
+            // SAFETY: kill(2) takes plain integers; a negative pid names the process
+            // group, which `process_group(0)` made with the helper's own id.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// A helper's JSON answer as a credential.
@@ -128,5 +174,46 @@ mod tests {
         assert_eq!(get(&name, "other.io", Some(dir.path())).await, Ok(None));
         let missing = HelperName::parse("missing").unwrap();
         assert!(get(&missing, "r.io", Some(dir.path())).await.unwrap_err().contains("cannot run"));
+    }
+
+    /// Whether process `pid` is gone (or a zombie, dead and waiting for its parent).
+    fn gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command, which is in parentheses and may hold spaces.
+            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_hangs_is_killed_with_the_programs_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = dir.path().join("started");
+        let script = dir.path().join("docker-credential-hangs");
+        // Starts a child that would outlive it, says which, and hangs itself.
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep 300 &\necho $! > {started}.tmp\nmv {started}.tmp {started}\nsleep 300\n",
+                started = started.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let name = HelperName::parse("hangs").unwrap();
+        let e = get_within(&name, "r.io", Some(dir.path()), Duration::from_secs(2)).await.unwrap_err();
+        assert!(e.contains("did not answer within 2 s"), "{e}");
+        let child = std::fs::read_to_string(&started).expect("the helper started its child");
+        let child = child.trim();
+        // SIGKILL is delivered at once, but the process takes a moment to exit.
+        for _ in 0..500 {
+            if gone(child) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Not left behind by the test either.
+        let _ = std::process::Command::new("kill").arg("-9").arg(child).status();
+        panic!("the helper's child {child} still runs after the helper timed out");
     }
 }

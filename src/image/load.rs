@@ -2,9 +2,14 @@
 //! and merged filesystems by manifest digest. Both are immutable for their digest, so
 //! they are cached by bytes, not by time.
 //!
+//! Both are reached only through a manifest the registry client has seen the name's
+//! repository serve, so a digest shared by names is only shown under names that serve
+//! it. Their keys are the registry client's [`ContentKey`]s: with `verify_digests` off,
+//! what one name's registry sent is kept for that name alone.
+//!
 //! A merge stays within budget: it counts entries as each layer's listing arrives and
 //! stops at [`merged::MAX_ENTRIES`], dropping what it read, and that refusal is kept by
-//! manifest digest, so asking again is refused at once. A view too heavy for its cache
+//! the manifest's content key, so asking again is refused at once. A view too heavy for its cache
 //! (over [`MAX_CACHED_MERGED_BYTES`]) is not offered to it, where it would only evict
 //! the rest and then itself: the one most recent such view is kept apart instead, so
 //! browsing a huge image merges it once, not on every page. Memory for merged views is
@@ -23,7 +28,7 @@ use crate::layer::inspect::Inspector;
 use crate::layer::listing::Listing;
 use crate::manifest::{Descriptor, ImageManifest};
 use crate::reference::ImageReference;
-use crate::registry::RegistryClient;
+use crate::registry::{ContentKey, RegistryClient};
 
 /// Memory the cached configs may hold in all.
 const MAX_CACHED_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
@@ -52,12 +57,12 @@ pub struct FetchedConfig {
 
 /// Loads and caches the whole-image views' inputs; one per process.
 pub struct ImageLoader {
-    configs: moka::future::Cache<Digest, Arc<FetchedConfig>>,
-    merged: moka::future::Cache<Digest, Arc<MergedFs>>,
+    configs: moka::future::Cache<ContentKey, Arc<FetchedConfig>>,
+    merged: moka::future::Cache<ContentKey, Arc<MergedFs>>,
     /// The most recent merged view too heavy for `merged`; see the module docs.
-    oversize: std::sync::Mutex<Option<(Digest, Arc<MergedFs>)>>,
-    /// Merges refused for being beyond a limit, by manifest digest.
-    refused: moka::future::Cache<Digest, Error>,
+    oversize: std::sync::Mutex<Option<(ContentKey, Arc<MergedFs>)>>,
+    /// Merges refused for being beyond a limit, by the manifest's content key.
+    refused: moka::future::Cache<ContentKey, Error>,
     /// Turns to build a merged view; see [`MERGES_AT_ONCE`].
     merging: tokio::sync::Semaphore,
 }
@@ -82,7 +87,8 @@ impl Default for ImageLoader {
 
 impl ImageLoader {
     /// The config `descriptor` names, in `image`'s repository; from the descriptor itself
-    /// when it carries it (schema 1, whose config is made from the manifest).
+    /// when it carries it (schema 1, whose config is made from the manifest). The
+    /// descriptor must come from a manifest fetched for `image`.
     pub async fn config(
         &self,
         registry: &RegistryClient,
@@ -99,18 +105,21 @@ impl ImageLoader {
             let config = config::parse(&raw).map_err(Error::bad_gateway)?;
             Ok::<_, Error>(Arc::new(FetchedConfig { raw, config }))
         };
-        self.configs.try_get_with(descriptor.digest.clone(), fetch).await.map_err(|e| Error::clone(&e))
+        let key = registry.content_key(image, &descriptor.digest);
+        self.configs.try_get_with(key, fetch).await.map_err(|e| Error::clone(&e))
     }
 
-    /// Why the merged view of `manifest_digest` was refused, when it was: cheap, so a
-    /// page can ask before it takes a slot.
-    pub async fn refusal(&self, manifest_digest: &Digest) -> Option<Error> {
-        self.refused.get(manifest_digest).await
+    /// Why the merged view of the manifest `key` names was refused, when it was: cheap,
+    /// so a page can ask before it takes a slot. The key is the registry client's
+    /// [`RegistryClient::content_key`] for the manifest.
+    pub async fn refusal(&self, key: &ContentKey) -> Option<Error> {
+        self.refused.get(key).await
     }
 
     /// The merged filesystem of the image manifest `manifest_digest` names: every
     /// layer's listing (from its index where there is one), read a few at a time, and
-    /// refused past [`merged::MAX_ENTRIES`] entries.
+    /// refused past [`merged::MAX_ENTRIES`] entries. The manifest must be one fetched
+    /// for `image`.
     pub async fn merged(
         &self,
         registry: &Arc<RegistryClient>,
@@ -119,10 +128,11 @@ impl ImageLoader {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<Arc<MergedFs>, Error> {
-        if let Some(refused) = self.refusal(manifest_digest).await {
+        let key = registry.content_key(image, manifest_digest);
+        if let Some(refused) = self.refusal(&key).await {
             return Err(refused);
         }
-        if let Some(view) = self.oversize_view(manifest_digest) {
+        if let Some(view) = self.oversize_view(&key) {
             return Ok(view);
         }
         let build = async {
@@ -135,7 +145,7 @@ impl ImageLoader {
             };
             let listings = match listings(registry, inspector, image, manifest).await {
                 Err(Listings::Refused(e)) => {
-                    self.refused.insert(manifest_digest.clone(), e.clone()).await;
+                    self.refused.insert(key.clone(), e.clone()).await;
                     return Err(e);
                 }
                 Err(Listings::Failed(e)) => return Err(e),
@@ -147,17 +157,17 @@ impl ImageLoader {
             let merged = Arc::new(merged);
             if view_weight(&merged) > MAX_CACHED_MERGED_BYTES {
                 let mut oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
-                *oversize = Some((manifest_digest.clone(), merged.clone()));
+                *oversize = Some((key.clone(), merged.clone()));
             }
             Ok(merged)
         };
         // The cache never admits a view heavier than itself; `oversize` keeps that one.
-        self.merged.try_get_with(manifest_digest.clone(), build).await.map_err(|e| Error::clone(&e))
+        self.merged.try_get_with(key.clone(), build).await.map_err(|e| Error::clone(&e))
     }
 
-    fn oversize_view(&self, manifest_digest: &Digest) -> Option<Arc<MergedFs>> {
+    fn oversize_view(&self, key: &ContentKey) -> Option<Arc<MergedFs>> {
         let oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
-        oversize.as_ref().filter(|(digest, _)| digest == manifest_digest).map(|(_, view)| view.clone())
+        oversize.as_ref().filter(|(k, _)| k == key).map(|(_, view)| view.clone())
     }
 }
 

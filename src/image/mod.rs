@@ -5,6 +5,8 @@
 //! the other modules make views of them.
 
 pub mod config;
+pub mod diff;
+pub mod dockerfile;
 pub mod history;
 pub mod load;
 pub mod merged;

@@ -28,6 +28,16 @@ impl Search {
         Some(Search { needle: rest.to_lowercase(), anchored })
     }
 
+    /// The text, lowercased (without the `^`).
+    pub fn needle(&self) -> &str {
+        &self.needle
+    }
+
+    /// Whether only paths that start with the text match.
+    pub fn anchored(&self) -> bool {
+        self.anchored
+    }
+
     /// The text as typed back into the search box.
     pub fn text(&self) -> String {
         if self.anchored {

@@ -6,6 +6,11 @@
 //! A file that fails its checksum or cannot be read is removed and counted as absent:
 //! the layer is read again and the index rebuilt. Calls block on the file system; the
 //! inspector runs them on blocking threads.
+//!
+//! Several instances may share one folder (replicas on one volume, a restart that
+//! overlaps the old process). So start-up removes only temporary files old enough to be
+//! a crashed writer's (`STALE_TEMPORARY`), never one that another live instance is
+//! writing: removing that would make its rename fail and lose the index (issue 22).
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{codec, LayerIndex};
 use crate::digest::Digest;
@@ -22,6 +27,10 @@ use crate::digest::Digest;
 const SUFFIX: &str = ".idx";
 /// The part of a temporary file's name that marks it as one.
 const TEMPORARY: &str = ".tmp-";
+/// Age past which a temporary file is a leftover. A save writes its file and renames it
+/// within seconds, and every write moves the file's time, so a live one is far younger.
+/// Not the writer's process id: instances in different containers see different ones.
+const STALE_TEMPORARY: Duration = Duration::from_secs(60 * 60);
 
 /// The store; see the module docs.
 pub struct IndexStore {
@@ -39,17 +48,25 @@ struct Files {
 }
 
 impl IndexStore {
-    /// The store in `dir` (created if missing), holding at most `max_bytes`. Leftover
-    /// temporary files of an earlier run are removed.
+    /// The store in `dir` (created if missing), holding at most `max_bytes`. Stale
+    /// temporary files, left by a run that crashed mid-save, are removed.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<IndexStore> {
         fs::create_dir_all(dir)?;
         let mut files = Files::default();
+        let now = SystemTime::now();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let meta = entry.metadata()?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Another instance renamed or removed it since the listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if name.contains(TEMPORARY) {
-                let _ = fs::remove_file(entry.path());
+                if is_stale(&meta, now) {
+                    let _ = fs::remove_file(entry.path());
+                }
             } else if name.ends_with(SUFFIX) && meta.is_file() {
                 let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 files.total += meta.len();
@@ -188,6 +205,14 @@ impl IndexStore {
     }
 }
 
+/// Whether a temporary file is a leftover: last written more than [`STALE_TEMPORARY`]
+/// ago. One without a readable time, or dated ahead of `now` (clocks that disagree), is
+/// kept: a few stray bytes cost less than another instance's lost save.
+fn is_stale(meta: &fs::Metadata, now: SystemTime) -> bool {
+    let written = meta.modified().ok();
+    written.and_then(|t| now.duration_since(t).ok()).is_some_and(|age| age > STALE_TEMPORARY)
+}
+
 /// `sha256-HEX.idx`: the digest, with a character every file system takes.
 fn file_name(digest: &Digest) -> String {
     format!("{}-{}{SUFFIX}", digest.algorithm().name(), digest.hex())
@@ -225,7 +250,7 @@ mod tests {
         store.save(&index(2, 100)).unwrap();
         drop(store);
         // A leftover temporary file from a crash is cleared on open.
-        fs::write(dir.path().join(format!("x.idx{TEMPORARY}1-1")), b"half").unwrap();
+        stale_temporary(dir.path(), "x.idx");
         let store = IndexStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
         assert_eq!(store.load(&index(1, 0).digest).unwrap().points[0].window, vec![1; 100]);
@@ -238,6 +263,56 @@ mod tests {
         assert!(!second.exists());
         assert_eq!(store.bytes(), before - len);
         assert!(store.load(&index(3, 0).digest).is_none());
+    }
+
+    /// A temporary file for `name`, last written two hours ago, as a crash leaves it.
+    fn stale_temporary(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(format!("{name}{TEMPORARY}1-1"));
+        fs::write(&path, b"half").unwrap();
+        let two_hours_ago = SystemTime::now() - 2 * STALE_TEMPORARY;
+        fs::File::options().write(true).open(&path).unwrap().set_modified(two_hours_ago).unwrap();
+        path
+    }
+
+    #[test]
+    fn opening_a_shared_folder_spares_another_instances_save_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = IndexStore::open(dir.path(), 1 << 20).unwrap();
+        // Another instance is half-way through a save: its temporary file is written
+        // (named with its own process id), not yet renamed.
+        let digest = index(1, 0).digest;
+        let name = file_name(&digest);
+        let in_flight = dir.path().join(format!("{name}{TEMPORARY}999999-0"));
+        fs::write(&in_flight, codec::encode(&index(1, 100))).unwrap();
+        let crashed = stale_temporary(dir.path(), "y.idx");
+        // A second instance starts on the same folder.
+        let second = IndexStore::open(dir.path(), 1 << 20).unwrap();
+        assert!(in_flight.exists(), "a live instance's temporary file was removed");
+        assert!(!crashed.exists(), "a crashed run's temporary file stays");
+        // The other instance's rename then succeeds, and both stores read the index.
+        fs::rename(&in_flight, dir.path().join(&name)).unwrap();
+        assert_eq!(second.load(&digest).unwrap().points[0].window, vec![1; 100]);
+        assert!(first.load(&digest).is_some());
+        // And each one's own saves go on as before.
+        first.save(&index(2, 10)).unwrap();
+        assert!(second.load(&index(2, 0).digest).is_some());
+    }
+
+    #[test]
+    fn only_temporary_files_written_long_ago_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        fs::write(&path, b"").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        let now = SystemTime::now();
+        let stale_at = |written: SystemTime| {
+            file.set_modified(written).unwrap();
+            is_stale(&fs::metadata(&path).unwrap(), now)
+        };
+        assert!(!stale_at(now));
+        assert!(!stale_at(now - STALE_TEMPORARY / 2));
+        assert!(stale_at(now - STALE_TEMPORARY - Duration::from_secs(1)));
+        assert!(!stale_at(now + STALE_TEMPORARY * 2), "a time ahead of ours is another clock's");
     }
 
     #[test]

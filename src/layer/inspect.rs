@@ -5,8 +5,15 @@
 //! The first listing of a layer reads the whole blob and builds its [`LayerIndex`]
 //! (kept in memory by digest and, with `index.dir`, on disk). After that, a listing
 //! costs no blob request, and a file's preview or bytes cost one `Range` read from the
-//! index's nearest resume point ([`crate::index`]); an entry that does not check out
-//! drops the index and falls back to reading from the blob's start. An index serves
+//! index's nearest resume point ([`crate::index`]).
+//!
+//! An entry whose header does not check out discredits the whole index: its listing,
+//! and with it the entry's number, may be another layer's. The index is dropped and
+//! the caller told so ([`ByIndex::Stale`]); it looks the file up by its path in a
+//! fresh read of the blob, never reads "entry N" of the blob in its place, which could
+//! be another file. The file's kind and size then come from that fresh read too.
+//!
+//! An index serves
 //! another repository (or registry) only once that repository is seen to have the
 //! blob (a HEAD with its own token), so one repository's contents never answer for
 //! another's. Listings and the rest are admitted separately, each up to a fixed
@@ -73,12 +80,24 @@ pub struct BlobHead {
 
 /// Which file to save, and as what.
 pub struct FileToSave<'a> {
-    /// The entry whose bytes are saved (archive order, from 0).
+    /// The entry whose bytes are saved (archive order, from 0), in the listing of the
+    /// index it is saved by.
     pub index: usize,
     /// Its size, from its tar header: the response's `Content-Length`.
     pub length: u64,
     /// The name it is saved under (sanitised into `Content-Disposition`).
     pub name: &'a str,
+}
+
+/// What a read by a layer's index found.
+#[derive(Debug)]
+pub enum ByIndex<T> {
+    /// The entry, where the index said it is.
+    Read(T),
+    /// The blob does not have the entry where the index said: the index is dropped,
+    /// its listing discredited, entry numbers and all. Look the file up by its path
+    /// again, in the index the next request reads afresh.
+    Stale,
 }
 
 /// Reads layers; one per process, shared. See the module docs.
@@ -96,6 +115,15 @@ pub struct Inspector {
     min_rate: MinRate,
     verify: bool,
     metrics: Arc<Metrics>,
+    /// Told of every layer an index answers for (the catalog, src/catalog/).
+    observer: Option<Arc<dyn IndexObserver>>,
+}
+
+/// Told of every layer an index answers for, and which repository asked. The catalog is
+/// one; it is a trait so that this service (below the catalog) never names it.
+pub trait IndexObserver: Send + Sync {
+    /// `link`'s repository was seen to serve the layer `index` lists. Must not block.
+    fn layer_indexed(&self, link: &DownloadLink, index: &LayerIndex);
 }
 
 impl Inspector {
@@ -125,6 +153,18 @@ impl Inspector {
             },
             verify: config.verify_digests,
             metrics,
+            observer: None,
+        }
+    }
+
+    /// The same, telling `observer` of every layer it lists.
+    pub fn observed_by(self, observer: Arc<dyn IndexObserver>) -> Inspector {
+        Inspector { observer: Some(observer), ..self }
+    }
+
+    fn tell(&self, link: &DownloadLink, index: &LayerIndex) {
+        if let Some(observer) = &self.observer {
+            observer.layer_indexed(link, index);
         }
     }
 
@@ -155,9 +195,11 @@ impl Inspector {
             // Unverified, and read from another repository: read this one's own blob.
             let own = self.build(registry, link).await?;
             self.indexes.insert(link.digest.clone(), own.clone()).await;
+            self.tell(link, &own);
             return Ok(own);
         }
         self.check_access(registry, link).await?;
+        self.tell(link, &index);
         Ok(index)
     }
 
@@ -234,9 +276,15 @@ impl Inspector {
         Ok(())
     }
 
-    /// Forgets an index that promised an entry the blob does not have there.
-    async fn drop_index(&self, digest: &Digest) {
-        tracing::warn!(%digest, "a layer index did not match its blob; dropping it and reading from the start");
+    /// Forgets `stale`, an index that promised an entry the blob does not have there;
+    /// the next request for the layer reads it afresh. An index that already took its
+    /// place (another request found it stale first) is kept.
+    async fn drop_index(&self, stale: &Arc<LayerIndex>) {
+        let digest = &stale.digest;
+        tracing::warn!(%digest, "a layer index did not match its blob; dropping it to read the layer afresh");
+        if self.indexes.get(digest).await.is_some_and(|cached| !Arc::ptr_eq(&cached, stale)) {
+            return;
+        }
         self.indexes.invalidate(digest).await;
         if let Some(store) = self.store.clone() {
             let digest = digest.clone();
@@ -244,56 +292,65 @@ impl Inspector {
         }
     }
 
-    /// The first [`PREVIEW_BYTES`] of the entry at `index`: by the layer's index when
-    /// it checks out, else read from the blob's start. A read of the whole blob (see
-    /// [`Inspector::whole_read_check`]) is checked against the digest before anything
-    /// of it is shown: a mismatch is [`Error::digest_mismatch`].
+    /// The first [`PREVIEW_BYTES`] of entry `index` of `layer` (the index the caller
+    /// found the file in): by a `Range` read from the index's nearest resume point, or,
+    /// when the index has no plan for it, from the blob's start, the entry's header
+    /// checked either way. [`ByIndex::Stale`] when the blob does not have that entry
+    /// there. A read of the whole blob (see `Inspector::whole_read_check`) is checked
+    /// against the digest before anything of it is shown: a mismatch is
+    /// [`Error::digest_mismatch`].
     pub async fn preview(
         &self,
         registry: &RegistryClient,
         link: &DownloadLink,
+        layer: &Arc<LayerIndex>,
         index: usize,
-    ) -> Result<Preview, Error> {
+    ) -> Result<ByIndex<Preview>, Error> {
         let _slot = take(&self.extract_slots, "file previews and saves")?;
-        let layer = self.index(registry, link).await?;
-        let scanned = match layer.plan(index, PREVIEW_BYTES as u64) {
+        let expected = Expected::entry(&layer.listing, index);
+        let plan = layer.plan(index, PREVIEW_BYTES as u64);
+        let (body, visitor, options) = match &plan {
             Some(plan) => {
-                let visitor = Expect::new(Expected::entry(&layer.listing, index), PreviewVisitor::new(0));
-                let (body, options) = self.range_read(registry, link, &layer, &plan).await?;
-                let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
-                self.metrics.layer_blob_bytes(scanned.compressed_bytes);
-                self.check_digest(link, &scanned)?;
-                if scanned.visitor.mismatch {
-                    self.drop_index(&link.digest).await;
-                    None
-                } else {
-                    self.metrics.index_read();
-                    Some(scanned.map(|v| v.inner))
-                }
+                let (body, options) = self.range_read(registry, link, layer, plan).await?;
+                (body, Expect::new(expected, PreviewVisitor::new(0)), options)
             }
-            None => None,
+            None => {
+                let (body, options) = self.whole_read(registry, link).await?;
+                (body, Expect::at(index, expected, PreviewVisitor::new(index)), options)
+            }
         };
-        let scanned = match scanned {
-            Some(scanned) => scanned,
-            None => self.scan_for(registry, link, PreviewVisitor::new(index)).await?,
-        };
-        if !scanned.visitor.complete && scanned.visitor.bytes.len() < PREVIEW_BYTES {
+        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
+        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        self.check_digest(link, &scanned)?;
+        if scanned.visitor.mismatch {
+            self.drop_index(layer).await;
+            return Ok(ByIndex::Stale);
+        }
+        if plan.is_some() {
+            self.metrics.index_read();
+        }
+        let found = &scanned.visitor.inner;
+        if !found.complete && found.bytes.len() < PREVIEW_BYTES {
             return Err(Error::bad_gateway(
                 scanned.problem().unwrap_or_else(|| "the layer ended before the file did".to_owned()),
             ));
         }
-        Ok(Preview { bytes: scanned.visitor.bytes, complete: scanned.visitor.complete })
+        let found = scanned.visitor.inner;
+        Ok(ByIndex::Read(Preview { bytes: found.bytes, complete: found.complete }))
     }
 
-    /// The response saving `file`: headers now, the bytes as the blob is read (by the
-    /// layer's index when it checks out). For HEAD, the headers alone.
+    /// The response saving `file` of `layer` (the index the caller found it in):
+    /// headers once the file's header in the blob checks out against the index, the
+    /// bytes as the blob is read. [`ByIndex::Stale`] when the blob does not have that
+    /// entry there. For HEAD, the headers alone.
     pub async fn save(
         &self,
         registry: &RegistryClient,
         link: &DownloadLink,
         method: &Method,
+        layer: &Arc<LayerIndex>,
         file: FileToSave<'_>,
-    ) -> Result<Response<Body>, Error> {
+    ) -> Result<ByIndex<Response<Body>>, Error> {
         let FileToSave { index, length, name } = file;
         let mut response = Response::new(Body::empty());
         let headers = response.headers_mut();
@@ -302,47 +359,50 @@ impl Inspector {
         headers.insert(header::CONTENT_DISPOSITION, content_disposition(name));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if *method == Method::HEAD || length == 0 {
-            return Ok(response);
+            return Ok(ByIndex::Read(response));
         }
-        // Held by whichever read streams the file, however many are tried.
-        let slot = Arc::new(take(&self.extract_slots, "file previews and saves")?);
-        let layer = self.index(registry, link).await?;
-        if let Some(plan) = layer.plan(index, length) {
-            let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
-            let (verdict, checked) = oneshot::channel();
-            let (body, options) = self.range_read(registry, link, &layer, &plan).await?;
-            let saver = SaveVisitor::new(0, tx.clone());
-            let saver = if options.verify.is_some() { saver.holding_last() } else { saver };
-            let visitor = Expect::new(Expected::entry(&layer.listing, index), saver).telling(verdict);
-            self.spawn_save(body, visitor, options, tx, slot.clone());
-            match checked.await {
-                Ok(true) => {
+        let slot = take(&self.extract_slots, "file previews and saves")?;
+        let expected = Expected::entry(&layer.listing, index);
+        let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
+        let (verdict, checked) = oneshot::channel();
+        let plan = layer.plan(index, length);
+        let (body, options, at) = match &plan {
+            Some(plan) => {
+                let (body, options) = self.range_read(registry, link, layer, plan).await?;
+                (body, options, None)
+            }
+            None => {
+                let (body, options) = self.whole_read(registry, link).await?;
+                (body, options, Some(index))
+            }
+        };
+        let saver = SaveVisitor::new(at.unwrap_or(0), tx.clone());
+        let saver = if options.verify.is_some() { saver.holding_last() } else { saver };
+        let visitor = Expect::at(at.unwrap_or(0), expected, saver).telling(verdict);
+        self.spawn_save(body, visitor, options, tx, slot);
+        match checked.await {
+            Ok(true) => {
+                if plan.is_some() {
                     self.metrics.index_read();
-                    *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
-                    return Ok(response);
                 }
-                Ok(false) => self.drop_index(&link.digest).await,
-                // The read failed before the entry's header: nothing is promised yet, so
-                // the failure can still be the answer.
-                Err(_) => {
-                    let mut rx = rx;
-                    let reason = match rx.recv().await {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "the layer ended before the file did".to_owned(),
-                    };
-                    return Err(Error::bad_gateway(reason));
-                }
+                *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
+                Ok(ByIndex::Read(response))
+            }
+            Ok(false) => {
+                self.drop_index(layer).await;
+                Ok(ByIndex::Stale)
+            }
+            // The read failed before the entry's header: nothing is promised yet, so
+            // the failure can still be the answer.
+            Err(_) => {
+                let mut rx = rx;
+                let reason = match rx.recv().await {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "the layer ended before the file did".to_owned(),
+                };
+                Err(Error::bad_gateway(reason))
             }
         }
-        let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
-        let body = self.blob(registry, link).await?;
-        let options =
-            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
-        let saver = SaveVisitor::new(index, tx.clone());
-        let visitor = if options.verify.is_some() { saver.holding_last() } else { saver };
-        self.spawn_save(body, visitor, options, tx, slot);
-        *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
-        Ok(response)
     }
 
     /// Streams a file to `tx` on a task of its own; a failure ends the body in an error.
@@ -355,7 +415,7 @@ impl Inspector {
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
-        slot: Arc<OwnedSemaphorePermit>,
+        slot: OwnedSemaphorePermit,
     ) {
         let metrics = self.metrics.clone();
         let expected = options.verify.clone();
@@ -493,19 +553,17 @@ impl Inspector {
         Ok(BlobHead { bytes, complete: ended })
     }
 
-    async fn scan_for<V: Visitor + Send + 'static>(
+    /// The whole blob, and how to scan it: from its first byte, checked against the
+    /// digest ([`Inspector::whole_read_check`]).
+    async fn whole_read(
         &self,
         registry: &RegistryClient,
         link: &DownloadLink,
-        visitor: V,
-    ) -> Result<Scanned<V>, Error> {
+    ) -> Result<(UpstreamBody, ScanOptions), Error> {
         let body = self.blob(registry, link).await?;
         let options =
             ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
-        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
-        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
-        self.check_digest(link, &scanned)?;
-        Ok(scanned)
+        Ok((body, options))
     }
 
     /// A registry failure while reading, counted and made the user's error.

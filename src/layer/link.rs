@@ -12,7 +12,7 @@
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::query::encode;
-use crate::reference::ImageReference;
+use crate::reference::{ImageReference, Repository};
 
 /// Longest path accepted in a URL.
 const MAX_PATH_BYTES: usize = 16 * 1024;
@@ -103,6 +103,13 @@ impl LayerPath {
     }
 }
 
+/// Whether `link` names a blob alone, as explore's `REPO@DIGEST` links do: its image is
+/// pinned to the blob's own digest, so there is no image page to go back to, only the
+/// repository's tags.
+pub fn names_blob_alone(link: &DownloadLink) -> bool {
+    link.image.digest() == Some(&link.digest)
+}
+
 /// The query naming a blob: `image=…&digest=…&layer=N&mt=…`.
 pub fn blob_query(link: &DownloadLink) -> String {
     format!(
@@ -147,8 +154,11 @@ impl Here {
         }
     }
 
-    /// The image's page.
+    /// The image's page (for a blob named alone, its repository's tags).
     pub fn image(self, link: &DownloadLink) -> String {
+        if names_blob_alone(link) {
+            return format!("{}?repo={}", self.up(), encode(&Repository::from(&link.image).to_string()));
+        }
         format!("{}?image={}", self.up(), encode(&link.image.to_string()))
     }
 
@@ -290,5 +300,9 @@ mod tests {
         );
         assert_eq!(Here::root().merged(&link.image, &LayerPath::root(), true), "./layers/?image=r.io%2Fa%2Fb%3Av1");
         assert_eq!(Here::file(&file).sizes(&link.image), "../../../sizes?image=r.io%2Fa%2Fb%3Av1");
+        // A blob named alone (explore's REPO@DIGEST) goes back to its repository's tags.
+        let alone = DownloadLink { image: link.image.with_digest(link.digest.clone()), ..link };
+        assert!(names_blob_alone(&alone));
+        assert_eq!(Here::dir(&dir).image(&alone), "../../../?repo=r.io%2Fa%2Fb");
     }
 }

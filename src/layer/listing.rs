@@ -360,6 +360,15 @@ pub(crate) mod tests {
         listing(&headers)
     }
 
+    /// A listing of `(path, type, mode, size, link)`, for tests that compare modes.
+    pub(crate) fn listing_with_modes(entries: &[(&str, TypeFlag, u32, u64, &str)]) -> Listing {
+        let headers: Vec<Header> = entries
+            .iter()
+            .map(|&(path, kind, mode, size, link)| Header { mode, ..header(path, kind, size, link) })
+            .collect();
+        listing(&headers)
+    }
+
     fn header(path: &str, kind: TypeFlag, size: u64, link: &str) -> Header {
         Header::sample(path, kind, size, link, 0)
     }

@@ -2,6 +2,8 @@
 //! `fsLayers` (top layer first, with an empty blob for every step that made no layer)
 //! and history as `v1Compatibility`, one JSON string per step, paired with `fsLayers`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::digest::Digest;
@@ -84,40 +86,72 @@ pub fn parse(bytes: &[u8]) -> Result<Schema1Manifest, String> {
     Ok(Schema1Manifest { layers, config })
 }
 
-/// The bytes a signed schema 1 manifest's digest is of: the manifest without its
-/// signatures, as each JWS signature's protected header describes it (`formatLength`
-/// bytes of the manifest, then the base64url `formatTail`). The manifest itself when it
-/// is not signed that way.
-pub fn digested_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    signed_payload(bytes).map_or(std::borrow::Cow::Borrowed(bytes), std::borrow::Cow::Owned)
-}
-
-fn signed_payload(bytes: &[u8]) -> Option<Vec<u8>> {
-    use base64::Engine as _;
+/// The bytes a schema 1 manifest's digest is of. Signed (`+prettyjws`), that is the
+/// JWS payload: the manifest without its signatures, as each signature's protected
+/// header describes it (`formatLength` bytes of the manifest, then the base64url
+/// `formatTail`). Unsigned, or not schema 1, the bytes themselves.
+///
+/// Danger: the header is the sender's word, and no signature is checked. With
+/// `formatLength: 0` and another manifest as `formatTail`, any schema 1 JSON would get
+/// that manifest's digest. So the payload must be the manifest itself, signatures
+/// stripped (the same JSON), and every signature must describe the same payload; else
+/// this is an error, for a 502.
+pub fn digested_bytes(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    use serde_json::Value;
     #[derive(Deserialize)]
     struct Signature {
         protected: String,
     }
-    #[derive(Deserialize)]
-    struct Signed {
-        #[serde(rename = "schemaVersion")]
-        schema_version: u32,
-        signatures: Vec<Signature>,
+    let Ok(Value::Object(mut manifest)) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    // As `crate::manifest::parse` tells schema 1 from the rest.
+    if manifest.get("schemaVersion").and_then(Value::as_u64) != Some(1) {
+        return Ok(Cow::Borrowed(bytes));
     }
+    let Some(signatures) = manifest.remove("signatures") else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    let unusable = |why: &str| format!("the registry sent a signed schema 1 manifest with {why}");
+    let signatures: Vec<Signature> =
+        serde_json::from_value(signatures).map_err(|_| unusable("signatures that are not JWS signatures"))?;
+    let mut payload: Option<Vec<u8>> = None;
+    for signature in &signatures {
+        let this = signed_payload(bytes, &signature.protected)
+            .ok_or_else(|| unusable("a protected header that does not say what was signed"))?;
+        match &payload {
+            Some(first) if *first != this => return Err(unusable("signatures over different payloads")),
+            Some(_) => {}
+            None => payload = Some(this),
+        }
+    }
+    // No signatures: the bytes as they are are what is shown and digested.
+    let Some(payload) = payload else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    match serde_json::from_slice::<Value>(&payload) {
+        Ok(signed) if signed == Value::Object(manifest) => Ok(Cow::Owned(payload)),
+        _ => Err(unusable("a signed payload that is not the manifest itself")),
+    }
+}
+
+/// The payload one signature's `protected` header describes, if it describes one
+/// within `bytes`.
+fn signed_payload(bytes: &[u8], protected: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Protected {
         format_length: usize,
         format_tail: String,
     }
-    let signed: Signed = serde_json::from_slice(bytes).ok()?;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let protected = engine.decode(signed.signatures.first()?.protected.trim_end_matches('=')).ok()?;
+    let protected = engine.decode(protected.trim_end_matches('=')).ok()?;
     let protected: Protected = serde_json::from_slice(&protected).ok()?;
     let tail = engine.decode(protected.format_tail.trim_end_matches('=')).ok()?;
     let mut payload = bytes.get(..protected.format_length)?.to_vec();
     payload.extend_from_slice(&tail);
-    (signed.schema_version == 1).then_some(payload)
+    Some(payload)
 }
 
 /// One `v1Compatibility` entry: the step's command and, on the top one, the config.
@@ -205,21 +239,67 @@ mod signed {
     use super::*;
     use base64::Engine as _;
 
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// A signature whose protected header says the payload is the first `length` bytes
+    /// and then `tail`.
+    fn signature(length: usize, tail: &str) -> String {
+        let protected = ENGINE.encode(format!(r#"{{"formatLength":{length},"formatTail":"{}"}}"#, ENGINE.encode(tail)));
+        format!(r#"{{"protected": "{protected}", "signature": "x"}}"#)
+    }
+
+    /// `payload` signed as docker's libtrust signs: cut before the closing brace, the
+    /// signatures (each made by `sign` from the cut) added there.
+    fn signed(payload: &str, sign: impl Fn(usize, &str) -> Vec<String>) -> String {
+        let cut = payload.rfind("\n}").unwrap();
+        let signatures = sign(cut, &payload[cut..]).join(", ");
+        format!("{},\n   \"signatures\": [{signatures}]\n}}", &payload[..cut])
+    }
+
+    const PAYLOAD: &str = "{\n   \"schemaVersion\": 1,\n   \"fsLayers\": []\n}";
+
     #[test]
     fn a_signed_manifest_is_digested_without_its_signatures() {
-        let payload = "{\n   \"schemaVersion\": 1,\n   \"fsLayers\": []\n}";
-        // As docker's libtrust signs: cut before the closing brace, append the signatures.
-        let cut = payload.rfind("\n}").unwrap();
-        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let protected =
-            engine.encode(format!(r#"{{"formatLength":{cut},"formatTail":"{}"}}"#, engine.encode(&payload[cut..])));
-        let signed = format!(
-            "{},\n   \"signatures\": [{{\"protected\": \"{protected}\", \"signature\": \"x\"}}]\n}}",
-            &payload[..cut]
-        );
-        assert_eq!(&*digested_bytes(signed.as_bytes()), payload.as_bytes());
-        assert_eq!(&*digested_bytes(payload.as_bytes()), payload.as_bytes());
-        assert_eq!(&*digested_bytes(b"[1]"), b"[1]");
+        let one = signed(PAYLOAD, |cut, tail| vec![signature(cut, tail)]);
+        assert_eq!(&*digested_bytes(one.as_bytes()).unwrap(), PAYLOAD.as_bytes());
+        let two = signed(PAYLOAD, |cut, tail| vec![signature(cut, tail), signature(cut, tail)]);
+        assert_eq!(&*digested_bytes(two.as_bytes()).unwrap(), PAYLOAD.as_bytes());
+        assert_eq!(&*digested_bytes(PAYLOAD.as_bytes()).unwrap(), PAYLOAD.as_bytes());
+        let none = signed(PAYLOAD, |_, _| vec![]);
+        assert_eq!(&*digested_bytes(none.as_bytes()).unwrap(), none.as_bytes());
+        assert_eq!(&*digested_bytes(b"[1]").unwrap(), b"[1]");
+        let not_schema_1 = r#"{"schemaVersion":2,"signatures":[{"protected":"!"}]}"#;
+        assert_eq!(&*digested_bytes(not_schema_1.as_bytes()).unwrap(), not_schema_1.as_bytes());
+    }
+
+    #[test]
+    fn a_payload_that_is_another_manifest_is_refused() {
+        // The forgery: nothing of the manifest, all of another one as the tail, so its
+        // digest would be the other's.
+        let other = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+        let forged = signed(PAYLOAD, |_, _| vec![signature(0, other)]);
+        let e = digested_bytes(forged.as_bytes()).unwrap_err();
+        assert!(e.contains("signed payload that is not the manifest itself"), "{e}");
+        // Another schema 1 manifest as the tail is no better.
+        let other_1 = PAYLOAD.replace("[]", r#"[{"blobSum":"sha256:1"}]"#);
+        let forged = signed(PAYLOAD, |_, _| vec![signature(0, &other_1)]);
+        assert!(digested_bytes(forged.as_bytes()).is_err());
+        // A tail that changes one field of the signed part.
+        let forged = signed(PAYLOAD, |cut, _| vec![signature(cut, r#","fsLayers":[{"blobSum":"x"}]}"#)]);
+        assert!(digested_bytes(forged.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn signatures_that_disagree_or_say_nothing_are_refused() {
+        let other = r#"{"schemaVersion":1,"fsLayers":[],"x":1}"#;
+        let disagree = signed(PAYLOAD, |cut, tail| vec![signature(cut, tail), signature(0, other)]);
+        assert!(digested_bytes(disagree.as_bytes()).unwrap_err().contains("different payloads"));
+        let past_the_end = signed(PAYLOAD, |_, tail| vec![signature(1 << 20, tail)]);
+        assert!(digested_bytes(past_the_end.as_bytes()).unwrap_err().contains("protected header"));
+        let garbled = signed(PAYLOAD, |_, _| vec![r#"{"protected": "%%%"}"#.to_owned()]);
+        assert!(digested_bytes(garbled.as_bytes()).is_err());
+        let not_a_list = PAYLOAD.replace("\n}", ",\"signatures\":7}");
+        assert!(digested_bytes(not_a_list.as_bytes()).is_err());
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-/// Most bytes of any one page. The table of a page gets [`TABLE_BUDGET`]; the rest of
+/// Most bytes of any one page. The table of a page gets `TABLE_BUDGET`; the rest of
 /// it (frame, heading, notes, breadcrumbs, page links) is bounded by the longest URL
 /// path layerpipe reads (16 KiB) and the few breadcrumbs shown, well under the other
 /// half.

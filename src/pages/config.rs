@@ -4,6 +4,7 @@ use askama::Template;
 
 use super::{render, Frame};
 use crate::digest::Digest;
+use crate::download::DownloadLink;
 use crate::image::config::RunConfig;
 use crate::image::load::FetchedConfig;
 use crate::query::encode;
@@ -15,6 +16,7 @@ struct ConfigPage {
     frame: Frame,
     name: String,
     image_href: String,
+    dockerfile_href: String,
     digest: String,
     /// Set for a schema 1 image, whose config is made from its manifest's history.
     from_manifest: bool,
@@ -27,12 +29,20 @@ struct ConfigPage {
     user: String,
     ports: Vec<String>,
     labels: Vec<(String, String)>,
-    raw: String,
+    /// The raw JSON, each `diff_id` linked to its layer's files.
+    raw: Vec<super::json::Piece>,
 }
 
-/// The config page of `reference`, whose config (digest `digest`) is `fetched`;
-/// `from_manifest` when it was made from a schema 1 manifest rather than read as a blob.
-pub fn config(reference: &ImageReference, digest: &Digest, fetched: &FetchedConfig, from_manifest: bool) -> String {
+/// The config page of `reference`, whose config (digest `digest`) is `fetched` and whose
+/// manifest lists `layers`; `from_manifest` when the config was made from a schema 1
+/// manifest rather than read as a blob.
+pub fn config(
+    reference: &ImageReference,
+    digest: &Digest,
+    fetched: &FetchedConfig,
+    from_manifest: bool,
+    layers: &[DownloadLink],
+) -> String {
     let name = reference.to_string();
     let c = &fetched.config;
     let run = c.config.clone().unwrap_or_default();
@@ -44,6 +54,7 @@ pub fn config(reference: &ImageReference, digest: &Digest, fetched: &FetchedConf
     render(&ConfigPage {
         frame: Frame { title: format!("{name} config"), image: name.clone() },
         image_href: format!("./?image={}", encode(&name)),
+        dockerfile_href: super::dockerfile_href(reference),
         name,
         digest: digest.to_string(),
         from_manifest,
@@ -56,7 +67,7 @@ pub fn config(reference: &ImageReference, digest: &Digest, fetched: &FetchedConf
         user,
         ports: exposed_ports.into_keys().collect(),
         labels: labels.into_iter().collect(),
-        raw: pretty(&fetched.raw),
+        raw: super::json::config(&fetched.raw, layers),
     })
 }
 
@@ -69,14 +80,6 @@ fn exec_form(words: &[String]) -> String {
     }
 }
 
-/// The config's JSON, indented; as sent when it is not JSON after all.
-fn pretty(raw: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +89,7 @@ mod tests {
         let raw = bytes::Bytes::from(json.to_owned());
         let fetched = FetchedConfig { config: config::parse(&raw).unwrap(), raw };
         let digest = Digest::of(crate::digest::Algorithm::Sha256, json.as_bytes());
-        super::config(&"team/app:v1".parse().unwrap(), &digest, &fetched, false)
+        super::config(&"team/app:v1".parse().unwrap(), &digest, &fetched, false, &[])
     }
 
     #[test]

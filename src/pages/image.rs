@@ -55,6 +55,8 @@ struct ImageHead {
     media_type: String,
     /// The registry's pull quota for layerpipe's address, when its last answer stated it.
     quota: Option<QuotaLine>,
+    /// The manifest's own JSON, its digests linked (`json.html`).
+    json: Vec<super::json::Piece>,
 }
 
 /// "Docker Hub: 87 of 100 pulls left for this address (per 6 h)".
@@ -135,6 +137,7 @@ struct ImageLayers {
     /// The merged filesystem and the sizes of the whole image.
     merged_href: String,
     sizes_href: String,
+    dockerfile_href: String,
 }
 
 /// One row of an index's platform table.
@@ -185,7 +188,9 @@ pub fn image_at(
         host => host.to_owned(),
     };
     let quota = extras.quota.map(|quota| QuotaLine { registry, quota });
-    let head = ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota };
+    let json = super::json::manifest(reference, fetched);
+    let head =
+        ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota, json };
     let referrers = referrer_rows(reference, extras.referrers);
     Ok(match &fetched.manifest {
         Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers, page)?),
@@ -216,6 +221,11 @@ fn step_len(entry: &crate::image::config::HistoryEntry) -> usize {
 /// The image's config page.
 pub fn config_href(reference: &ImageReference) -> String {
     format!("./config?image={}", encode(&reference.to_string()))
+}
+
+/// The link to an image's Dockerfile, rebuilt from its history.
+pub fn dockerfile_href(reference: &ImageReference) -> String {
+    format!("./dockerfile?image={}", encode(&reference.to_string()))
 }
 
 fn layers(
@@ -299,6 +309,7 @@ fn layers(
         referrers,
         merged_href: Here::root().merged(reference, &LayerPath::root(), true),
         sizes_href: Here::root().sizes(reference),
+        dockerfile_href: dockerfile_href(reference),
         nav,
     })
 }
@@ -380,6 +391,7 @@ mod tests {
             media_type,
             digest: crate::digest::Digest::of(crate::digest::Algorithm::Sha256, b""),
             manifest,
+            raw: bytes::Bytes::from(json.to_owned()),
         }
     }
 
@@ -398,7 +410,11 @@ mod tests {
         assert!(html.contains(&format!("<a href=\"./fs/?{q}\">sha256:2222")), "{html}");
         assert!(html.contains("<a href=\"./config?image=a%2Fb%3Ac\">sha256:1111"), "{html}");
         assert!(html.starts_with("<!doctype html>\n<html lang=\"en\"><head>"), "{html}");
-        assert!(html.ends_with("</tbody></table>\n</main></body></html>\n"), "{html}");
+        assert!(html.ends_with("</pre>\n</main></body></html>\n"), "{html}");
+        // The manifest itself follows, its config digest a link to the config page.
+        let config = "<a href=\"./config?image=a%2Fb%3Ac\">sha256:1111111111111111111111111111111111111111111111111111111111111111</a>";
+        assert!(html.contains("<pre id=\"manifest-json\">{\n  &quot;config&quot;: {\n"), "{html}");
+        assert!(html.contains(&format!("&quot;digest&quot;: &quot;{config}&quot;")), "{html}");
     }
 
     #[test]

@@ -13,9 +13,10 @@ use crate::image::search::Search;
 use crate::layer::decompress::Compression;
 use crate::layer::entry::{self, Kind, NameIssue};
 use crate::layer::inspect::{BlobHead, Preview};
-use crate::layer::link::{Here, LayerPath};
+use crate::layer::link::{names_blob_alone, Here, LayerPath};
 use crate::layer::listing::{Child, EntryRef, Listing, Lookup};
 use crate::layer::preview::{self, PREVIEW_BYTES};
+use crate::reference::Repository;
 
 /// Most rows on one page of a layer's file list or a folder (fewer where the rows
 /// would pass the page's byte budget).
@@ -26,9 +27,23 @@ pub fn reading_title(link: &DownloadLink) -> String {
     layer_title(link)
 }
 
-/// A layer's name for headings: `layer 2 of team/app:v1`.
+/// A layer's name for headings: `layer 2 of team/app:v1`, or for a blob named alone
+/// (explore's links) `blob sha256:0b342bf7e74f of team/app`.
 fn layer_title(link: &DownloadLink) -> String {
+    if names_blob_alone(link) {
+        let short = &link.digest.as_str()[..link.digest.as_str().len().min(19)];
+        return format!("blob {short} of {}", Repository::from(&link.image));
+    }
     format!("layer {} of {}", link.layer, link.image)
+}
+
+/// The text of the link back up from a layer's pages: to the image's layers, or for a
+/// blob named alone to its repository's tags.
+fn up_text(link: &DownloadLink) -> String {
+    if names_blob_alone(link) {
+        return format!("tags of {}", Repository::from(&link.image));
+    }
+    format!("layers of {}", link.image)
 }
 
 /// The heading of a layer's page.
@@ -43,7 +58,8 @@ enum Heading {
 struct LayerHead {
     heading: Heading,
     image_href: String,
-    name: String,
+    /// The text of the link to `image_href`.
+    up_text: String,
     files_href: String,
     browse_href: String,
     download_href: String,
@@ -56,7 +72,7 @@ impl LayerHead {
         LayerHead {
             heading,
             image_href: here.image(link),
-            name: link.image.to_string(),
+            up_text: up_text(link),
             files_href: here.files(link, 1),
             browse_href: here.fs(link, &LayerPath::root(), true),
             download_href: here.download(link),
@@ -551,6 +567,7 @@ struct NotALayer {
     frame: Frame,
     name: String,
     image_href: String,
+    up_text: String,
     digest: String,
     media_type: String,
     download_href: String,
@@ -577,6 +594,7 @@ pub fn not_a_layer(link: &DownloadLink, here: Here, head: Option<Result<BlobHead
         frame: Frame { title: format!("blob of {}", link.image), image: link.image.to_string() },
         name: link.image.to_string(),
         image_href: here.image(link),
+        up_text: up_text(link),
         digest: link.digest.to_string(),
         media_type: link.media_type.clone(),
         download_href: here.download(link),

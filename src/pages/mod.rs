@@ -1,5 +1,5 @@
 //! The HTML pages: the form, a repository's tags, an image's layers or platforms, its
-//! config, a layer's files (by size, by folder, one file), blobs that are not layers, the
+//! config and Dockerfile, a layer's files (by size, by folder, one file), blobs that are not layers, the
 //! whole image's merged filesystem, search and sizes, errors, and the parts of a page
 //! streamed while a layer is read for the first time.
 //!
@@ -14,14 +14,18 @@
 //!
 //! A new page: a template extending `base.html`, a struct deriving `Template` with a
 //! `frame: Frame` field and `config = "src/pages/askama.toml"`, and a function here
-//! that fills it and calls [`render`].
+//! that fills it and calls `render`.
 
 mod budget;
 mod config;
+mod diff;
+mod dockerfile;
 mod image;
+mod json;
 mod layer;
 mod merged;
 mod progress;
+mod search;
 mod sizes;
 mod slots;
 mod tags;
@@ -31,12 +35,15 @@ use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
-pub use image::{config_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
+pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView};
+pub use dockerfile::dockerfile;
+pub use image::{config_href, dockerfile_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use search::{search_hits, search_home, search_layer};
 pub use sizes::sizes;
 pub use slots::{RenderSlot, RenderSlots};
 pub use tags::tags;

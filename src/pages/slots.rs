@@ -53,7 +53,7 @@ impl RenderSlots {
     }
 
     /// The page `render` makes, made in a slot off the runtime's threads; a 503 when no
-    /// slot frees up within [`WAIT`].
+    /// slot frees up within `WAIT`.
     pub async fn render<T, F>(&self, render: F) -> Result<T, Error>
     where
         T: Send + 'static,

@@ -11,6 +11,8 @@ use crate::registry::TagPage;
 struct TagRow {
     name: String,
     href: String,
+    /// The diff page that asks what to compare this tag with.
+    compare: String,
 }
 
 #[derive(Template)]
@@ -36,7 +38,10 @@ pub fn tags(repo: &Repository, last: Option<&str>, page: &TagPage) -> String {
     let tags = page
         .tags
         .iter()
-        .map(|tag| TagRow { name: tag.clone(), href: format!("./?image={}", encode(&repo.image_text(tag))) })
+        .map(|tag| {
+            let image = encode(&repo.image_text(tag));
+            TagRow { name: tag.clone(), href: format!("./?image={image}"), compare: format!("./diff?a={image}") }
+        })
         .collect();
     render(&Tags {
         frame: Frame { title: format!("{name} tags"), image: name.clone() },

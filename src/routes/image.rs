@@ -36,11 +36,13 @@ impl App {
             }
         };
         let (config, referrers) = tokio::join!(config, self.registry.referrers(&reference, &fetched.digest));
+        self.catalog_image(&reference, &fetched, config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| &c.config));
         let quota = self.registry.pull_quota(reference.registry()).await;
         let page = page_number(pairs)?;
         // A manifest of 4 MiB lists tens of thousands of layers: rendered in a slot, a
         // page of them at a time.
         let shown = reference.clone();
+        let page_fetched = fetched.clone();
         let html = self
             .renders
             .render(move || {
@@ -49,10 +51,10 @@ impl App {
                     referrers: &referrers,
                     quota,
                 };
-                pages::image_at(&shown, &fetched, &extras, page)
+                pages::image_at(&shown, &page_fetched, &extras, page)
             })
             .await??;
-        Ok(immutable_by_digest(&reference, html_response(StatusCode::OK, html)))
+        Ok(immutable_by_digest(&reference, &fetched, html_response(StatusCode::OK, html)))
     }
 
     /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.
@@ -62,13 +64,18 @@ impl App {
             image.ok_or_else(|| Error::bad_request("the config page needs ?image="))?.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
         let (config, digest, from_manifest) = self.config_of(&reference, &fetched).await?;
-        let response = html_response(StatusCode::OK, pages::config(&reference, &digest, &config, from_manifest));
-        Ok(immutable_by_digest(&reference, response))
+        let layers = match &fetched.manifest {
+            Manifest::Image(manifest) => crate::image::load::layer_links(&reference, manifest),
+            Manifest::Index(_) => Vec::new(),
+        };
+        let html = pages::config(&reference, &digest, &config, from_manifest, &layers);
+        let response = html_response(StatusCode::OK, html);
+        Ok(immutable_by_digest(&reference, &fetched, response))
     }
 
     /// The config of an image manifest, its digest, and whether it was made from the
     /// manifest (schema 1) rather than read as a blob.
-    async fn config_of(
+    pub(super) async fn config_of(
         &self,
         reference: &ImageReference,
         fetched: &FetchedManifest,
@@ -86,9 +93,15 @@ impl App {
 }
 
 /// A page addressed by digest never changes: let browsers and proxies keep it rather
-/// than spend a registry pull on a reload.
-fn immutable_by_digest(reference: &ImageReference, mut response: Response<Body>) -> Response<Body> {
-    if reference.digest().is_some() {
+/// than spend a registry pull on a reload. Only when what it shows is what the digest
+/// says: the registry client has seen the name's repository serve the digest, and the
+/// manifest's bytes have that digest (unchecked with `verify_digests` off, they may not).
+pub(super) fn immutable_by_digest(
+    reference: &ImageReference,
+    fetched: &FetchedManifest,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    if reference.digest() == Some(&fetched.digest) {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     }
     response

@@ -1,5 +1,7 @@
 //! The inside of one layer: its files by size, its folders, one entry, one file saved.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
@@ -10,8 +12,9 @@ use crate::body::Body;
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
 use crate::image::search::Search;
+use crate::index::LayerIndex;
 use crate::layer::entry::Kind;
-use crate::layer::inspect::FileToSave;
+use crate::layer::inspect::{ByIndex, FileToSave};
 use crate::layer::link::{Here, LayerPath};
 use crate::layer::listing::{Listing, Lookup};
 use crate::pages;
@@ -63,9 +66,30 @@ impl App {
             let root = LayerPath::root();
             return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root, 1)).await;
         }
-        let listing = self.layers.listing(&self.registry, &link).await?;
+        // A preview that finds the index stale has dropped it: the page is made again,
+        // the file looked up by its path in the fresh read.
+        for _ in 0..2 {
+            let layer = self.layers.index(&self.registry, &link).await?;
+            if let Some(response) = self.browse_in(method, &link, &path, wants_dir, pairs, &layer).await? {
+                return Ok(response);
+            }
+        }
+        Err(stale_twice())
+    }
+
+    /// `fs/PATH` by `layer`'s listing; `None` when the preview found `layer` stale.
+    async fn browse_in(
+        &self,
+        method: &Method,
+        link: &DownloadLink,
+        path: &LayerPath,
+        wants_dir: bool,
+        pairs: &[(String, String)],
+        layer: &Arc<LayerIndex>,
+    ) -> Result<Option<Response<Body>>, Error> {
+        let listing = &layer.listing;
         let entry = match listing.lookup(path.as_bytes()) {
-            Lookup::Missing => return Err(missing(&listing, &path)),
+            Lookup::Missing => return Err(missing(listing, path)),
             Lookup::ImpliedDir => None,
             Lookup::Entry(e) if e.entry.kind == Kind::Dir => None,
             Lookup::Entry(e) => Some(e),
@@ -73,31 +97,33 @@ impl App {
         let html = match (entry, wants_dir) {
             (None, true) => {
                 let page = page_number(pairs)?;
-                if page > pages::dir_pages(&link, &listing, &path) {
+                if page > pages::dir_pages(link, listing, path) {
                     return Err(Error::not_found(format!("{} has no page {page}", path.display())));
                 }
                 let (link, listing, path) = (link.clone(), listing.clone(), path.clone());
                 self.renders.render(move || pages::layer_dir(&link, &listing, &path, page)).await?
             }
-            (None, false) => return Ok(redirect(&Here::file(&path).fs(&link, &path, true))),
-            (Some(_), true) => return Ok(redirect(&Here::dir(&path).fs(&link, &path, false))),
+            (None, false) => return Ok(Some(redirect(&Here::file(path).fs(link, path, true)))),
+            (Some(_), true) => return Ok(Some(redirect(&Here::dir(path).fs(link, path, false)))),
             (Some(e), false) => {
                 let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
                 let preview = match content {
-                    Some(c) => match self.layers.preview(&self.registry, &link, c.index).await {
+                    Some(c) => match self.layers.preview(&self.registry, link, layer, c.index).await {
+                        Ok(ByIndex::Stale) => return Ok(None),
+                        Ok(ByIndex::Read(preview)) => Some(Ok(preview)),
                         // Busy is the whole answer: 503 with Retry-After, as for downloads;
                         // so is a blob that is not what its digest says.
                         Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE || e.is_digest_mismatch() => {
                             return Err(e)
                         }
-                        read => Some(read),
+                        Err(e) => Some(Err(e)),
                     },
                     None => None,
                 };
-                pages::layer_file(&link, &listing, e, &path, preview)
+                pages::layer_file(link, listing, e, path, preview)
             }
         };
-        Ok(html_response(StatusCode::OK, html))
+        Ok(Some(html_response(StatusCode::OK, html)))
     }
 
     /// `save/PATH`: one file of the layer, as an attachment under its own name.
@@ -115,19 +141,27 @@ impl App {
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             return Err(Error::bad_request("this blob is not a filesystem layer; download it whole instead"));
         }
-        let listing = self.layers.listing(&self.registry, &link).await?;
-        let Lookup::Entry(e) = listing.lookup(path.as_bytes()) else {
-            return Err(missing(&listing, &path));
-        };
-        let content = listing.content_of(e.index).ok_or_else(|| {
-            Error::bad_request(format!(
-                "{} is not a file: only files (and hard links to them) can be saved",
-                path.display()
-            ))
-        })?;
         let name = String::from_utf8_lossy(path.name()).into_owned();
-        let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
-        self.layers.save(&self.registry, &link, method, file).await
+        // A save that finds the index stale has dropped it: the file is looked up again
+        // by its path, its size and kind as the fresh read found them.
+        for _ in 0..2 {
+            let layer = self.layers.index(&self.registry, &link).await?;
+            let listing = &layer.listing;
+            let Lookup::Entry(e) = listing.lookup(path.as_bytes()) else {
+                return Err(missing(listing, &path));
+            };
+            let content = listing.content_of(e.index).ok_or_else(|| {
+                Error::bad_request(format!(
+                    "{} is not a file: only files (and hard links to them) can be saved",
+                    path.display()
+                ))
+            })?;
+            let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
+            if let ByIndex::Read(response) = self.layers.save(&self.registry, &link, method, &layer, file).await? {
+                return Ok(response);
+            }
+        }
+        Err(stale_twice())
     }
 
     /// A layer's page on the first visit. When the layer's index comes within
@@ -205,6 +239,12 @@ impl App {
         };
         Ok(html_response(StatusCode::OK, pages::not_a_layer(link, here, head)))
     }
+}
+
+/// 502 when a fresh read of the layer, too, did not have the file where it put it: the
+/// registry's ranges disagree with its whole blob.
+fn stale_twice() -> Error {
+    Error::bad_gateway("the layer's blob did not have the file where a fresh read of it found it; the registry's ranges do not match its blob")
 }
 
 /// 404 for a path not in the layer (or not in the part of it that could be read).

@@ -8,6 +8,7 @@
 //! | `GET /?repo=REPO[&last=TAG]` | the repository's tags, 100 a page, each linking to its image |
 //! | `GET /?image=REF` | the image's layers with their build steps and referrers (or, for an index, its platforms) |
 //! | `GET /config?image=REF` | the image's config: what a container runs with, then the raw JSON |
+//! | `GET /dockerfile?image=REF` | the image's Dockerfile, rebuilt from its history |
 //! | `GET /download?image=REF&digest=D&layer=N&mt=MT` | the layer, as a file |
 //! | `GET /files?image=REF&digest=D&layer=N&mt=MT[&page=P]` | the layer's entries, largest first |
 //! | `GET /fs/PATH/?image=…` | one directory of the layer (`/fs/?…` is its root) |
@@ -18,15 +19,21 @@
 //! | `GET /layers/PATH?image=REF` | every layer's version of one path of the merged filesystem |
 //! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
+//! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
+//! | explore's forms: `/size/…`, `/fs/REPO@DIGEST/…`, `/layers/IMAGE/…`, `/sizes/…`, `/?blob=…` | a 302 to the page above that answers it (see `explore_compat`) |
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod diff;
+mod dockerfile;
 mod download;
+mod explore_compat;
 mod image;
 mod layer;
 mod respond;
+mod search;
 mod tags;
 mod whole;
 
@@ -35,9 +42,11 @@ use std::sync::Arc;
 use http::{Method, Request, Response};
 
 use crate::body::Body;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
 use crate::error::Error;
+use crate::explore::contents::ContentHashes;
 use crate::hashing::HashWorkers;
 use crate::image::load::ImageLoader;
 use crate::layer::inspect::Inspector;
@@ -62,13 +71,24 @@ pub struct App {
     /// Image configs and merged views, cached by digest.
     images: ImageLoader,
     metrics: Arc<Metrics>,
+    /// Every layer and image seen, for `/search`.
+    catalog: Catalog,
+    /// File hashes read for diffs.
+    hashes: ContentHashes,
 }
 
 impl App {
-    /// An application serving with `config`.
+    /// An application serving with `config`; panics when its catalog cannot be opened
+    /// (in-process tests: serving uses [`App::try_new`]).
     pub fn new(config: Arc<Config>) -> App {
+        App::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An application serving with `config`, or why it cannot start (its catalog).
+    pub fn try_new(config: Arc<Config>) -> Result<App, String> {
         let metrics = Arc::new(Metrics::default());
-        App {
+        let catalog = Catalog::open(&config)?;
+        Ok(App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions {
                 verify: config.verify_digests,
@@ -76,12 +96,14 @@ impl App {
                 hashing: Arc::new(HashWorkers::per_core()),
             },
             multipart: Multipart::new(&config),
-            layers: Arc::new(Inspector::new(&config, metrics.clone())),
+            layers: Arc::new(Inspector::new(&config, metrics.clone()).observed_by(Arc::new(catalog.clone()))),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
             images: ImageLoader::default(),
             registry: Arc::new(RegistryClient::new(config, metrics.clone())),
             metrics,
-        }
+            catalog,
+            hashes: ContentHashes::default(),
+        })
     }
 
     /// The metrics this application counts into.
@@ -106,11 +128,13 @@ impl App {
         } else {
             let method = request.method();
             match request.uri().path() {
+                path if explore_compat::is_explore(path, &pairs) => self.explore(path, &pairs).await,
                 "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
                     Some(repo) => self.tags_page(repo, &pairs).await,
                     None => self.image_page(&pairs).await,
                 },
                 "/config" => self.config_page(&pairs).await,
+                "/dockerfile" => self.dockerfile_page(&pairs).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
                 "/files" => self.files(method, &pairs).await,
                 "/fs" => DownloadLink::from_query(&pairs)
@@ -121,6 +145,8 @@ impl App {
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
                 path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
                 "/sizes" => self.sizes(&pairs).await,
+                "/search" => self.search(&pairs).await,
+                "/diff" => self.diff(&pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -140,6 +166,7 @@ pub fn route_label(path: &str) -> &'static str {
     match path {
         "/" => "page",
         "/config" => "config",
+        "/dockerfile" => "dockerfile",
         "/download" => "download",
         "/files" => "files",
         "/healthz" => "healthz",
@@ -148,6 +175,8 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/save/") => "save",
         p if p == "/layers" || p.starts_with("/layers/") => "merged",
         "/sizes" => "sizes",
+        "/search" => "search",
+        "/diff" => "diff",
         _ => "other",
     }
 }

@@ -1,6 +1,7 @@
 //! The whole image at once: its merged filesystem (folders, entries, a search across
 //! every layer) and where its bytes go. Each reads every layer's listing, through the
-//! layer indexes, and keeps the merged view by manifest digest.
+//! layer indexes, and keeps the merged view by manifest digest (shared only by names
+//! seen to serve that manifest: see [`crate::image::load`]).
 
 use std::sync::Arc;
 
@@ -30,9 +31,9 @@ enum View {
 }
 
 /// An image manifest's layers, linked as its image page numbers them, and merged.
-struct Merged {
-    layers: Vec<DownloadLink>,
-    fs: Arc<MergedFs>,
+pub(super) struct Merged {
+    pub(super) layers: Vec<DownloadLink>,
+    pub(super) fs: Arc<MergedFs>,
 }
 
 impl App {
@@ -126,7 +127,7 @@ impl App {
     /// merge holds every listing, so merges at once are bounded by the slots); first
     /// every one must be a filesystem layer (an artifact's blobs, a signature or an
     /// SBOM, have no files to merge), and a refused merge is refused before the wait.
-    async fn merged_layers(
+    pub(super) async fn merged_layers(
         &self,
         reference: &ImageReference,
         manifest_digest: &Digest,
@@ -144,13 +145,14 @@ impl App {
                 other.media_type
             )));
         }
-        if let Some(refused) = self.images.refusal(manifest_digest).await {
+        if let Some(refused) = self.images.refusal(&self.registry.content_key(reference, manifest_digest)).await {
             return Err(refused);
         }
         let slot = self.renders.take().await?;
         // Made in the slot: a manifest of 4 MiB has tens of thousands of layers.
         let layers = load::layer_links(reference, manifest);
         let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
+        self.catalog.record_image(reference, manifest_digest, manifest, None);
         Ok((slot, Merged { layers, fs }))
     }
 }

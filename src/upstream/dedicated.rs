@@ -8,7 +8,7 @@
 //!
 //! Because the connection is the blob's alone, its read size can be chosen per blob: a
 //! few downloads borrow large read buffers from a fixed [`ReadBufferPool`] (fewer system
-//! calls per GiB), and the rest read [`READ_MIN`] at a time, so that memory stays bounded
+//! calls per GiB), and the rest read `READ_MIN` at a time, so that memory stays bounded
 //! however many downloads run.
 
 use std::future::Future;
@@ -48,8 +48,8 @@ const READ_MAX: usize = 4 << 20;
 /// Read buffer beyond [`READ_MIN`] that all blob connections may borrow together.
 const POOL_SIZE: usize = 8 << 20;
 
-/// Read buffer beyond [`READ_MIN`], lent to blob connections: the first downloads get
-/// [`READ_MAX`], the rest [`READ_MIN`] until a loan is returned.
+/// Read buffer beyond `READ_MIN`, lent to blob connections: the first downloads get
+/// `READ_MAX`, the rest `READ_MIN` until a loan is returned.
 #[derive(Clone)]
 pub struct ReadBufferPool(Arc<AtomicUsize>);
 

@@ -21,10 +21,16 @@
 //! `Content-Range` names the range and the blob's total. Until it arrives the first
 //! connection is kept; an answer of 200 (the registry ignores `Range`), or a first chunk
 //! that cannot be had, leaves the download on its first connection as if nothing had
-//! been tried. After that, a chunk that breaks is asked for again from where it broke,
-//! up to `retries.attempts` times: blobs are content-addressed, and the digest is still
-//! checked over the whole stream by [`crate::download`], so a retried range cannot slip
-//! wrong bytes through.
+//! been tried. After that, a chunk that breaks (or, once any chunk's 206 has shown
+//! that ranges work, is answered 200 after all: a CDN node that ignores `Range` behind
+//! one that honoured it) is asked for again from where
+//! it broke, up to `retries.attempts` times: blobs are content-addressed, and the
+//! digest is still checked over the whole stream by [`crate::download`], so a retried
+//! range cannot slip wrong bytes through. A chunk that cannot be had within its tries
+//! does not end the download while the registry still serves the blob: the chunks are
+//! dropped and the rest comes over one connection from where the client is (a range
+//! from there, or the whole blob read past the bytes the client has), as if the
+//! download had never split.
 //!
 //! Which URL a chunk comes from (the CDN's, again after a signed URL expires) and with
 //! which credentials is the registry's business: see [`RangeSource`].
@@ -33,6 +39,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -237,6 +244,12 @@ pub struct Fetch {
     first_rest: Option<Bytes>,
     /// The offset in the blob of the next byte out.
     pos: u64,
+    /// Bytes of `first` to drop before any is passed on: a connection resumed from
+    /// `pos` that was answered with the whole blob.
+    skip: u64,
+    /// Where a resumed connection's bytes end (the response's end), when it may carry
+    /// more (the whole blob).
+    stop: Option<u64>,
     mode: Mode,
 }
 
@@ -247,6 +260,16 @@ enum Mode {
     Watching { plan: Box<Plan>, since: Option<Instant>, bytes: u64, wait: Wait },
     /// The rest comes in chunks.
     Split(Box<Chunked>),
+    /// A chunk could not be had: the rest is being asked for over one connection.
+    Resuming(Box<Resuming>),
+}
+
+/// The request that takes a download back to one connection, from where the client is.
+struct Resuming {
+    connecting: BoxFuture<'static, Result<Response<UpstreamBody>, Error>>,
+    /// The response's end (exclusive) and the blob's size.
+    end: u64,
+    total: u64,
 }
 
 /// Time spent waiting on the first connection: the link's share of the time, as opposed
@@ -274,6 +297,8 @@ struct Chunked {
     pending: VecDeque<ChunkTask>,
     /// The frames of the chunk being sent.
     current: VecDeque<Bytes>,
+    /// Set by the first 206 of exactly the range asked for, shared by the chunks' tasks.
+    ranges_work: Arc<AtomicBool>,
 }
 
 /// One chunk on its way, fetched by a task of its own; aborted if the download ends first.
@@ -297,7 +322,7 @@ impl Fetch {
             }
             None => (0, Mode::Single),
         };
-        Fetch { first: Some(first), first_rest: None, pos, mode }
+        Fetch { first: Some(first), first_rest: None, pos, skip: 0, stop: None, mode }
     }
 
     /// Whether the download has gone over to chunks (for tests and logs).
@@ -330,30 +355,74 @@ impl Fetch {
         }
     }
 
-    /// The next frame of the first connection, cut at `limit` (the rest kept).
+    /// The next frame of the first connection, cut at `limit` (the rest kept), once the
+    /// bytes to `skip` are dropped.
     fn poll_first(
         &mut self,
         cx: &mut Context<'_>,
         limit: Option<u64>,
     ) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
-        let Some(first) = &mut self.first else { return Poll::Ready(None) };
-        let frame = match self.first_rest.take() {
-            Some(rest) => Frame::data(rest),
-            None => match ready!(Pin::new(first).poll_frame(cx)) {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => return Poll::Ready(Some(Err(FetchError::Stream(e)))),
-                None => return Poll::Ready(None),
-            },
-        };
-        let Some(mut data) = frame.data_ref().cloned() else { return Poll::Ready(Some(Ok(frame))) };
-        if let Some(limit) = limit {
-            let room = limit.saturating_sub(self.pos);
-            if (data.len() as u64) > room {
-                self.first_rest = Some(data.split_off(room as usize));
+        loop {
+            let Some(first) = &mut self.first else { return Poll::Ready(None) };
+            let frame = match self.first_rest.take() {
+                Some(rest) => Frame::data(rest),
+                None => match ready!(Pin::new(first).poll_frame(cx)) {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return Poll::Ready(Some(Err(FetchError::Stream(e)))),
+                    None => return Poll::Ready(None),
+                },
+            };
+            let Some(mut data) = frame.data_ref().cloned() else { return Poll::Ready(Some(Ok(frame))) };
+            if self.skip > 0 {
+                let n = self.skip.min(data.len() as u64);
+                self.skip -= n;
+                let _ = data.split_to(n as usize);
+                if data.is_empty() {
+                    continue;
+                }
             }
+            if let Some(limit) = limit {
+                let room = limit.saturating_sub(self.pos);
+                if (data.len() as u64) > room {
+                    self.first_rest = Some(data.split_off(room as usize));
+                }
+            }
+            self.pos += data.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(data))));
         }
-        self.pos += data.len() as u64;
-        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    /// The one connection's next frame, up to where a resumed one stops.
+    fn poll_single(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
+        if self.stop.is_some_and(|stop| self.pos >= stop) {
+            return Poll::Ready(None);
+        }
+        self.poll_first(cx, self.stop)
+    }
+
+    /// Leaves the chunks for one connection from `pos`, after `failed` (a chunk that
+    /// could not be had within its tries).
+    fn resume(&mut self, failed: ChunkError) {
+        let Mode::Split(c) = &self.mode else { unreachable!("only called when split") };
+        tracing::debug!(error = %failed, pos = self.pos, "a range failed: the download goes on over one connection");
+        let (source, pos, end, total) = (c.plan.source.clone(), self.pos, c.plan.end, c.plan.total);
+        let connecting = Box::pin(async move { source.fetch(pos, end - 1).await });
+        // Dropping the chunks aborts those in flight and returns the window to the budget.
+        self.mode = Mode::Resuming(Box::new(Resuming { connecting, end, total }));
+    }
+
+    fn poll_resuming(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
+        let Mode::Resuming(r) = &mut self.mode else { unreachable!("only called when resuming") };
+        let answer = ready!(r.connecting.as_mut().poll(cx));
+        let (end, total) = (r.end, r.total);
+        self.mode = Mode::Single;
+        match answer.map_err(ChunkError::Request).and_then(|response| resumed(response, self.pos, end, total)) {
+            Ok((body, skip)) => {
+                (self.first, self.first_rest, self.skip, self.stop) = (Some(body), None, skip, Some(end));
+                self.poll_single(cx)
+            }
+            Err(e) => Poll::Ready(Some(Err(FetchError::Chunk(e)))),
+        }
     }
 
     fn poll_split(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
@@ -389,9 +458,40 @@ impl Fetch {
                     self.mode = Mode::Single;
                     return self.poll_first(cx, None);
                 }
-                Err(e) => return Poll::Ready(Some(Err(FetchError::Chunk(e)))),
+                Err(e) => {
+                    self.resume(e);
+                    return self.poll_resuming(cx);
+                }
             }
         }
+    }
+}
+
+/// The body of a connection resumed from `pos` to `end` (exclusive) of a blob of
+/// `total` bytes, and how many of its bytes come before `pos`: a 206 must carry exactly
+/// that range; a 200 is the whole blob, read past the bytes the client has.
+fn resumed(
+    response: Response<UpstreamBody>,
+    pos: u64,
+    end: u64,
+    total: u64,
+) -> Result<(UpstreamBody, u64), ChunkError> {
+    let length = crate::registry::content_length(response.headers());
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            let range = response.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
+            let answered = range.is_some_and(|v| {
+                content_range(v) == Some((pos, end - 1, total))
+                    && ByteRange::From { first: pos, last: Some(end - 1) }.answered_by(v, length)
+            });
+            if !answered {
+                return Err(ChunkError::OtherBytes);
+            }
+            Ok((response.into_body(), 0))
+        }
+        StatusCode::OK if length.is_none_or(|length| length == total) => Ok((response.into_body(), pos)),
+        StatusCode::OK => Err(ChunkError::OtherBytes),
+        status => Err(ChunkError::Status(status)),
     }
 }
 
@@ -426,6 +526,7 @@ impl Chunked {
             next: split,
             pending: VecDeque::new(),
             current: VecDeque::new(),
+            ranges_work: Arc::default(),
             plan,
         })
     }
@@ -445,8 +546,9 @@ impl Chunked {
         let source = self.plan.source.clone();
         let settings = self.plan.settings.clone();
         let total = self.plan.total;
+        let ranges_work = self.ranges_work.clone();
         let task = tokio::spawn(async move {
-            let _ = send.send(fetch_chunk(&*source, &settings, first, last, total).await);
+            let _ = send.send(fetch_chunk(&*source, &settings, &ranges_work, first, last, total).await);
         });
         ChunkTask { done, task }
     }
@@ -465,7 +567,9 @@ fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
     frames
 }
 
-/// Bytes `first..=last` whole, asked for again from where a try broke off.
+/// Bytes `first..=last` whole, asked for again from where a try broke off. A 200 is
+/// asked for again only once some chunk's 206 has shown that ranges work (`ranges_work`):
+/// before that it is the server's answer that it ignores `Range`.
 ///
 /// They are copied into one buffer of the chunk's size: each frame hyper reads is a
 /// slice of a read buffer (128 KiB or more) that stays allocated as long as any slice
@@ -473,6 +577,7 @@ fn frames_of(mut bytes: Bytes) -> VecDeque<Bytes> {
 async fn fetch_chunk(
     source: &dyn RangeSource,
     settings: &Settings,
+    ranges_work: &AtomicBool,
     first: u64,
     last: u64,
     total: u64,
@@ -482,9 +587,11 @@ async fn fetch_chunk(
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(source, settings.idle, next, last, total, &mut buffer).await {
+        match fetch_once(source, settings.idle, ranges_work, next, last, total, &mut buffer).await {
             Ok(()) => return Ok(buffer.freeze()),
-            Err(e @ ChunkError::Ignored) => return Err(e),
+            // Before any 206, a 200 says the server ignores `Range`; after one, it is a
+            // server (a CDN node) that honoured it a moment ago: ask again.
+            Err(e @ ChunkError::Ignored) if !ranges_work.load(Ordering::Relaxed) => return Err(e),
             Err(e) if tries >= settings.attempts => return Err(e),
             Err(e) => {
                 next = first + buffer.len() as u64;
@@ -494,10 +601,12 @@ async fn fetch_chunk(
     }
 }
 
-/// One try at bytes `next..=last`, appending what arrives to `buffer`.
+/// One try at bytes `next..=last`, appending what arrives to `buffer`; a 206 of exactly
+/// those bytes sets `ranges_work`.
 async fn fetch_once(
     source: &dyn RangeSource,
     idle: Duration,
+    ranges_work: &AtomicBool,
     next: u64,
     last: u64,
     total: u64,
@@ -517,6 +626,7 @@ async fn fetch_once(
     if !answered {
         return Err(ChunkError::OtherBytes);
     }
+    ranges_work.store(true, Ordering::Relaxed);
     let mut body = response.into_body();
     let mut left = last + 1 - next;
     while left > 0 {
@@ -544,7 +654,7 @@ impl Body for Fetch {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, FetchError>>> {
         let this = self.get_mut();
         match this.mode {
-            Mode::Single => this.poll_first(cx, None),
+            Mode::Single => this.poll_single(cx),
             Mode::Watching { .. } => {
                 let Poll::Ready(frame) = this.poll_first(cx, None) else {
                     if let Mode::Watching { wait, .. } = &mut this.mode {
@@ -558,12 +668,15 @@ impl Body for Fetch {
                 Poll::Ready(frame)
             }
             Mode::Split(_) => this.poll_split(cx),
+            Mode::Resuming(_) => this.poll_resuming(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.mode {
             Mode::Split(c) => self.pos >= c.plan.end,
+            Mode::Resuming(_) => false,
+            _ if self.stop.is_some_and(|stop| self.pos >= stop) => true,
             _ => self.first_rest.is_none() && self.first.as_ref().is_none_or(UpstreamBody::is_end_stream),
         }
     }
@@ -571,6 +684,8 @@ impl Body for Fetch {
     fn size_hint(&self) -> SizeHint {
         match (&self.mode, &self.first) {
             (Mode::Split(c), _) => SizeHint::with_exact(c.plan.end - self.pos),
+            (Mode::Resuming(r), _) => SizeHint::with_exact(r.end - self.pos),
+            (_, _) if self.stop.is_some() => SizeHint::with_exact(self.stop.unwrap_or(0).saturating_sub(self.pos)),
             (_, Some(first)) if self.first_rest.is_none() => first.size_hint(),
             _ => SizeHint::default(),
         }

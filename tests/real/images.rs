@@ -10,6 +10,8 @@ use flate2::Compression;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use serde_json::{json, Value};
 
+pub use super::common::digest::{hex, sha256_hex};
+
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
@@ -272,49 +274,4 @@ pub fn image_manifest(media_type: &str, config: &Blob, layers: &[Blob]) -> Vec<u
     })
     .to_string()
     .into_bytes()
-}
-
-/// `sha256` of `bytes` in hex (ring's: fast even in debug builds).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
-
-#[test]
-fn generated_streams_are_reproducible_prefixes() {
-    let whole = generate(7, CHUNK + 21);
-    assert_eq!(whole.len(), CHUNK + 21);
-    assert_eq!(generate(7, 13), whole[..13]);
-    assert_ne!(generate(8, 13), whole[..13]);
-    let blob = Blob::generated(OCI_LAYER_GZIP, 7, CHUNK as u64 + 21);
-    assert_eq!(blob.range(1000, 1999), whole[1000..2000]);
-    assert_eq!(blob.range(CHUNK as u64 - 3, CHUNK as u64 + 20), whole[CHUNK - 3..]);
-    assert_eq!(blob.sha256(), sha256_hex(&whole));
-    // Each chunk has its own keystream, and none is mostly zeros.
-    assert_ne!(whole[..21], whole[CHUNK..]);
-    assert!(whole.iter().filter(|&&b| b == 0).count() < whole.len() / 100);
-}
-
-#[test]
-fn layers_are_real_gzipped_tars() {
-    let layers = sample_layers(OCI_LAYER_GZIP, "x", "amd64");
-    assert_eq!(layers.len(), 3);
-    let gz = layers[0].blob.bytes().unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
-    let paths: Vec<String> =
-        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
-    assert_eq!(paths, ["etc/", "etc/os-release", "etc/hostname"]);
-    // Same input, same bytes.
-    let again = sample_layers(OCI_LAYER_GZIP, "x", "amd64");
-    assert_eq!(again[2].blob.digest, layers[2].blob.digest);
 }

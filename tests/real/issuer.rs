@@ -12,7 +12,11 @@
 //! It serves `GET /token?service=…&scope=repository:NAME:ACTIONS` (the scope may repeat)
 //! and answers `{"token","access_token","expires_in","issued_at"}`. Anonymous callers get
 //! `pull` only; `push` (and `delete`) need Basic [`PUSH_USERNAME`]/[`PUSH_PASSWORD`];
-//! wrong credentials get 401. Every request is counted under each `scope` it names (or
+//! wrong credentials get 401. A repository under [`REFUSED_PREFIX`] is granted nothing,
+//! so the registry refuses it as it refuses a stranger a private repository (401,
+//! `insufficient_scope`). [`TokenIssuer::set_wording`] makes the answer's `expires_in` and
+//! `issued_at` as odd as some token servers send them (the JWT inside stays valid). Every
+//! request is counted under each `scope` it names (or
 //! `""` without one), before any check, so tests can assert how often a client asked.
 //!
 //! The server runs on a current-thread tokio runtime on a thread of its own, so it serves
@@ -37,6 +41,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
 
+use super::common::digest::hex;
+
 /// `auth.token.service` in the registry's config, and so every token's `aud`.
 pub const SERVICE: &str = "layerpipe-e2e-registry";
 /// `auth.token.issuer` in the registry's config, and so every token's `iss`.
@@ -47,6 +53,24 @@ pub const PUSH_USERNAME: &str = "e2e-pusher";
 pub const PUSH_PASSWORD: &str = "e2e-push-password";
 /// How long a minted token lives, in seconds (`expires_in`).
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
+/// Repositories whose names start with this are granted no access at all.
+pub const REFUSED_PREFIX: &str = "refused/";
+
+/// How the issuer words the lifetime in its answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wording {
+    /// `expires_in` as sent; `None` leaves it out.
+    pub expires_in: Option<serde_json::Value>,
+    /// How far behind the true time `issued_at` is, in seconds (a token server whose
+    /// clock runs behind).
+    pub issued_at_behind_secs: u64,
+}
+
+impl Default for Wording {
+    fn default() -> Wording {
+        Wording { expires_in: Some(json!(TOKEN_LIFETIME_SECS)), issued_at_behind_secs: 0 }
+    }
+}
 
 /// A running token issuer; see the module docs.
 pub struct TokenIssuer {
@@ -64,6 +88,7 @@ struct State {
     certificate_pem: String,
     /// Requests served, by scope.
     requests: Mutex<HashMap<String, usize>>,
+    wording: Mutex<Wording>,
 }
 
 /// One entry of a token's `access` claim.
@@ -98,6 +123,7 @@ impl TokenIssuer {
             header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
             certificate_pem: certificate.pem(),
             requests: Mutex::new(HashMap::new()),
+            wording: Mutex::new(Wording::default()),
         });
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the token issuer");
@@ -164,6 +190,11 @@ impl TokenIssuer {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// Words the answers from now on as `wording` says.
+    pub fn set_wording(&self, wording: Wording) {
+        *self.state.wording.lock().unwrap() = wording;
+    }
+
     /// A token for `subject` granting exactly `access`, valid for [`TOKEN_LIFETIME_SECS`]
     /// (for tests that want a token without asking over HTTP).
     pub fn mint(&self, subject: &str, access: &[Access]) -> String {
@@ -224,6 +255,7 @@ impl State {
                 .actions
                 .iter()
                 .filter(|action| action.as_str() == "pull" || user.is_some())
+                .filter(|_| !requested.name.starts_with(REFUSED_PREFIX))
                 .cloned()
                 .collect();
             if !actions.is_empty() {
@@ -232,12 +264,15 @@ impl State {
         }
         let now = unix_now();
         let token = self.mint(user.unwrap_or(""), &access, now);
-        let body = json!({
+        let wording = self.wording.lock().unwrap().clone();
+        let mut body = json!({
             "token": token,
             "access_token": token,
-            "expires_in": TOKEN_LIFETIME_SECS,
-            "issued_at": rfc3339(now),
+            "issued_at": rfc3339(now.saturating_sub(wording.issued_at_behind_secs)),
         });
+        if let Some(expires_in) = wording.expires_in {
+            body["expires_in"] = expires_in;
+        }
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
         response
@@ -290,7 +325,7 @@ fn basic_user(value: &str) -> Option<&'static str> {
 
 /// `repository:NAME:a,b`: the name may hold `:` (a registry host with a port), the
 /// actions never do.
-fn parse_scope(scope: &str) -> Option<Access> {
+pub fn parse_scope(scope: &str) -> Option<Access> {
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
     if kind.is_empty() || name.is_empty() {
@@ -304,7 +339,7 @@ fn parse_scope(scope: &str) -> Option<Access> {
 }
 
 /// `a=b&c=d`, percent- and `+`-decoded.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -343,16 +378,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// `2024-05-01T12:00:00Z` for seconds since the epoch (Howard Hinnant's civil_from_days).
-fn rfc3339(secs: u64) -> String {
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -365,27 +396,4 @@ fn rfc3339(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-#[test]
-fn rfc3339_dates() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
-}
-
-#[test]
-fn scopes_and_queries() {
-    let a = parse_scope("repository:127.0.0.1:5000/a/b:pull,push").unwrap();
-    assert_eq!(a.name, "127.0.0.1:5000/a/b");
-    assert_eq!(a.actions, ["pull", "push"]);
-    assert!(parse_scope("repository:pull").is_none());
-    assert_eq!(
-        parse_query("scope=repository%3Aa%2Fb%3Apull&service=x+y&bad=%zz%4%+1"),
-        [
-            ("scope".to_owned(), "repository:a/b:pull".to_owned()),
-            ("service".to_owned(), "x y".to_owned()),
-            ("bad".to_owned(), "%zz%4% 1".to_owned()),
-        ]
-    );
 }

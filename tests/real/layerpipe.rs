@@ -1,18 +1,19 @@
-//! layerpipe in-process, with a [`RealRegistry`](super::RealRegistry) listed.
+//! layerpipe in-process, with a [`RealRegistry`](super::RealRegistry) listed; served by
+//! the runner both kits share (tests/common/layerpipe.rs).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use layerpipe::config::Config;
-use layerpipe::routes::App;
 
+use super::common::layerpipe::Running;
 use super::RealRegistry;
 
 /// layerpipe serving on 127.0.0.1 until dropped.
 pub struct Layerpipe {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Serving until this is dropped.
+    running: Running,
 }
 
 impl Layerpipe {
@@ -47,26 +48,12 @@ impl Layerpipe {
 
     /// layerpipe with `config` as it is.
     pub async fn with_config(config: Config) -> Layerpipe {
-        let app = Arc::new(App::new(Arc::new(config)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind layerpipe");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(layerpipe::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        Layerpipe { base, stop: Some(stop) }
+        let running = Running::start(config).await;
+        Layerpipe { base: running.base(), running }
     }
 
     /// The absolute URL of a link on one of layerpipe's pages (all relative to `/`).
     pub fn url(&self, href: &str) -> String {
         format!("{}/{}", self.base, href.trim_start_matches("./"))
-    }
-}
-
-impl Drop for Layerpipe {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

@@ -15,12 +15,15 @@
 // Shared support: each test file uses only part of it, re-exports included.
 #![allow(dead_code, unused_imports)]
 
-pub mod html;
+// Shared with tests/support: the layerpipe runner, SHA-256 and the page's links.
+#[path = "../common/mod.rs"]
+pub mod common;
 pub mod images;
 pub mod issuer;
 pub mod layered;
 pub mod layerpipe;
 pub mod nginx;
+pub mod postgres;
 pub mod push;
 pub mod relay;
 pub mod tls;
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use common::html;
 pub use images::{Blob, Content};
 pub use issuer::{TokenIssuer, ISSUER, PUSH_PASSWORD, PUSH_USERNAME, SERVICE};
 pub use layerpipe::Layerpipe;
@@ -112,6 +116,14 @@ impl RealRegistry {
             .filter_map(|l| l.split_once(&start).map(|(_, rest)| rest.split(' ').next().unwrap_or("")))
             .filter(|uri| uri.contains(uri_part))
             .count()
+    }
+
+    /// How many requests of `method` for exactly `uri` the registry has answered (`/v2/`
+    /// for its pings, which [`RealRegistry::requests`] cannot single out).
+    pub fn requests_of(&self, method: &str, uri: &str) -> usize {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let request = format!("\"{method} {uri} ");
+        log.lines().filter(|l| l.contains(&request)).count()
     }
 
     /// The end of the registry's log (its stdout and stderr), for failure messages.

@@ -1,7 +1,11 @@
 //! In-process fakes on loopback for what a real registry cannot be made to do on demand
 //! (cut a stream, corrupt a blob, redirect to a second host), plus a client and a way to
-//! run layerpipe itself in the test's runtime.
+//! run layerpipe itself in the test's runtime (the runner tests/real uses too).
 #![allow(dead_code)]
+
+// Shared with tests/real: the layerpipe runner, SHA-256 and the page's links.
+#[path = "../common/mod.rs"]
+pub mod common;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +25,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
+
+use common::layerpipe::Running;
+// Each test binary names only some of these.
+#[allow(unused_imports)]
+pub use common::{digest::sha256_hex, html::download_links};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -183,10 +192,6 @@ impl FakeServer {
     }
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
-}
-
 pub fn digest(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }
@@ -227,6 +232,10 @@ pub struct FakeBlob {
     pub range_faults: Arc<Mutex<Vec<(usize, usize)>>>,
     /// Range GETs of this blob so far, registry and CDN together.
     pub range_gets: Arc<AtomicUsize>,
+    /// n: the nth range GET of this blob (from 1) is answered 200 with the whole blob,
+    /// as if `Range` were not there (a CDN node that ignores it behind others that
+    /// honour it).
+    pub range_ignored: Arc<Mutex<Vec<usize>>>,
     /// With `via_cdn`: each redirect signs the CDN URL anew, and the CDN answers 403 to a
     /// signature that has already served this many GETs (an expired signed URL).
     pub signature_uses: Option<usize>,
@@ -255,6 +264,7 @@ impl FakeBlob {
             throttle: None,
             range_faults: Arc::default(),
             range_gets: Arc::default(),
+            range_ignored: Arc::default(),
             signature_uses: None,
         }
     }
@@ -462,6 +472,11 @@ fn serve_blob(blob: &FakeBlob, headers: &HeaderMap) -> FakeResponse {
             return r;
         }
         let nth = blob.range_gets.fetch_add(1, Ordering::SeqCst) + 1;
+        if blob.range_ignored.lock().unwrap().contains(&nth) {
+            let mut r = Response::new(Chunks::new(data).throttled(blob.throttle));
+            r.headers_mut().insert("content-length", HeaderValue::from(total));
+            return r;
+        }
         let fault = blob.range_faults.lock().unwrap().iter().find(|&&(n, _)| n == nth).map(|&(_, after)| after);
         let r = if let Ranges::Cut(how) = blob.ranges {
             let mut r = Response::new(Chunks::cut(data.slice(a..=b), 0, how));
@@ -511,7 +526,8 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// layerpipe running in this test's runtime.
 pub struct Layerpipe {
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Serving until this is dropped.
+    running: Running,
 }
 
 impl Layerpipe {
@@ -522,14 +538,8 @@ impl Layerpipe {
         if !config_json.contains("\"index\"") {
             config.index.dir = Default::default();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Arc::new(layerpipe::routes::App::new(Arc::new(config)));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(layerpipe::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        Layerpipe { addr, stop: Some(stop) }
+        let running = Running::start(config).await;
+        Layerpipe { addr: running.addr, running }
     }
 
     /// layerpipe configured with `fake` as a listed registry.
@@ -543,14 +553,6 @@ impl Layerpipe {
 
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
-    }
-}
-
-impl Drop for Layerpipe {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -604,16 +606,4 @@ pub async fn fetch_hashed(url: &str) -> Result<(StatusCode, HeaderMap, String, u
         }
     }
     Ok((parts.status, parts.headers, format!("{:x}", hasher.finalize()), len))
-}
-
-/// The `href`s of every `<a>` whose text is exactly `[x]`, HTML entities decoded.
-pub fn download_links(html: &str) -> Vec<String> {
-    let mut links = Vec::new();
-    for piece in html.split("<a href=\"").skip(1) {
-        let (href, rest) = piece.split_once('"').unwrap();
-        if rest.starts_with(">[x]</a>") {
-            links.push(href.replace("&amp;", "&"));
-        }
-    }
-    links
 }

@@ -3,7 +3,7 @@
 //!
 //! A test CA and a certificate for 127.0.0.1 are made with the `openssl` command at run
 //! time (never committed). An nginx "front" terminates TLS with that certificate and
-//! passes requests to the in-process origin (harness.rs), naming itself as the token
+//! passes requests to the in-process origin (origin.rs), naming itself as the token
 //! realm; its CPU is not measured. One
 //! blob is downloaded, interleaved, through:
 //!
@@ -16,7 +16,18 @@
 //! Both with the hyper client and with curl, each with the proxy's CPU per GiB, as the
 //! loopback table has them. `LOAD_BLOB_MIB` (default 1024) and `LOAD_RUNS` apply.
 
-use super::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use super::blobs::{Blobs, TTFB_BLOB_BYTES};
+use super::client::{client, curl_download, download, Endpoint};
+use super::options::{require_nginx, Options};
+use super::origin::Origin;
+use super::procfs::{clock_ticks, cpu_seconds};
+use super::proxy::{free_port, set_mode, Proxy};
+use super::report::{cell, mbps, median, GIB, MIB};
 
 /// The certificate files.
 struct Certificates {

@@ -1,4 +1,8 @@
 //! Reading layerpipe's pages in tests: its HTML escaping undone, its `[x]` links found.
+//!
+//! An image page's layer table offers each layer as `<a href="download?…">[x]</a>`. The
+//! links are found by their href and then checked to be `[x]`, so that a page whose link
+//! text changed fails loudly instead of looking like a page without downloads.
 
 /// Undoes the page's HTML escaping of attribute values.
 pub fn unescape(s: &str) -> String {
@@ -6,6 +10,8 @@ pub fn unescape(s: &str) -> String {
 }
 
 /// The `href`s of every `<a href="download?…">[x]</a>`, in page order, unescaped.
+///
+/// Panics on a `download?` link whose text is not `[x]`.
 pub fn download_links(html: &str) -> Vec<String> {
     const START: &str = "<a href=\"download?";
     html.match_indices(START)

@@ -12,12 +12,27 @@
 //! `LOAD_WAN_DELAY_MS` (first-byte delay, default 30), `LOAD_BLOB_MIB` (default 256 in
 //! this profile), `LOAD_RUNS`. Every download is hashed by the client and must match.
 
-use std::sync::atomic::AtomicBool;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::*;
+use super::blobs::{hex, Blobs, TTFB_BLOB_BYTES};
+use super::client::{client, BenchClient, Endpoint};
+use super::nginx::{project_nginx_directives, tuned};
+use super::options::{require_nginx, Options};
+use super::origin::Origin;
+use super::procfs::{peak_rss_mib, reset_peak_rss};
+use super::proxy::{set_mode, Proxy};
+use super::report::{cell, mbps, median, MIB};
 
 /// The relay's settings.
 #[derive(Clone, Copy, Debug)]

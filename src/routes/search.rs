@@ -1,0 +1,67 @@
+//! `/search`: the catalog's pages. `?q=TEXT` finds entries of every catalogued layer by
+//! path, `?layer=DIGEST` lists the images that ship a layer, and neither shows the form.
+//! Also where the image page hands its image to the catalog ([`App::catalog_image`]),
+//! so that it needs one call.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+
+use super::respond::html_response;
+use super::App;
+use crate::body::Body;
+use crate::catalog::search::{self, NameSearch};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::image::config::ImageConfig;
+use crate::manifest::{FetchedManifest, Manifest};
+use crate::pages;
+use crate::query;
+use crate::reference::ImageReference;
+
+impl App {
+    /// `/search`, `/search?q=TEXT[&after=ROW]`, `/search?layer=DIGEST`.
+    pub(super) async fn search(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let text = |name: &str| query::get(pairs, name).map(str::trim).filter(|s| !s.is_empty());
+        if let Some(digest) = text("layer") {
+            let digest: Digest = digest.parse().map_err(|e| Error::bad_request(format!("layer: {e}")))?;
+            let key = digest.to_string();
+            let usage = self.catalog.read(move |store| search::layer_usage(store, &key)).await?;
+            return Ok(html_response(StatusCode::OK, pages::search_layer(&digest, &usage)));
+        }
+        let Some(q) = text("q") else {
+            let totals = self.catalog.read(|store| store.totals()).await?;
+            return Ok(html_response(StatusCode::OK, pages::search_home(totals)));
+        };
+        let found = NameSearch::parse(q).map_err(Error::bad_request)?;
+        let after = match query::get(pairs, "after") {
+            None => None,
+            Some(after) => Some(
+                after
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|a| *a >= 0)
+                    .ok_or_else(|| Error::bad_request("after must be a row number from a search's next link"))?,
+            ),
+        };
+        let searched = Arc::new(found);
+        let page = {
+            let searched = searched.clone();
+            self.catalog.read(move |store| search::find(store, &searched, after.unwrap_or(0))).await?
+        };
+        Ok(html_response(StatusCode::OK, pages::search_hits(&searched, after, &page)))
+    }
+
+    /// Hands the image an image page showed to the catalog (an index is not an image:
+    /// its platforms are catalogued when their pages are shown); never waits.
+    pub(super) fn catalog_image(
+        &self,
+        reference: &ImageReference,
+        fetched: &FetchedManifest,
+        config: Option<&ImageConfig>,
+    ) {
+        if let Manifest::Image(manifest) = &fetched.manifest {
+            self.catalog.record_image(reference, &fetched.digest, manifest, config);
+        }
+    }
+}
