@@ -54,6 +54,12 @@ impl Error {
         Error::new(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed")
     }
 
+    /// 422: what was asked for is beyond one of layerpipe's limits (a merged view of
+    /// too many entries), which asking again does not change.
+    pub fn beyond_limit(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
     /// 429: the registry is rate limiting; its `Retry-After` is passed on when it sent one.
     pub fn too_many_requests(message: impl Into<String>, retry_after: Option<HeaderValue>) -> Error {
         Error { retry_after, ..Error::new(StatusCode::TOO_MANY_REQUESTS, message) }

@@ -115,8 +115,7 @@ async fn referrers_history_and_the_merged_filesystem() {
     assert_eq!(config.config.config.as_ref().unwrap().working_dir, "/app");
 
     let merged = loader.merged(&c.registry, &c.inspector, &image, &fetched.digest, manifest).await.unwrap();
-    let fates =
-        |path: &str| -> Vec<(u32, Fate)> { merged.at(path.as_bytes()).iter().map(|v| (v.layer, v.fate)).collect() };
+    let fates = |path: &str| -> Vec<(u32, Fate)> { merged.at(path.as_bytes()).map(|v| (v.layer, v.fate)).collect() };
     assert_eq!(fates("etc/secret.key"), [(0, Fate::Deleted { by: 1 })]);
     assert_eq!(fates("etc/passwd"), [(0, Fate::Overwritten { by: 1 }), (1, Fate::Visible)]);
     assert_eq!(fates("var/cache/apt/pkg.deb"), [(0, Fate::Deleted { by: 1 })]);

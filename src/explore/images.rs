@@ -6,6 +6,14 @@
 //! repository serve, so a digest shared by names is only shown under names that serve
 //! it. Their keys are the registry client's [`ContentKey`]s: with `verify_digests` off,
 //! what one name's registry sent is kept for that name alone.
+//!
+//! A merge stays within budget: it counts entries as each layer's listing arrives and
+//! stops at [`merged::MAX_ENTRIES`], dropping what it read, and that refusal is kept by
+//! the manifest's content key, so asking again is refused at once. A view too heavy for its cache
+//! (over [`MAX_CACHED_MERGED_BYTES`]) is not offered to it, where it would only evict
+//! the rest and then itself: the one most recent such view is kept apart instead, so
+//! browsing a huge image merges it once, not on every page. Memory for merged views is
+//! thus the cache, plus that one view (at most the entry cap's worth of listings).
 
 use std::sync::Arc;
 
@@ -15,7 +23,7 @@ use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::layers::Inspector;
-use crate::image::merged::MergedFs;
+use crate::image::merged::{self, MergedFs};
 use crate::layer::listing::Listing;
 use crate::manifest::config::{self, ImageConfig};
 use crate::manifest::{Descriptor, ImageManifest};
@@ -27,6 +35,14 @@ const MAX_CACHED_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
 /// Memory the cached merged views may hold in all, counting the listings they keep
 /// alive (which the layer cache may also hold: this errs on the side of less).
 pub const MAX_CACHED_MERGED_BYTES: u64 = 256 * 1024 * 1024;
+/// Refused merges remembered, by manifest digest: each is an error message.
+const MAX_REMEMBERED_REFUSALS: u64 = 4096;
+/// Merged views built at once, at most. Each holds its listings and, while they load
+/// from the index store, their decoding: a 2 M-entry image peaks near 400 MB, so four
+/// render slots merging at once reached 1.6 GiB. Half the default render slots.
+pub const MERGES_AT_ONCE: usize = 2;
+/// How long a merge waits for its turn before it is a 503.
+const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Layers read at once for one merged view: half the inspector's listing slots, so
 /// that one image cannot take them all from other visitors.
 pub const LISTINGS_AT_ONCE: usize = 2;
@@ -43,6 +59,12 @@ pub struct FetchedConfig {
 pub struct ImageLoader {
     configs: moka::future::Cache<ContentKey, Arc<FetchedConfig>>,
     merged: moka::future::Cache<ContentKey, Arc<MergedFs>>,
+    /// The most recent merged view too heavy for `merged`; see the module docs.
+    oversize: std::sync::Mutex<Option<(ContentKey, Arc<MergedFs>)>>,
+    /// Merges refused for being beyond a limit, by the manifest's content key.
+    refused: moka::future::Cache<ContentKey, Error>,
+    /// Turns to build a merged view; see [`MERGES_AT_ONCE`].
+    merging: tokio::sync::Semaphore,
 }
 
 impl Default for ImageLoader {
@@ -54,11 +76,11 @@ impl Default for ImageLoader {
                 .build(),
             merged: moka::future::Cache::builder()
                 .max_capacity(MAX_CACHED_MERGED_BYTES)
-                .weigher(|_, m: &Arc<MergedFs>| {
-                    let listings: usize = m.layers().iter().map(|l| l.weight()).sum();
-                    u32::try_from(m.weight() + listings).unwrap_or(u32::MAX)
-                })
+                .weigher(|_, m: &Arc<MergedFs>| u32::try_from(view_weight(m)).unwrap_or(u32::MAX))
                 .build(),
+            oversize: std::sync::Mutex::new(None),
+            refused: moka::future::Cache::builder().max_capacity(MAX_REMEMBERED_REFUSALS).build(),
+            merging: tokio::sync::Semaphore::new(MERGES_AT_ONCE),
         }
     }
 }
@@ -87,9 +109,17 @@ impl ImageLoader {
         self.configs.try_get_with(key, fetch).await.map_err(|e| Error::clone(&e))
     }
 
+    /// Why the merged view of the manifest `key` names was refused, when it was: cheap,
+    /// so a page can ask before it takes a slot. The key is the registry client's
+    /// [`RegistryClient::content_key`] for the manifest.
+    pub async fn refusal(&self, key: &ContentKey) -> Option<Error> {
+        self.refused.get(key).await
+    }
+
     /// The merged filesystem of the image manifest `manifest_digest` names: every
-    /// layer's listing (from its index where there is one), read a few at a time. The
-    /// manifest must be one fetched for `image`.
+    /// layer's listing (from its index where there is one), read a few at a time, and
+    /// refused past [`merged::MAX_ENTRIES`] entries. The manifest must be one fetched
+    /// for `image`.
     pub async fn merged(
         &self,
         registry: &Arc<RegistryClient>,
@@ -98,16 +128,54 @@ impl ImageLoader {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<Arc<MergedFs>, Error> {
+        let key = registry.content_key(image, manifest_digest);
+        if let Some(refused) = self.refusal(&key).await {
+            return Err(refused);
+        }
+        if let Some(view) = self.oversize_view(&key) {
+            return Ok(view);
+        }
         let build = async {
-            let listings = listings(registry, inspector, image, manifest).await?;
+            // Requests for the same view wait on this one build, not for turns of their own.
+            let Ok(Ok(_turn)) = tokio::time::timeout(MERGE_WAIT, self.merging.acquire()).await else {
+                return Err(Error::service_unavailable(
+                    format!("layerpipe is merging its limit of {MERGES_AT_ONCE} images at once; try again shortly"),
+                    5,
+                ));
+            };
+            let listings = match listings(registry, inspector, image, manifest).await {
+                Err(Listings::Refused(e)) => {
+                    self.refused.insert(key.clone(), e.clone()).await;
+                    return Err(e);
+                }
+                Err(Listings::Failed(e)) => return Err(e),
+                Ok(listings) => listings,
+            };
             let merged = tokio::task::spawn_blocking(move || MergedFs::new(listings))
                 .await
-                .map_err(|_| Error::bad_gateway("merging the layers failed"))?;
-            merged.map(Arc::new).map_err(Error::bad_gateway)
+                .map_err(|_| Error::bad_gateway("merging the layers failed"))??;
+            let merged = Arc::new(merged);
+            if view_weight(&merged) > MAX_CACHED_MERGED_BYTES {
+                let mut oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
+                *oversize = Some((key.clone(), merged.clone()));
+            }
+            Ok(merged)
         };
-        let key = registry.content_key(image, manifest_digest);
-        self.merged.try_get_with(key, build).await.map_err(|e| Error::clone(&e))
+        // The cache never admits a view heavier than itself; `oversize` keeps that one.
+        self.merged.try_get_with(key.clone(), build).await.map_err(|e| Error::clone(&e))
     }
+
+    fn oversize_view(&self, key: &ContentKey) -> Option<Arc<MergedFs>> {
+        let oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
+        oversize.as_ref().filter(|(k, _)| k == key).map(|(_, view)| view.clone())
+    }
+}
+
+/// Bytes a merged view holds, counting the listings it keeps alive (which the layer
+/// cache may also hold: this errs on the side of less).
+fn view_weight(view: &MergedFs) -> u64 {
+    let listings = view.layers().iter().map(|l| l.weight() as u64).fold(0, u64::saturating_add);
+    listings.saturating_add(view.weight() as u64)
 }
 
 /// Each layer's link, as the image page numbers them (from 1).
@@ -125,17 +193,27 @@ pub fn layer_links(image: &ImageReference, manifest: &ImageManifest) -> Vec<Down
         .collect()
 }
 
-/// Every layer's listing, in order, at most [`LISTINGS_AT_ONCE`] read at a time.
+/// Why the listings of a merge were not all read.
+enum Listings {
+    /// The layers hold more entries than a merged view takes: remembered.
+    Refused(Error),
+    /// A layer could not be read: not remembered, it may work next time.
+    Failed(Error),
+}
+
+/// Every layer's listing, in order, at most [`LISTINGS_AT_ONCE`] read at a time;
+/// refused as soon as those read hold more than [`merged::MAX_ENTRIES`] entries.
 async fn listings(
     registry: &Arc<RegistryClient>,
     inspector: &Arc<Inspector>,
     image: &ImageReference,
     manifest: &ImageManifest,
-) -> Result<Vec<Arc<Listing>>, Error> {
+) -> Result<Vec<Arc<Listing>>, Listings> {
     let links = layer_links(image, manifest);
     let mut out: Vec<Option<Arc<Listing>>> = vec![None; links.len()];
     let mut pending = links.into_iter().enumerate();
-    // Dropping the set (a failed layer, a client gone) aborts the other reads.
+    let (mut entries, mut read) = (0usize, 0usize);
+    // Dropping the set (a failed layer, a refusal, a client gone) aborts the other reads.
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.len() < LISTINGS_AT_ONCE {
@@ -144,8 +222,15 @@ async fn listings(
             running.spawn(async move { (i, inspector.listing(&registry, &link).await) });
         }
         let Some(joined) = running.join_next().await else { break };
-        let (i, listing) = joined.map_err(|_| Error::bad_gateway("reading a layer's listing failed"))?;
-        out[i] = Some(listing?);
+        let (i, listing) =
+            joined.map_err(|_| Listings::Failed(Error::bad_gateway("reading a layer's listing failed")))?;
+        let listing = listing.map_err(Listings::Failed)?;
+        entries = entries.saturating_add(listing.len());
+        read += 1;
+        if entries > merged::MAX_ENTRIES {
+            return Err(Listings::Refused(merged::too_many_entries(entries, read)));
+        }
+        out[i] = Some(listing);
     }
     Ok(out.into_iter().flatten().collect())
 }

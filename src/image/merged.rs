@@ -13,12 +13,23 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::error::Error;
 use crate::layer::entry::{self, Kind};
 use crate::layer::listing::{EntryRef, Listing};
 
 /// Most entries, summed over an image's layers, the merged view takes in: the view
 /// holds 16 bytes per entry on top of the listings, so this keeps it under 128 MiB.
 pub const MAX_ENTRIES: usize = 8_000_000;
+
+/// The refusal of a merged view whose layers hold `counted` entries (or more) in the
+/// `layers` read so far: the image is beyond the view's limit, which retrying does not
+/// change, so it is a 422 and not a 502 (the registry did nothing wrong).
+pub fn too_many_entries(counted: usize, layers: usize) -> Error {
+    Error::beyond_limit(format!(
+        "The merged view takes at most {MAX_ENTRIES} entries, and {layers} of this image's layers already have \
+         {counted}. Each layer's own pages still work."
+    ))
+}
 
 /// What became of a layer's entry once the layers above it were applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +71,15 @@ pub struct Version<'a> {
     pub fate: Fate,
 }
 
-/// A name in a directory of the merged filesystem.
+/// A name in a directory of the merged filesystem. It borrows its versions from the
+/// view rather than copying them, so a folder whose one name has a million versions
+/// costs no more to list than one with a single version.
 pub struct MergedChild<'a> {
     /// Its name.
     pub name: &'a [u8],
-    /// The entries at exactly this path, lowest layer first.
-    pub versions: Vec<Version<'a>>,
+    /// The entries at exactly this path (`by_path` keeps them side by side).
+    exact: &'a [(u32, u32)],
+    fs: &'a MergedFs,
     /// Some visible entry lies below it: it is a directory a container sees.
     pub visible_below: bool,
     /// Some hidden entry lies below it.
@@ -73,9 +87,15 @@ pub struct MergedChild<'a> {
 }
 
 impl<'a> MergedChild<'a> {
+    /// The entries at exactly this path, lowest layer first.
+    pub fn versions(&self) -> impl DoubleEndedIterator<Item = Version<'a>> + Clone + 'a {
+        let fs = self.fs;
+        self.exact.iter().map(move |&(l, i)| fs.version(l, i)).filter(|v| v.fate != Fate::Marker)
+    }
+
     /// The entry a container sees at this path, if any.
     pub fn visible(&self) -> Option<Version<'a>> {
-        self.versions.iter().rev().find(|v| v.fate == Fate::Visible).copied()
+        self.versions().rev().find(|v| v.fate == Fate::Visible)
     }
 
     /// Whether a container sees a directory here (with an entry or implied).
@@ -93,12 +113,9 @@ impl<'a> MergedChild<'a> {
 
     /// Entries at this path that a later layer hid, worth showing: a directory replaced
     /// by another directory is the same directory to a reader, so it is left out.
-    pub fn hidden(&self) -> impl Iterator<Item = Version<'a>> + '_ {
+    pub fn hidden(&self) -> impl Iterator<Item = Version<'a>> + Clone + 'a {
         let dir_now = self.is_visible_dir();
-        self.versions
-            .iter()
-            .filter(move |v| v.fate.hidden_by().is_some() && !(dir_now && v.entry.entry.kind == Kind::Dir))
-            .copied()
+        self.versions().filter(move |v| v.fate.hidden_by().is_some() && !(dir_now && v.entry.entry.kind == Kind::Dir))
     }
 
     /// Whether it is, or was, a directory.
@@ -106,7 +123,7 @@ impl<'a> MergedChild<'a> {
         self.is_visible_dir()
             || self.visible_below
             || self.hidden_below
-            || self.versions.iter().any(|v| v.entry.entry.kind == Kind::Dir)
+            || self.versions().any(|v| v.entry.entry.kind == Kind::Dir)
     }
 }
 
@@ -121,13 +138,10 @@ pub struct MergedFs {
 
 impl MergedFs {
     /// Applies `layers` (base first). Fails when they hold more than [`MAX_ENTRIES`].
-    pub fn new(layers: Vec<Arc<Listing>>) -> Result<MergedFs, String> {
+    pub fn new(layers: Vec<Arc<Listing>>) -> Result<MergedFs, Error> {
         let total = layers.iter().map(|l| l.len()).fold(0usize, usize::saturating_add);
         if total > MAX_ENTRIES || layers.len() > u32::MAX as usize {
-            return Err(format!(
-                "The image's layers have {total} entries; the merged view takes at most {MAX_ENTRIES}. Each layer's \
-                 own pages still work."
-            ));
+            return Err(too_many_entries(total, layers.len()));
         }
         let fates = apply(&layers);
         let mut by_path: Vec<(u32, u32)> = Vec::with_capacity(total);
@@ -169,50 +183,58 @@ impl MergedFs {
     }
 
     /// The entries at exactly `path` (clean; empty for the root), lowest layer first.
-    pub fn at(&self, path: &[u8]) -> Vec<Version<'_>> {
+    pub fn at(&self, path: &[u8]) -> impl DoubleEndedIterator<Item = Version<'_>> + Clone + '_ {
         let start = self.by_path.partition_point(|&(l, i)| self.path_of(l, i) < path);
-        self.by_path[start..]
-            .iter()
-            .take_while(|&&(l, i)| self.path_of(l, i) == path)
-            .map(|&(l, i)| self.version(l, i))
-            .filter(|v| v.fate != Fate::Marker)
-            .collect()
+        let len = self.by_path[start..].partition_point(|&(l, i)| self.path_of(l, i) == path);
+        self.by_path[start..start + len].iter().map(|&(l, i)| self.version(l, i)).filter(|v| v.fate != Fate::Marker)
     }
 
     /// Whether `path` names a directory in some layer (with an entry, or implied by
     /// entries below it); the root always does.
     pub fn is_dir(&self, path: &[u8]) -> bool {
-        path.is_empty() || self.at(path).iter().any(|v| v.entry.entry.kind == Kind::Dir) || !self.below(path).is_empty()
+        path.is_empty() || self.at(path).any(|v| v.entry.entry.kind == Kind::Dir) || !self.below(path).is_empty()
     }
 
     /// The names in directory `dir` across all layers: directories first, then by name.
     pub fn children(&self, dir: &[u8]) -> Vec<MergedChild<'_>> {
         let prefix_len = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let below = self.below(dir);
         let mut children: BTreeMap<&[u8], MergedChild<'_>> = BTreeMap::new();
-        for &(l, i) in self.below(dir) {
-            let v = self.version(l, i);
-            if v.fate == Fate::Marker {
-                continue;
-            }
-            let rest = &v.entry.path()[prefix_len..];
+        // The entries at one path lie side by side in `by_path`: each name's are one run.
+        let mut k = 0;
+        while k < below.len() {
+            let (l, i) = below[k];
+            let path = self.path_of(l, i);
+            let run = below[k..].partition_point(|&(l, i)| self.path_of(l, i) == path);
+            let exact = &below[k..k + run];
+            k += run;
+            let rest = &path[prefix_len..];
             let (name, deeper) = match rest.iter().position(|&b| b == b'/') {
                 Some(slash) => (&rest[..slash], true),
                 None => (rest, false),
             };
+            let mut fates = exact.iter().map(|&(l, i)| self.fates[l as usize][i as usize]);
+            let visible = fates.clone().any(|f| f == Fate::Visible);
+            let hidden = fates.any(|f| f.hidden_by().is_some());
+            if !visible && !hidden {
+                // Only markers: instructions, not part of the filesystem.
+                continue;
+            }
             let child = children.entry(name).or_insert_with(|| MergedChild {
                 name,
-                versions: Vec::new(),
+                exact: &[],
+                fs: self,
                 visible_below: false,
                 hidden_below: false,
             });
-            match (deeper, v.fate == Fate::Visible) {
-                (false, _) => child.versions.push(v),
-                (true, true) => child.visible_below = true,
-                (true, false) => child.hidden_below = true,
+            if deeper {
+                child.visible_below |= visible;
+                child.hidden_below |= hidden;
+            } else {
+                child.exact = exact;
             }
         }
         let mut out: Vec<MergedChild<'_>> = children.into_values().collect();
-        // by_path is sorted by layer within a path, so versions already are.
         out.sort_by(|a, b| b.is_dir().cmp(&a.is_dir()).then(a.name.cmp(b.name)));
         out
     }
@@ -336,7 +358,7 @@ mod tests {
     }
 
     fn fate(fs: &MergedFs, path: &str) -> Vec<(u32, Fate)> {
-        fs.at(path.as_bytes()).iter().map(|v| (v.layer, v.fate)).collect()
+        fs.at(path.as_bytes()).map(|v| (v.layer, v.fate)).collect()
     }
 
     #[test]
@@ -396,6 +418,6 @@ mod tests {
     fn an_image_without_layers_is_an_empty_root() {
         let fs = MergedFs::new(vec![]).unwrap();
         assert!(fs.children(b"").is_empty());
-        assert!(fs.at(b"x").is_empty());
+        assert!(fs.at(b"x").next().is_none());
     }
 }

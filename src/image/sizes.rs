@@ -21,11 +21,22 @@ pub struct Sizes<'a> {
     pub wasted_by_layer: Vec<u64>,
 }
 
-/// The sizes of the image `fs` holds.
+/// The sizes of the image `fs` holds. The largest files are kept as they are met,
+/// never more than twice [`MAX_LARGEST`] at once, so an image of millions of files
+/// costs the list no more than a small one.
 pub fn of(fs: &MergedFs) -> Sizes<'_> {
     let mut wasted_by_layer = vec![0u64; fs.layers().len()];
     let (mut shipped, mut files) = (0u64, 0usize);
     let mut largest: Vec<Version<'_>> = Vec::new();
+    let order = |a: &Version<'_>, b: &Version<'_>| {
+        b.entry.entry.size.cmp(&a.entry.entry.size).then(a.layer.cmp(&b.layer)).then(a.entry.path().cmp(b.entry.path()))
+    };
+    let keep_largest = |largest: &mut Vec<Version<'_>>| {
+        if largest.len() > MAX_LARGEST {
+            largest.select_nth_unstable_by(MAX_LARGEST - 1, order);
+            largest.truncate(MAX_LARGEST);
+        }
+    };
     for v in fs.versions_by_layer() {
         if v.entry.entry.kind != Kind::File {
             continue;
@@ -36,15 +47,12 @@ pub fn of(fs: &MergedFs) -> Sizes<'_> {
             let slot = &mut wasted_by_layer[v.layer as usize];
             *slot = slot.saturating_add(v.entry.entry.size);
         }
+        if largest.len() == 2 * MAX_LARGEST {
+            keep_largest(&mut largest);
+        }
         largest.push(v);
     }
-    let order = |a: &Version<'_>, b: &Version<'_>| {
-        b.entry.entry.size.cmp(&a.entry.entry.size).then(a.layer.cmp(&b.layer)).then(a.entry.path().cmp(b.entry.path()))
-    };
-    if largest.len() > MAX_LARGEST {
-        largest.select_nth_unstable_by(MAX_LARGEST - 1, order);
-        largest.truncate(MAX_LARGEST);
-    }
+    keep_largest(&mut largest);
     largest.sort_by(order);
     let wasted = wasted_by_layer.iter().copied().fold(0, u64::saturating_add);
     Sizes { largest, files, shipped, wasted, wasted_by_layer }
@@ -77,5 +85,20 @@ mod tests {
         assert_eq!(s.shipped, 9560);
         assert_eq!(s.wasted, 9300);
         assert_eq!(s.wasted_by_layer, [9300, 0]);
+    }
+
+    #[test]
+    fn the_largest_files_of_many_are_kept_as_they_are_met() {
+        let names: Vec<String> = (0..3 * MAX_LARGEST + 7).map(|i| format!("f{i}")).collect();
+        // Sizes rise and fall, so the largest are spread over the whole listing.
+        let rows: Vec<(&str, _, u64, &str)> =
+            names.iter().enumerate().map(|(i, n)| (n.as_str(), File, ((i * 7919) % 100_003) as u64, "")).collect();
+        let fs = MergedFs::new(vec![Arc::new(listing_of(&rows))]).unwrap();
+        let s = of(&fs);
+        let mut sizes: Vec<u64> = rows.iter().map(|r| r.2).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let kept: Vec<u64> = s.largest.iter().map(|v| v.entry.entry.size).collect();
+        assert_eq!(kept, sizes[..MAX_LARGEST]);
+        assert_eq!(s.files, rows.len());
     }
 }

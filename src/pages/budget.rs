@@ -28,12 +28,18 @@ pub const CRUMBS_AT_EACH_END: usize = 4;
 /// `s` with at most [`MAX_SHOWN_CHARS`] characters: a longer one keeps its start and
 /// its end around a `…`. Counted in characters, so no character is ever cut.
 pub fn shorten(s: &str) -> Cow<'_, str> {
+    shorten_to(s, MAX_SHOWN_CHARS)
+}
+
+/// `s` with at most `max` characters (at least 2), shortened as [`shorten`] does.
+pub fn shorten_to(s: &str, max: usize) -> Cow<'_, str> {
+    let max = max.max(2);
     let count = s.chars().count();
-    if count <= MAX_SHOWN_CHARS {
+    if count <= max {
         return Cow::Borrowed(s);
     }
-    let head = (MAX_SHOWN_CHARS - 1) / 2;
-    let tail = MAX_SHOWN_CHARS - 1 - head;
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
     let start: String = s.chars().take(head).collect();
     let end: String = s.chars().skip(count - tail).collect();
     Cow::Owned(format!("{start}…{end}"))
@@ -55,6 +61,11 @@ pub fn row_cost(href_bytes: usize, shown: &[&[u8]]) -> usize {
 /// at most 6 bytes each, and the `…`), and never more than each of its bytes escaped
 /// (at most 6) or replaced by U+FFFD (3).
 fn shown_bound(name: &[u8]) -> usize {
+    shown_bound_to(name, MAX_SHOWN_CHARS)
+}
+
+/// [`shown_bound`] for a text shortened to `max` characters.
+pub fn shown_bound_to(name: &[u8], max: usize) -> usize {
     let whole = name
         .iter()
         .map(|&b| match b {
@@ -65,17 +76,23 @@ fn shown_bound(name: &[u8]) -> usize {
             _ => 1,
         })
         .fold(0, usize::saturating_add);
-    whole.min(MAX_SHOWN_CHARS * 6 + 3)
+    whole.min(max.saturating_mul(6).saturating_add(3))
 }
 
 /// Where each page of a table starts, for rows costing `costs`: a page ends after
 /// [`ROWS_PER_PAGE`] rows or before the row that would pass [`TABLE_BUDGET`]. There is
 /// always a first page, and a page always holds at least one row.
 pub fn page_starts(costs: impl Iterator<Item = usize>) -> Vec<usize> {
+    page_starts_by(costs, ROWS_PER_PAGE)
+}
+
+/// [`page_starts`] with at most `rows_per_page` rows a page, for tables whose rows are
+/// heavier than a file list's.
+pub fn page_starts_by(costs: impl Iterator<Item = usize>, rows_per_page: usize) -> Vec<usize> {
     let mut starts = vec![0];
     let (mut rows, mut bytes) = (0usize, 0usize);
     for (i, cost) in costs.enumerate() {
-        if rows > 0 && (rows == ROWS_PER_PAGE || bytes.saturating_add(cost) > TABLE_BUDGET) {
+        if rows > 0 && (rows >= rows_per_page || bytes.saturating_add(cost) > TABLE_BUDGET) {
             starts.push(i);
             (rows, bytes) = (0, 0);
         }

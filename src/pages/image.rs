@@ -3,9 +3,11 @@
 
 use askama::Template;
 
+use super::budget::{encoded_len, page_range, page_starts_by, shorten, shorten_to, shown_bound_to, MAX_SHOWN_CHARS};
+use super::layer::PageNav;
 use super::{human_size, render, Frame};
+use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::explore::images::layer_links;
 use crate::image::history::{self, Step};
 use crate::layer::link::{Here, LayerPath};
 use crate::manifest::config::ImageConfig;
@@ -131,6 +133,7 @@ struct ImageLayers {
     config_digest: String,
     layer_count: usize,
     total: String,
+    nav: Option<PageNav>,
     rows: Vec<StepRow>,
     /// Why the build steps are missing, when they are.
     history_note: Option<String>,
@@ -161,9 +164,27 @@ struct ImagePlatforms {
     referrers: Vec<ReferrerRow>,
 }
 
+/// Most rows of an image's layer table on one page: a manifest of 45,000 layers makes
+/// pages of about 1 MiB, not one of 42 MB.
+pub const LAYERS_PER_PAGE: usize = 1_000;
+
+/// Most characters of a build step in the layer table; a longer one loses its middle.
+const MAX_STEP_CHARS: usize = 4_096;
+
 /// The page for a fetched manifest: its layers, or for an index its platforms; with the
-/// registry's pull quota when it stated one.
+/// registry's pull quota when it stated one. The first page of a long layer table.
 pub fn image(reference: &ImageReference, fetched: &FetchedManifest, extras: &ImageExtras<'_>) -> String {
+    image_at(reference, fetched, extras, 1).unwrap_or_else(|e| error(&e, &reference.to_string()))
+}
+
+/// [`image`], page `page` (from 1) of the layer table: at most [`LAYERS_PER_PAGE`]
+/// rows and the table budget; 404 past the last.
+pub fn image_at(
+    reference: &ImageReference,
+    fetched: &FetchedManifest,
+    extras: &ImageExtras<'_>,
+    page: usize,
+) -> Result<String, Error> {
     let name = reference.to_string();
     let frame = Frame { title: name.clone(), image: name.clone() };
     let registry = match reference.registry() {
@@ -182,10 +203,30 @@ pub fn image(reference: &ImageReference, fetched: &FetchedManifest, extras: &Ima
         tags_href,
     };
     let referrers = referrer_rows(reference, extras.referrers);
-    match &fetched.manifest {
-        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers)),
+    Ok(match &fetched.manifest {
+        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers, page)?),
         Manifest::Index(index) => render(&platforms(frame, head, reference, index, referrers)),
-    }
+    })
+}
+
+/// The most bytes a row of the layer table takes (an upper bound, as
+/// [`super::budget::row_cost`] is): its markup, three links to the layer (`href_bytes`
+/// long at most), and its media type, digest and a step of `step_bytes`, escaped.
+fn step_cost(href_bytes: usize, media_type: &str, step_bytes: usize) -> usize {
+    const MARKUP: usize = 400;
+    // The digest, `sha256:` and 64 hex digits or a little more, escaped as names are.
+    const DIGEST: usize = 6 * 140;
+    MARKUP
+        .saturating_add(href_bytes.saturating_add(64).saturating_mul(3))
+        .saturating_add(shown_bound_to(media_type.as_bytes(), MAX_SHOWN_CHARS))
+        .saturating_add(DIGEST)
+        .saturating_add(step_bytes.min(MAX_STEP_CHARS).saturating_mul(6).saturating_add(3))
+}
+
+/// The most bytes [`step_text`] makes of `entry`: it shortens the command, but for a
+/// `RUN ` it may put in front.
+fn step_len(entry: &crate::image::config::HistoryEntry) -> usize {
+    entry.created_by.as_ref().or(entry.comment.as_ref()).map_or(0, String::len) + 4
 }
 
 /// The image's config page.
@@ -205,9 +246,9 @@ fn layers(
     manifest: &ImageManifest,
     config: Option<Result<&ImageConfig, &Error>>,
     referrers: Vec<ReferrerRow>,
-) -> ImageLayers {
+    page: usize,
+) -> Result<ImageLayers, Error> {
     let total = manifest.layers.iter().map(|l| l.size).fold(0, u64::saturating_add);
-    let links = layer_links(reference, manifest);
     let no_history = [];
     let (history, config_note) = match config {
         Some(Ok(config)) => (config.history.as_slice(), None),
@@ -218,30 +259,57 @@ fn layers(
         None => (&no_history[..], None),
     };
     let timeline = history::pair(&manifest.layers, history);
-    let rows = timeline
-        .steps
+    // Costs are taken from the manifest's own strings, without making a row: a page of
+    // tens of thousands of layers allocates only the rows it shows.
+    let image_bytes = encoded_len(reference.to_string().as_bytes());
+    let starts = page_starts_by(
+        timeline.steps.iter().map(|step| match step {
+            Step::Layer { layer, history, .. } => {
+                let href = image_bytes + encoded_len(layer.digest.as_str().as_bytes()) + 3 * layer.media_type.len();
+                step_cost(href, &layer.media_type, history.map_or(0, step_len))
+            }
+            Step::Empty(entry) => step_cost(0, "", step_len(entry)),
+        }),
+        LAYERS_PER_PAGE,
+    );
+    let shown = page_range(&starts, timeline.steps.len(), page)
+        .ok_or_else(|| Error::not_found(format!("the layer table has no page {page}")))?;
+    let texts = |step: &Step<'_, _>| match step {
+        Step::Layer { history, .. } => history.map(step_text).unwrap_or_default(),
+        Step::Empty(entry) => step_text(entry),
+    };
+    let rows = timeline.steps[shown]
         .iter()
         .map(|step| match step {
-            Step::Layer { index, layer, history } => {
-                let link = &links[*index];
+            Step::Layer { index, layer, .. } => {
+                // Made for the rows shown only, numbered as `layer_links` numbers them.
+                let link = &DownloadLink {
+                    image: reference.clone(),
+                    digest: layer.digest.clone(),
+                    layer: *index as u32 + 1,
+                    media_type: layer.media_type.clone(),
+                };
                 // The size leads to the layer's files by size, the digest to its folders.
                 let row = LayerRow {
                     number: link.layer,
                     size: layer.size,
                     human: if manifest.sizes_known { human_size(layer.size) } else { UNKNOWN_SIZE.to_owned() },
                     files: Here::root().files(link, 1),
-                    media_type: layer.media_type.clone(),
+                    media_type: shorten(&layer.media_type).into_owned(),
                     browse: Here::root().fs(link, &LayerPath::root(), true),
                     digest: layer.digest.to_string(),
                     download: link.href(),
                     save_as: link.file_name(),
                 };
-                StepRow { layer: Some(row), step: history.map(step_text).unwrap_or_default() }
+                StepRow { layer: Some(row), step: shorten_to(&texts(step), MAX_STEP_CHARS).into_owned() }
             }
-            Step::Empty(entry) => StepRow { layer: None, step: step_text(entry) },
+            Step::Empty(_) => StepRow { layer: None, step: shorten_to(&texts(step), MAX_STEP_CHARS).into_owned() },
         })
         .collect();
-    ImageLayers {
+    let image_href = format!("./?image={}", encode(&reference.to_string()));
+    let nav =
+        PageNav::new(page, starts.len(), |p| if p > 1 { format!("{image_href}&page={p}") } else { image_href.clone() });
+    Ok(ImageLayers {
         frame,
         head,
         config_href: config_href(reference),
@@ -254,7 +322,8 @@ fn layers(
         merged_href: Here::root().merged(reference, &LayerPath::root(), true),
         sizes_href: Here::root().sizes(reference),
         dockerfile_href: dockerfile_href(reference),
-    }
+        nav,
+    })
 }
 
 /// What a size reads when the manifest does not give it (schema 1).
@@ -490,6 +559,31 @@ mod tests {
             image(&"r.example/a:b".parse().unwrap(), &fetched(json), &ImageExtras { quota: Some(quota), ..NONE });
         assert!(html.contains(">r.example: 0 of 5 pulls left for this address</dd>"), "{html}");
         assert!(!image(&"ubuntu".parse().unwrap(), &fetched(json), &NONE).contains("pull-quota"));
+    }
+
+    #[test]
+    fn a_manifest_of_many_layers_is_shown_a_page_at_a_time() {
+        let layer = |i: usize| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{i:064x}","size":{i}}}"#
+            )
+        };
+        let layers: Vec<String> = (0..2 * LAYERS_PER_PAGE + 5).map(layer).collect();
+        let json = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:{:064x}","size":1}},"layers":[{}]}}"#,
+            0,
+            layers.join(",")
+        );
+        let fetched = fetched(&json);
+        let reference = "a/b:c".parse().unwrap();
+        let first = image_at(&reference, &fetched, &NONE, 1).unwrap();
+        assert_eq!(download_count(&first), LAYERS_PER_PAGE);
+        assert!(first.contains(&format!("<p>{} layers,", 2 * LAYERS_PER_PAGE + 5)), "{first}");
+        assert!(first.contains("page 1 of 3 · <a href=\"./?image=a%2Fb%3Ac&amp;page=2\" rel=\"next\">"), "{first}");
+        let last = image_at(&reference, &fetched, &NONE, 3).unwrap();
+        assert_eq!(download_count(&last), 5);
+        assert!(last.contains(&format!("sha256:{:064x}", 2 * LAYERS_PER_PAGE + 4)), "{last}");
+        assert_eq!(image_at(&reference, &fetched, &NONE, 4).unwrap_err().status(), http::StatusCode::NOT_FOUND);
     }
 
     #[test]

@@ -17,10 +17,23 @@ use crate::layer::link::Here;
 use crate::manifest::{FetchedManifest, Manifest};
 use crate::reference::ImageReference;
 
+/// Largest manifest shown as linked JSON on its page: 256 KiB, a few times any real
+/// image's, and well within the page budget once indented and linked.
+pub const MAX_LINKED_MANIFEST: usize = 256 * 1024;
+
 /// The manifest (or index) of `reference` as fetched, linked: the config's digest to
 /// the config page, each layer's to its files, an index's manifests and a `subject` to
 /// their image pages (in the same repository).
 pub fn manifest(reference: &ImageReference, fetched: &FetchedManifest) -> Vec<Piece> {
+    if fetched.raw.len() > MAX_LINKED_MANIFEST {
+        // Indented and linked, a 4 MiB manifest (a schema 1 one with tens of thousands
+        // of layers) alone would pass the page budget; the layer table is paginated.
+        return plain(format!(
+            "The manifest is {} bytes, more than the {} shown here; its layers are in the table above.",
+            fetched.raw.len(),
+            MAX_LINKED_MANIFEST
+        ));
+    }
     let Ok(value) = serde_json::from_slice::<Value>(&fetched.raw) else {
         return plain(String::from_utf8_lossy(&fetched.raw).into_owned());
     };
@@ -203,6 +216,27 @@ mod tests {
 
     fn links(pieces: &[Piece]) -> Vec<(String, String)> {
         pieces.iter().filter_map(|p| Some((p.text.clone(), p.href.clone()?))).collect()
+    }
+
+    #[test]
+    fn a_manifest_too_large_to_show_linked_is_named_not_shown() {
+        let layers: Vec<Value> = (0..3000)
+            .map(|_| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": L, "size": 1}))
+            .collect();
+        let value = json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": C, "size": 7},
+            "layers": layers,
+        });
+        let fetched = fetched(&value);
+        assert!(fetched.raw.len() > MAX_LINKED_MANIFEST);
+        let pieces = manifest(&"r.io/a/b:v1".parse().unwrap(), &fetched);
+        assert_eq!(pieces.len(), 1);
+        assert!(
+            pieces[0].href.is_none() && pieces[0].text.contains("more than the 262144 shown"),
+            "{}",
+            pieces[0].text
+        );
     }
 
     #[test]

@@ -172,37 +172,53 @@ fn merged_link(reference: &ImageReference, here: Here, path: &LayerPath, text: &
     (here.merged(reference, path, dir), text)
 }
 
-/// The rows of one name in a folder: what a container sees there, then each version a
-/// later layer hid.
-fn child_rows(image: &MergedImage<'_>, here: Here, dir: &LayerPath, child: &MergedChild<'_>) -> Vec<VersionRow> {
-    let path = dir.join(child.name);
-    let name = shorten(&display_name(child.name)).into_owned();
-    let mut rows = Vec::new();
-    match child.visible() {
-        Some(v) => {
-            let (href, text) = merged_link(image.reference, here, &path, &name, child.is_visible_dir());
-            rows.push(version_row(image, here, v, href, text));
-        }
-        None if child.visible_below => {
-            rows.push(implied_dir_row(here.merged(image.reference, &path, true), &name, false))
-        }
-        None => {}
-    }
-    for v in child.hidden() {
-        let (href, text) = merged_link(image.reference, here, &path, &name, v.entry.entry.kind == Kind::Dir);
-        rows.push(version_row(image, here, v, href, text));
-    }
-    if rows.is_empty() {
-        // Only hidden entries below it, none of its own.
-        rows.push(implied_dir_row(here.merged(image.reference, &path, true), &name, true));
-    }
-    rows
+/// One row of a name in a folder, before it is made.
+#[derive(Clone, Copy)]
+enum ChildRow<'a> {
+    /// What a container sees there.
+    Seen(Version<'a>),
+    /// A version a later layer hid.
+    Hidden(Version<'a>),
+    /// A directory with no entry of its own, only entries below it (all hidden or not).
+    Implied { hidden: bool },
 }
 
-/// How many rows [`child_rows`] makes for `child`, without making them.
-fn child_row_count(child: &MergedChild<'_>) -> usize {
-    let shown = usize::from(child.visible().is_some() || child.visible_below);
-    (shown + child.hidden().count()).max(1)
+/// The rows of one name in a folder: what a container sees there, then each version a
+/// later layer hid. Lazy, so that a page of a name with a million versions makes only
+/// the rows it shows.
+fn child_rows<'a>(child: &MergedChild<'a>) -> impl Iterator<Item = ChildRow<'a>> + 'a {
+    let first = match child.visible() {
+        Some(v) => Some(ChildRow::Seen(v)),
+        None if child.visible_below => Some(ChildRow::Implied { hidden: false }),
+        None => None,
+    };
+    let hidden = child.hidden();
+    // Only hidden entries below it, none of its own.
+    let only_below = (first.is_none() && hidden.clone().next().is_none()).then_some(ChildRow::Implied { hidden: true });
+    first.into_iter().chain(hidden.map(ChildRow::Hidden)).chain(only_below)
+}
+
+/// The row [`child_rows`] described, made.
+fn make_child_row(
+    image: &MergedImage<'_>,
+    here: Here,
+    dir: &LayerPath,
+    child: &MergedChild<'_>,
+    row: ChildRow<'_>,
+) -> VersionRow {
+    let path = dir.join(child.name);
+    let name = shorten(&display_name(child.name)).into_owned();
+    match row {
+        ChildRow::Seen(v) => {
+            let (href, text) = merged_link(image.reference, here, &path, &name, child.is_visible_dir());
+            version_row(image, here, v, href, text)
+        }
+        ChildRow::Hidden(v) => {
+            let (href, text) = merged_link(image.reference, here, &path, &name, v.entry.entry.kind == Kind::Dir);
+            version_row(image, here, v, href, text)
+        }
+        ChildRow::Implied { hidden } => implied_dir_row(here.merged(image.reference, &path, true), &name, hidden),
+    }
 }
 
 #[derive(Template)]
@@ -226,14 +242,26 @@ pub fn merged_dir(image: &MergedImage<'_>, dir: &LayerPath, page: usize) -> Resu
     let here = Here::dir(dir);
     let children = image.fs.children(dir.as_bytes());
     let cost = image.row_costs(here);
-    let costs = children.iter().map(|c| {
+    // Pages are cut between rows, not names: every version of one name costs its row.
+    let costs = children.iter().flat_map(|c| {
         let path = dir.join(c.name);
-        child_row_count(c).saturating_mul(cost(path.as_bytes(), &[c.name, c.name, c.name]))
+        let cost = &cost;
+        child_rows(c).map(move |row| match row {
+            ChildRow::Seen(v) | ChildRow::Hidden(v) => cost(path.as_bytes(), &[c.name, c.name, v.entry.link()]),
+            ChildRow::Implied { .. } => cost(path.as_bytes(), &[c.name, c.name]),
+        })
     });
     let starts = page_starts(costs);
-    let shown = page_range(&starts, children.len(), page)
+    let total: usize = children.iter().map(|c| child_rows(c).count()).sum();
+    let shown = page_range(&starts, total, page)
         .ok_or_else(|| Error::not_found(format!("{} has no page {page}", dir.display())))?;
-    let rows = children[shown].iter().flat_map(|c| child_rows(image, here, dir, c)).collect();
+    let rows = children
+        .iter()
+        .flat_map(|c| child_rows(c).map(move |row| (c, row)))
+        .skip(shown.start)
+        .take(shown.len())
+        .map(|(c, row)| make_child_row(image, here, dir, c, row))
+        .collect();
     let page_href = |p: usize| {
         let href = here.merged(image.reference, dir, true);
         if p > 1 {
@@ -260,30 +288,51 @@ struct MergedEntry {
     crumbs: Crumbs,
     /// A container sees this path.
     visible: bool,
+    nav: Option<PageNav>,
     rows: Vec<VersionRow>,
 }
 
 /// `layers/PATH`: every layer's version of one path, what a container sees and what
 /// was hid, each linked to its layer's entry page (which previews it) and saved from
-/// its layer. The caller has checked that some layer has an entry there.
-pub fn merged_entry(image: &MergedImage<'_>, path: &LayerPath) -> String {
+/// its layer; page `page` from 1 (404 past the last), since one layer can hold the same
+/// path a million times. The caller has checked that some layer has an entry there.
+pub fn merged_entry(image: &MergedImage<'_>, path: &LayerPath, page: usize) -> Result<String, Error> {
     let here = Here::file(path);
     let versions = image.fs.at(path.as_bytes());
+    let cost = image.row_costs(here);
+    let starts = page_starts(versions.clone().map(|v| {
+        let number = image.layers[v.layer as usize].layer.to_string();
+        cost(path.as_bytes(), &[number.as_bytes(), path.as_bytes(), v.entry.link()])
+    }));
+    let total = versions.clone().count();
+    let shown = page_range(&starts, total, page)
+        .ok_or_else(|| Error::not_found(format!("{} has no page {page}", path.display())))?;
     let rows = versions
-        .iter()
-        .map(|&v| {
+        .clone()
+        .skip(shown.start)
+        .take(shown.len())
+        .map(|v| {
             let link = &image.layers[v.layer as usize];
             let text = format!("layer {}", link.layer);
             version_row(image, here, v, here.fs(link, path, v.entry.entry.kind == Kind::Dir), text)
         })
         .collect();
-    render(&MergedEntry {
+    let page_href = |p: usize| {
+        let href = here.merged(image.reference, path, false);
+        if p > 1 {
+            format!("{href}&page={p}")
+        } else {
+            href
+        }
+    };
+    Ok(render(&MergedEntry {
         frame: whole_frame(image.reference, path.display()),
         head: WholeHead::new(image.reference, here, "The merged filesystem", Some(path), None),
         crumbs: Crumbs::to(path, |d| here.merged(image.reference, d, true)),
-        visible: versions.iter().any(|v| v.fate == Fate::Visible),
+        visible: versions.clone().any(|v| v.fate == Fate::Visible),
+        nav: PageNav::new(page, starts.len(), page_href),
         rows,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -458,7 +507,7 @@ pub(super) mod tests {
     fn an_entry_page_lists_every_layers_version() {
         let (reference, layers, fs) = two_layers();
         let image = MergedImage { reference: &reference, layers: &layers, fs: &fs };
-        let html = merged_entry(&image, &LayerPath::from_clean(b"etc/passwd"));
+        let html = merged_entry(&image, &LayerPath::from_clean(b"etc/passwd"), 1).unwrap();
         assert_escaped(&html);
         assert!(html.contains("<table id=\"versions\">"), "{html}");
         assert_eq!(html.matches("[save]").count(), 2, "{html}");

@@ -37,7 +37,7 @@ pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
 pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView};
 pub use dockerfile::dockerfile;
-pub use image::{config_href, dockerfile_href, error, home, image, ImageExtras};
+pub use image::{config_href, dockerfile_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
@@ -45,7 +45,7 @@ pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, Merge
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
 pub use search::{search_hits, search_home, search_layer};
 pub use sizes::sizes;
-pub use slots::RenderSlots;
+pub use slots::{RenderSlot, RenderSlots};
 pub use tags::tags;
 pub use text::human_size;
 

@@ -6,12 +6,17 @@
 //! a render is short; past [`WAIT`] it gets a 503 with `Retry-After`, like a download
 //! beyond its limit.
 //!
+//! Whole-image pages take their slot before they merge the layers, not only to render:
+//! a merge reads every layer's listing and holds them (up to ~1 GiB at its entry cap),
+//! so merges at once are bounded by the same slots, and a page that finds them all
+//! taken is a 503 before it reads anything.
+//!
 //! [`PAGE_BUDGET`]: super::PAGE_BUDGET
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
 
@@ -32,6 +37,18 @@ impl RenderSlots {
         RenderSlots { permits: Arc::new(Semaphore::new(limit)), limit, wait: WAIT }
     }
 
+    /// A slot, for work that reads before it renders (a merge); a 503 when no slot
+    /// frees up within [`WAIT`].
+    pub async fn take(&self) -> Result<RenderSlot, Error> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(permit) => Ok(RenderSlot { _permit: permit.expect("the render semaphore is never closed") }),
+            Err(_) => Err(Error::busy(format!(
+                "layerpipe is rendering its limit of {} pages at once; try again shortly",
+                self.limit
+            ))),
+        }
+    }
+
     /// The page `render` makes, made in a slot off the runtime's threads; a 503 when no
     /// slot frees up within `WAIT`.
     pub async fn render<T, F>(&self, render: F) -> Result<T, Error>
@@ -39,22 +56,30 @@ impl RenderSlots {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(permit) => permit.expect("the render semaphore is never closed"),
-            Err(_) => {
-                return Err(Error::busy(format!(
-                    "layerpipe is rendering its limit of {} pages at once; try again shortly",
-                    self.limit
-                )))
-            }
-        };
+        Ok(self.take().await?.render(render).await)
+    }
+}
+
+/// One render slot, held until dropped or used by [`RenderSlot::render`].
+#[derive(Debug)]
+pub struct RenderSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl RenderSlot {
+    /// The page `render` makes, off the runtime's threads; the slot frees when it ends.
+    pub async fn render<T, F>(self, render: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let rendered = tokio::task::spawn_blocking(move || {
-            let _slot = permit;
+            let _slot = self;
             render()
         })
         .await;
         // A render that panicked is a bug: let it unwind as it would have inline.
-        Ok(rendered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+        rendered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 
@@ -91,6 +116,16 @@ mod tests {
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), "first");
         assert_eq!(slots.render(|| "third".to_owned()).await.unwrap(), "third");
+    }
+
+    /// A slot taken for a merge counts until it is dropped: meanwhile a page is a 503.
+    #[tokio::test]
+    async fn a_slot_taken_before_reading_holds_its_place() {
+        let slots = RenderSlots { wait: Duration::from_millis(50), ..RenderSlots::new(1) };
+        let merging = slots.take().await.unwrap();
+        assert_eq!(slots.render(|| ()).await.unwrap_err().status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(merging.render(|| "merged").await, "merged");
+        assert_eq!(slots.render(|| "next").await.unwrap(), "next");
     }
 
     /// Slots are taken and given back: many pages in a row through one slot all render.

@@ -38,8 +38,10 @@ impl App {
         let platform = choose_platform(&a_fetched.manifest, &b_fetched.manifest, wanted)?;
         let (a, a_image) = self.platform_image(&a, &a_fetched, platform.as_ref()).await?;
         let (b, b_image) = self.platform_image(&b, &b_fetched, platform.as_ref()).await?;
-        let a_merged = self.merged_layers(&a, &a_image.0, &a_image.1).await?;
-        let b_merged = self.merged_layers(&b, &b_image.0, &b_image.1).await?;
+        // One render slot at a time, never one held while waiting for another.
+        let (a_slot, a_merged) = self.merged_layers(&a, &a_image.0, &a_image.1).await?;
+        drop(a_slot);
+        let (_slot, b_merged) = self.merged_layers(&b, &b_image.0, &b_image.1).await?;
         let a_digests: Vec<_> = a_merged.layers.iter().map(|l| l.digest.clone()).collect();
         let b_digests: Vec<_> = b_merged.layers.iter().map(|l| l.digest.clone()).collect();
         let mut comparison = diff::compare(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use super::respond::{html_response, IMMUTABLE};
+use super::respond::{html_response, page_number, IMMUTABLE};
 use super::App;
 use crate::body::Body;
 use crate::digest::Digest;
@@ -37,13 +37,24 @@ impl App {
         };
         let (config, referrers) = tokio::join!(config, self.registry.referrers(&reference, &fetched.digest));
         self.catalog_image(&reference, &fetched, config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| &c.config));
-        let extras = pages::ImageExtras {
-            config: config.as_ref().map(|c| c.as_ref().map(|c| &c.config)),
-            referrers: &referrers,
-            quota: self.registry.pull_quota(reference.registry()).await,
-        };
-        let response = html_response(StatusCode::OK, pages::image(&reference, &fetched, &extras));
-        Ok(immutable_by_digest(&reference, &fetched, response))
+        let quota = self.registry.pull_quota(reference.registry()).await;
+        let page = page_number(pairs)?;
+        // A manifest of 4 MiB lists tens of thousands of layers: rendered in a slot, a
+        // page of them at a time.
+        let shown = reference.clone();
+        let page_fetched = fetched.clone();
+        let html = self
+            .renders
+            .render(move || {
+                let extras = pages::ImageExtras {
+                    config: config.as_ref().map(|c| c.as_ref().map(|c| &c.config)),
+                    referrers: &referrers,
+                    quota,
+                };
+                pages::image_at(&shown, &page_fetched, &extras, page)
+            })
+            .await??;
+        Ok(immutable_by_digest(&reference, &fetched, html_response(StatusCode::OK, html)))
     }
 
     /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.

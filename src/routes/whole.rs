@@ -19,7 +19,7 @@ use crate::image::search::Search;
 use crate::layer::entry::Kind;
 use crate::layer::link::{Here, LayerPath};
 use crate::manifest::{ImageIndex, ImageManifest, Manifest};
-use crate::pages::{self, MergedImage};
+use crate::pages::{self, MergedImage, RenderSlot};
 use crate::query;
 use crate::reference::ImageReference;
 
@@ -63,10 +63,10 @@ impl App {
                 return Ok(html_response(StatusCode::OK, html));
             }
         };
-        let merged = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
         let bytes = path.as_bytes();
         let is_dir = merged.fs.is_dir(bytes);
-        let has_entry = merged.fs.at(bytes).iter().any(|v| v.entry.entry.kind != Kind::Dir);
+        let has_entry = merged.fs.at(bytes).any(|v| v.entry.entry.kind != Kind::Dir);
         let view = match (&search, wants_dir, is_dir, has_entry) {
             (Some(_), ..) => View::Search,
             (None, true, true, _) => View::Dir,
@@ -77,17 +77,16 @@ impl App {
                 return Err(Error::not_found(format!("{} is in no layer of this image", path.display())))
             }
         };
-        let html = self
-            .renders
+        let html = slot
             .render(move || {
                 let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
                 match (view, search) {
                     (View::Search, Some(search)) => pages::merged_search(&image, &search, page),
                     (View::Dir, _) => pages::merged_dir(&image, &path, page),
-                    _ => Ok(pages::merged_entry(&image, &path)),
+                    _ => pages::merged_entry(&image, &path, page),
                 }
             })
-            .await??;
+            .await?;
         Ok(html_response(StatusCode::OK, html))
     }
 
@@ -102,14 +101,13 @@ impl App {
                 return Ok(html_response(StatusCode::OK, html));
             }
         };
-        let merged = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
-        let html = self
-            .renders
+        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        let html = slot
             .render(move || {
                 let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
                 pages::sizes(&image, page)
             })
-            .await??;
+            .await?;
         Ok(html_response(StatusCode::OK, html))
     }
 
@@ -125,24 +123,37 @@ impl App {
         })
     }
 
-    /// The image's layers merged; first every one must be a filesystem layer (an
-    /// artifact's blobs, a signature or an SBOM, have no files to merge).
+    /// The image's layers merged, and the render slot taken before they were read (a
+    /// merge holds every listing, so merges at once are bounded by the slots); first
+    /// every one must be a filesystem layer (an artifact's blobs, a signature or an
+    /// SBOM, have no files to merge), and a refused merge is refused before the wait.
     pub(super) async fn merged_layers(
         &self,
         reference: &ImageReference,
         manifest_digest: &Digest,
         manifest: &ImageManifest,
-    ) -> Result<Merged, Error> {
-        let layers = images::layer_links(reference, manifest);
-        if let Some(other) = layers.iter().find(|l| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other) {
+    ) -> Result<(RenderSlot, Merged), Error> {
+        let other = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, l)| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other);
+        if let Some((i, other)) = other {
             return Err(Error::bad_request(format!(
                 "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",
-                other.layer, other.media_type
+                i + 1,
+                other.media_type
             )));
         }
+        if let Some(refused) = self.images.refusal(&self.registry.content_key(reference, manifest_digest)).await {
+            return Err(refused);
+        }
+        let slot = self.renders.take().await?;
+        // Made in the slot: a manifest of 4 MiB has tens of thousands of layers.
+        let layers = images::layer_links(reference, manifest);
         let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
         self.catalog.record_image(reference, manifest_digest, manifest, None);
-        Ok(Merged { layers, fs })
+        Ok((slot, Merged { layers, fs }))
     }
 }
 
