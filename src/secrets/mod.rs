@@ -1,0 +1,15 @@
+//! Secrets in an image: which file names and which text look like credentials, and how
+//! a found value may be shown.
+//!
+//! A pure building block: [`rules`] is the rule set as data, [`scan`] applies it to a
+//! file's bytes or to the image config, [`mask`] is the only form a value leaves in.
+//! Reading the layers (through their indexes, within a byte budget) and storing the
+//! findings per layer digest belong to the services above; see `docs/secrets.md`.
+
+pub mod mask;
+pub mod rules;
+pub mod scan;
+
+pub use mask::Masked;
+pub use rules::name_rule;
+pub use scan::{scan_bytes, scan_config, scan_text, ConfigFinding, ConfigPlace, Finding};
