@@ -228,6 +228,28 @@ pub struct NameQuery {
 /// Fewest characters a search may have: a trigram index cannot narrow fewer.
 pub const MIN_NEEDLE_CHARS: usize = 3;
 
+/// The secrets found in one layer (`docs/secrets.md`), as stored: masked values only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSecrets {
+    /// Whether every file was read (false: the byte budget or a size cap left some out).
+    pub complete: bool,
+    /// The findings, in the order the scan made them.
+    pub findings: Vec<SecretRow>,
+}
+
+/// One stored finding in a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRow {
+    /// The file's path in the layer.
+    pub path: String,
+    /// The line, from 1; 0 when the file's name is the finding.
+    pub line: u32,
+    /// The rule's id (`src/secrets/rules.rs`).
+    pub rule: String,
+    /// The value, masked.
+    pub value: crate::secrets::Masked,
+}
+
 /// One catalog database. Implementations are used from one thread at a time (the
 /// writer thread, or one reader thread each).
 pub trait Store: Send {
@@ -255,6 +277,13 @@ pub trait Store: Send {
 
     /// The layer `digest`, with where it was seen, if it is in the catalog.
     fn layer(&mut self, digest: &str) -> Result<Option<LayerRow>, StoreError>;
+
+    /// Records the secrets scan of the layer `digest`, once: a second scan of the same
+    /// digest is ignored. Answers whether it was written now.
+    fn record_secrets(&mut self, digest: &str, secrets: &LayerSecrets) -> Result<bool, StoreError>;
+
+    /// The stored secrets scan of the layer `digest`, if it was scanned.
+    fn secrets(&mut self, digest: &str) -> Result<Option<LayerSecrets>, StoreError>;
 
     /// How much the catalog holds.
     fn totals(&mut self) -> Result<Totals, StoreError>;
