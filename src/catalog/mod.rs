@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use crate::config::CatalogUrl;
 use crate::layer::entry::Kind;
 
+pub use crate::secrets::{LayerSecrets, SecretRow};
 pub use service::Catalog;
 
 /// A backend's failure, as a sentence (never with a password: drivers do not print one).
@@ -227,28 +228,6 @@ pub struct NameQuery {
 
 /// Fewest characters a search may have: a trigram index cannot narrow fewer.
 pub const MIN_NEEDLE_CHARS: usize = 3;
-
-/// The secrets found in one layer (`docs/secrets.md`), as stored: masked values only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LayerSecrets {
-    /// Whether every file was read (false: the byte budget or a size cap left some out).
-    pub complete: bool,
-    /// The findings, in the order the scan made them.
-    pub findings: Vec<SecretRow>,
-}
-
-/// One stored finding in a layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretRow {
-    /// The file's path in the layer.
-    pub path: String,
-    /// The line, from 1; 0 when the file's name is the finding.
-    pub line: u32,
-    /// The rule's id (`src/secrets/rules.rs`).
-    pub rule: String,
-    /// The value, masked.
-    pub value: crate::secrets::Masked,
-}
 
 /// One catalog database. Implementations are used from one thread at a time (the
 /// writer thread, or one reader thread each).

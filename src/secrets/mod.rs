@@ -7,11 +7,13 @@
 //! Reading the layers (through their indexes, within a byte budget) and storing the
 //! findings per layer digest belong to the services above; see `docs/secrets.md`.
 
+pub mod layer;
 pub mod mask;
 pub mod plan;
 pub mod rules;
 pub mod scan;
 
+pub use layer::{LayerSecrets, SecretRow};
 pub use mask::Masked;
 pub use rules::name_rule;
 pub use scan::{scan_bytes, scan_config, scan_text, ConfigFinding, ConfigPlace, Finding};

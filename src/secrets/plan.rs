@@ -20,6 +20,10 @@ use super::rules::name_rule;
 /// How much of one file is read, in bytes (a file preview's size, so one read serves both).
 pub const FILE_CAP: u64 = 64 * 1024;
 
+/// Most files one image scan reads: each is a `Range` read of its own, so thousands of
+/// tiny files would cost more in requests than their bytes say.
+pub const MAX_FILES: usize = 1_000;
+
 /// How many bytes of files one image may read by default.
 pub const IMAGE_BUDGET: u64 = 8 * 1024 * 1024;
 
@@ -91,14 +95,14 @@ pub struct Candidate<'a> {
 pub struct Plan<'a> {
     /// The files to read, each up to [`FILE_CAP`] bytes.
     pub reads: Vec<Candidate<'a>>,
-    /// Candidates left unread because the budget ran out.
-    pub left_out: usize,
+    /// Candidates left unread because the budget (bytes or [`MAX_FILES`]) ran out.
+    pub left_out: Vec<Candidate<'a>>,
 }
 
 impl Plan<'_> {
     /// Whether the budget ran out before every candidate was read.
     pub fn budget_ran_out(&self) -> bool {
-        self.left_out > 0
+        !self.left_out.is_empty()
     }
 }
 
@@ -135,14 +139,14 @@ pub fn plan<'a>(files: impl IntoIterator<Item = Candidate<'a>>, budget: u64) -> 
     others.sort_by_key(|f| (f.size, f.layer, f.index));
     let mut left = budget;
     let mut reads = Vec::new();
-    let mut left_out = 0;
+    let mut left_out = Vec::new();
     for file in named.into_iter().chain(others) {
         let cost = file.size.min(FILE_CAP);
-        if cost <= left {
+        if cost <= left && reads.len() < MAX_FILES {
             left -= cost;
             reads.push(file);
         } else {
-            left_out += 1;
+            left_out.push(file);
         }
     }
     Plan { reads, left_out }
@@ -180,7 +184,7 @@ mod tests {
         let files = [file(0, "a.json", 40), file(0, "b.json", 50), file(0, "c.json", 10)];
         let plan = plan(files, 55);
         assert_eq!(paths(&plan), ["c.json", "a.json"]);
-        assert_eq!(plan.left_out, 1);
+        assert_eq!(plan.left_out.len(), 1);
         assert!(plan.budget_ran_out());
     }
 
