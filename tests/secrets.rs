@@ -226,6 +226,10 @@ async fn planted_secrets_are_found_with_their_fates_and_never_shown_whole() {
     ));
 
     let href = |image: &PushedImage| format!("secrets?image={}", encode(&image.reference));
+    let image_page = |image: &PushedImage| format!("?image={}", encode(&image.reference));
+    // Not scanned yet: the image page links to the scan, with no count.
+    let html = page(&lp.base, &image_page(&v1)).await;
+    assert!(html.contains(">secrets</a>"), "{html}");
     let html = page(&lp.base, &href(&v1)).await;
     check_findings(&html);
     assert!(html.contains("for 2 layers; 0 layers scanned before"), "{html}");
@@ -248,6 +252,9 @@ async fn planted_secrets_are_found_with_their_fates_and_never_shown_whole() {
         assert!(started.elapsed() < Duration::from_secs(60), "the scans never reached the catalog: {html}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The image page counts them now, without a scan.
+    let html = page(&lp.base, &image_page(&v1)).await;
+    assert!(html.contains("id=\"secrets-link\">secrets (9 found)</a>"), "{html}");
     // ...and an image sharing its two layers reads only its own.
     let html = page(&lp.base, &href(&v2)).await;
     assert!(html.contains("1 file read now for 1 layer; 2 layers scanned before (from the catalog)."), "{html}");

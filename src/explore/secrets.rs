@@ -195,6 +195,13 @@ pub async fn scan_image(
     scan
 }
 
+/// How many findings [`scan_image`] would list without reading a file: when every layer
+/// has an earlier scan in `before`, their findings and the config's; else `None`.
+pub fn known_count(config: &ImageConfig, before: &[Option<LayerSecrets>]) -> Option<usize> {
+    let stored = before.iter().map(|s| s.as_ref().map(|s| s.findings.len())).sum::<Option<usize>>()?;
+    Some(stored + config_findings(config).len())
+}
+
 /// Deleted or overwritten first, then files by layer, path and line, then the config.
 fn sort_key(p: &Placed) -> (bool, u32, &str, u32) {
     match &p.place {

@@ -85,6 +85,9 @@ pub struct ImageExtras<'a> {
     pub referrers: &'a [Referrer],
     /// The registry's pull quota for layerpipe's address, when its last answer stated it.
     pub quota: Option<PullQuota>,
+    /// How many secrets `/secrets` finds, when every layer was scanned before (the
+    /// catalog knows); `None` when a scan is still to be made.
+    pub secrets: Option<usize>,
 }
 
 /// One row of the layer table: a layer and the step that made it, or a step that made
@@ -135,6 +138,9 @@ struct ImageLayers {
     merged_href: String,
     sizes_href: String,
     dockerfile_href: String,
+    /// The secrets page, and how many it lists when that is known without a scan.
+    secrets_href: String,
+    secrets_count: Option<usize>,
 }
 
 /// One row of an index's platform table.
@@ -172,7 +178,11 @@ pub fn image(reference: &ImageReference, fetched: &FetchedManifest, extras: &Ima
         ImageHead { name, digest: fetched.digest.to_string(), media_type: fetched.media_type.clone(), quota, json };
     let referrers = referrer_rows(reference, extras.referrers);
     match &fetched.manifest {
-        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers)),
+        Manifest::Image(manifest) => {
+            let mut page = layers(frame, head, reference, manifest, extras.config, referrers);
+            page.secrets_count = extras.secrets;
+            render(&page)
+        }
         Manifest::Index(index) => render(&platforms(frame, head, reference, index, referrers)),
     }
 }
@@ -242,6 +252,8 @@ fn layers(
         merged_href: Here::root().merged(reference, &LayerPath::root(), true),
         sizes_href: Here::root().sizes(reference),
         dockerfile_href: dockerfile_href(reference),
+        secrets_href: Here::root().secrets(reference),
+        secrets_count: None,
     }
 }
 
@@ -327,7 +339,7 @@ mod tests {
     }
 
     /// No config (an index, or not asked) and no referrers.
-    const NONE: ImageExtras<'static> = ImageExtras { config: None, referrers: &[], quota: None };
+    const NONE: ImageExtras<'static> = ImageExtras { config: None, referrers: &[], quota: None, secrets: None };
 
     #[test]
     fn layer_table_links_size_to_files_and_digest_to_folders() {
