@@ -110,7 +110,7 @@ fn page(c: &mut Criterion) {
         b.iter(|| manifest::parse(None, black_box(json.as_bytes())).unwrap())
     });
     // Without history or referrers: the table as it was before they came.
-    let extras = layerpipe::pages::ImageExtras { config: None, referrers: &[], quota: None };
+    let extras = layerpipe::pages::ImageExtras { config: None, referrers: &[], quota: None, secrets: None };
     g.bench_function("page::image 100 layers", |b| {
         b.iter(|| layerpipe::pages::image(black_box(&reference), black_box(&fetched), black_box(&extras)))
     });

@@ -13,8 +13,6 @@ use crate::download::BlobBody;
 use crate::error::BoxError;
 use crate::layer::save::EntryBody;
 
-/// Errors a body can end with; hyper aborts the connection on any of them.
-
 /// A response body.
 pub enum Body {
     /// A page or message, sent in one frame (`None` once sent, or for an empty body).

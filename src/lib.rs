@@ -28,6 +28,7 @@
 //! - [`layer`]: inside a layer: decompression, tar, listings, previews, saves.
 //! - [`index`]: layer indexes: one file later costs one `Range` read.
 //! - [`image`]: the whole image: history, the merged filesystem, search, sizes, diffs.
+//! - [`secrets`]: which names and text look like credentials; values only ever masked.
 //! - [`manifest`]: manifests, indexes, descriptors and the config blob.
 //! - [`download`]: the layer download's file name, headers and verified body.
 //! - [`hashing`]: verifying a blob on a thread beside its stream.
@@ -60,6 +61,7 @@ pub mod reference;
 pub mod registry;
 pub mod routes;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod tls;
 pub mod upstream;

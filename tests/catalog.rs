@@ -69,6 +69,7 @@ both!(
     pages_follow_each_other,
     a_second_connection_sees_the_first_and_the_schema_is_versioned,
     a_million_entries,
+    secrets_are_stored_once_per_layer_and_masked,
 );
 
 fn digest(n: u32) -> String {
@@ -280,4 +281,29 @@ fn a_million_entries(backend: &dyn Backend) {
     let started = Instant::now();
     assert_eq!(paths(store.as_mut(), "file-0123456.txt"), ["usr/share/doc/pkg-825/file-0123456.txt"]);
     println!("catalog: a rare name found among {N} in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+}
+
+/// A layer's secrets scan is stored once per digest, masked, and read back in order.
+fn secrets_are_stored_once_per_layer_and_masked(backend: &dyn Backend) {
+    use layerpipe::catalog::{LayerSecrets, SecretRow};
+    use layerpipe::secrets::Masked;
+    let mut store = backend.open().unwrap();
+    assert_eq!(store.secrets(&digest(7)).unwrap(), None, "not scanned yet");
+    // Built at run time: the repository carries no token-shaped literal.
+    let token = ["gh", "p_", &"FakeToken0".repeat(3), "abcdef"].concat();
+    let scan = LayerSecrets {
+        complete: false,
+        findings: vec![
+            SecretRow { path: "app/.env".into(), line: 0, rule: "dotenv".into(), value: Masked::new("") },
+            SecretRow { path: "app/token".into(), line: 3, rule: "github-token".into(), value: Masked::new(&token) },
+        ],
+    };
+    assert!(store.record_secrets(&digest(7), &scan).unwrap());
+    let again = LayerSecrets { complete: true, findings: Vec::new() };
+    assert!(!store.record_secrets(&digest(7), &again).unwrap(), "a digest is scanned once");
+    drop(store);
+    let mut other = backend.open().unwrap();
+    let stored = other.secrets(&digest(7)).unwrap().expect("stored");
+    assert_eq!(stored, scan);
+    assert_eq!(stored.findings[1].value.to_string(), "ghp_… (40 chars)");
 }

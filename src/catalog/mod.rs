@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use crate::config::CatalogUrl;
 use crate::layer::entry::Kind;
 
+pub use crate::secrets::{LayerSecrets, SecretRow};
 pub use service::Catalog;
 
 /// A backend's failure, as a sentence (never with a password: drivers do not print one).
@@ -255,6 +256,13 @@ pub trait Store: Send {
 
     /// The layer `digest`, with where it was seen, if it is in the catalog.
     fn layer(&mut self, digest: &str) -> Result<Option<LayerRow>, StoreError>;
+
+    /// Records the secrets scan of the layer `digest`, once: a second scan of the same
+    /// digest is ignored. Answers whether it was written now.
+    fn record_secrets(&mut self, digest: &str, secrets: &LayerSecrets) -> Result<bool, StoreError>;
+
+    /// The stored secrets scan of the layer `digest`, if it was scanned.
+    fn secrets(&mut self, digest: &str) -> Result<Option<LayerSecrets>, StoreError>;
 
     /// How much the catalog holds.
     fn totals(&mut self) -> Result<Totals, StoreError>;

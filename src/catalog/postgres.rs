@@ -20,8 +20,9 @@ use super::schema::{self, VERSION_TABLE};
 use super::sqlite::like_escape;
 use super::{
     int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, ImageLayer, ImageRow, ImageSeen,
-    LayerRow, LayerSeen, NameHit, NameQuery, PathRow, Source, Store, StoreError, Totals,
+    LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError, Totals,
 };
+use crate::secrets::Masked;
 
 /// How long connecting may take, unless the URL says `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -312,6 +313,59 @@ impl Store for PostgresStore {
             complete: r.get(5),
             sources,
         }))
+    }
+
+    fn record_secrets(&mut self, digest: &str, secrets: &LayerSecrets) -> Result<bool, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO secret_scans (digest, complete, scanned_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+            &[&digest, &secrets.complete, &now()],
+        )? == 1;
+        if inserted {
+            let insert = tx.prepare(
+                "INSERT INTO secret_findings (digest, idx, path, line, rule, head, len)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )?;
+            for (idx, f) in secrets.findings.iter().enumerate() {
+                tx.execute(
+                    &insert,
+                    &[
+                        &digest,
+                        &int(idx as u64),
+                        &f.path,
+                        &i64::from(f.line),
+                        &f.rule,
+                        &f.value.head(),
+                        &int(f.value.len() as u64),
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn secrets(&mut self, digest: &str) -> Result<Option<LayerSecrets>, StoreError> {
+        let Some(scan) = self.client.query_opt("SELECT complete FROM secret_scans WHERE digest = $1", &[&digest])?
+        else {
+            return Ok(None);
+        };
+        let findings = self
+            .client
+            .query(
+                "SELECT path, line, rule, head, len FROM secret_findings WHERE digest = $1 ORDER BY idx",
+                &[&digest],
+            )?
+            .iter()
+            .map(|r| SecretRow {
+                path: r.get(0),
+                line: r.get::<_, i64>(1).clamp(0, i64::from(u32::MAX)) as u32,
+                rule: r.get(2),
+                value: Masked::from_parts(r.get(3), r.get::<_, i64>(4).max(0) as usize),
+            })
+            .collect();
+        Ok(Some(LayerSecrets { complete: scan.get(0), findings }))
     }
 
     fn totals(&mut self) -> Result<Totals, StoreError> {

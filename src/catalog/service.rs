@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{open_store, EntryRow, ImageLayer, ImageSeen, LayerSeen, Store, StoreError};
+use super::{open_store, EntryRow, ImageLayer, ImageSeen, LayerSecrets, LayerSeen, Store, StoreError};
 use crate::config::{CatalogUrl, Config};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
@@ -48,6 +48,8 @@ enum Write {
     Layer(LayerSeen, Arc<Listing>, String),
     /// An image.
     Image(ImageSeen, String),
+    /// A layer's secrets scan, by digest.
+    Secrets(String, LayerSecrets, String),
     /// Answers once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -171,6 +173,17 @@ impl Catalog {
                 .collect(),
         };
         inner.offer(Write::Image(seen, key.clone()), &key);
+    }
+
+    /// Records the secrets scan of the layer `digest` (once per digest: the store keeps
+    /// the first). Never waits; masked values only, so nothing here can leak one.
+    pub fn record_secrets(&self, digest: &Digest, secrets: LayerSecrets) {
+        let Some(inner) = &self.inner else { return };
+        let key = format!("secrets {digest}");
+        if !inner.first_offer(&key) {
+            return;
+        }
+        inner.offer(Write::Secrets(digest.to_string(), secrets, key.clone()), &key);
     }
 
     /// Waits until everything recorded before this call is written (tests, benches).
@@ -300,6 +313,12 @@ fn write_loop(mut store: Box<dyn Store>, mut queued: mpsc::Receiver<Write>, offe
             Write::Image(seen, key) => {
                 if let Err(e) = store.record_image(&seen) {
                     tracing::warn!(image = %seen.manifest_digest, error = %e, "cannot catalogue an image");
+                    forget(&offered, &key);
+                }
+            }
+            Write::Secrets(digest, secrets, key) => {
+                if let Err(e) = store.record_secrets(&digest, &secrets) {
+                    tracing::warn!(%digest, error = %e, "cannot catalogue a layer's secrets scan");
                     forget(&offered, &key);
                 }
             }

@@ -14,8 +14,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use super::schema::{self, VERSION_TABLE};
 use super::{
     int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, ImageLayer, ImageRow, ImageSeen,
-    LayerRow, LayerSeen, NameHit, NameQuery, PathRow, Source, Store, StoreError, Totals,
+    LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError, Totals,
 };
+use crate::secrets::Masked;
 
 /// How long a statement waits for another connection's write lock (another process's
 /// writer, or a migration) before it fails.
@@ -306,6 +307,56 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         Ok(Some(layer))
+    }
+
+    fn record_secrets(&mut self, digest: &str, secrets: &LayerSecrets) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO secret_scans (digest, complete, scanned_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (digest) DO NOTHING",
+            params![digest, secrets.complete, now()],
+        )? == 1;
+        if inserted {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO secret_findings (digest, idx, path, line, rule, head, len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (idx, f) in secrets.findings.iter().enumerate() {
+                insert.execute(params![
+                    digest,
+                    int(idx as u64),
+                    f.path,
+                    f.line,
+                    f.rule,
+                    f.value.head(),
+                    int(f.value.len() as u64)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn secrets(&mut self, digest: &str) -> Result<Option<LayerSecrets>, StoreError> {
+        let complete: Option<bool> = self
+            .conn
+            .query_row("SELECT complete FROM secret_scans WHERE digest = ?1", [digest], |r| r.get(0))
+            .optional()?;
+        let Some(complete) = complete else { return Ok(None) };
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT path, line, rule, head, len FROM secret_findings WHERE digest = ?1 ORDER BY idx")?;
+        let findings = statement
+            .query_map([digest], |r| {
+                Ok(SecretRow {
+                    path: r.get(0)?,
+                    line: r.get(1)?,
+                    rule: r.get(2)?,
+                    value: Masked::from_parts(&r.get::<_, String>(3)?, r.get::<_, i64>(4)?.max(0) as usize),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(LayerSecrets { complete, findings }))
     }
 
     fn totals(&mut self) -> Result<Totals, StoreError> {

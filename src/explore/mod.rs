@@ -3,8 +3,10 @@
 //! - [`layers`]: one layer read for its listing and index, a file previewed or saved,
 //!   each admitted within its slots;
 //! - [`images`]: an image's config and its merged filesystem, cached by digest;
-//! - [`contents`]: file hashes for diffs.
+//! - [`contents`]: file hashes for diffs;
+//! - [`secrets`]: an image scanned for secrets, its files read within a budget.
 
 pub mod contents;
 pub mod images;
 pub mod layers;
+pub mod secrets;

@@ -211,6 +211,11 @@ impl Here {
     pub fn sizes(self, image: &ImageReference) -> String {
         format!("{}sizes?image={}", self.up(), encode(&image.to_string()))
     }
+
+    /// The image's secrets page.
+    pub fn secrets(self, image: &ImageReference) -> String {
+        format!("{}secrets?image={}", self.up(), encode(&image.to_string()))
+    }
 }
 
 #[cfg(test)]

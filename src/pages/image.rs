@@ -89,6 +89,9 @@ pub struct ImageExtras<'a> {
     pub referrers: &'a [Referrer],
     /// The registry's pull quota for layerpipe's address, when its last answer stated it.
     pub quota: Option<PullQuota>,
+    /// How many secrets `/secrets` finds, when every layer was scanned before (the
+    /// catalog knows); `None` when a scan is still to be made.
+    pub secrets: Option<usize>,
 }
 
 /// One row of the layer table: a layer and the step that made it, or a step that made
@@ -142,6 +145,9 @@ struct ImageLayers {
     merged_href: String,
     sizes_href: String,
     dockerfile_href: String,
+    /// The secrets page, and how many it lists when that is known without a scan.
+    secrets_href: String,
+    secrets_count: Option<usize>,
 }
 
 /// One row of an index's platform table.
@@ -204,7 +210,11 @@ pub fn image_at(
     };
     let referrers = referrer_rows(reference, extras.referrers);
     Ok(match &fetched.manifest {
-        Manifest::Image(manifest) => render(&layers(frame, head, reference, manifest, extras.config, referrers, page)?),
+        Manifest::Image(manifest) => {
+            let mut shown = layers(frame, head, reference, manifest, extras.config, referrers, page)?;
+            shown.secrets_count = extras.secrets;
+            render(&shown)
+        }
         Manifest::Index(index) => render(&platforms(frame, head, reference, index, referrers)),
     })
 }
@@ -323,6 +333,8 @@ fn layers(
         sizes_href: Here::root().sizes(reference),
         dockerfile_href: dockerfile_href(reference),
         nav,
+        secrets_href: Here::root().secrets(reference),
+        secrets_count: None,
     })
 }
 
@@ -408,7 +420,7 @@ mod tests {
     }
 
     /// No config (an index, or not asked) and no referrers.
-    const NONE: ImageExtras<'static> = ImageExtras { config: None, referrers: &[], quota: None };
+    const NONE: ImageExtras<'static> = ImageExtras { config: None, referrers: &[], quota: None, secrets: None };
 
     #[test]
     fn layer_table_links_size_to_files_and_digest_to_folders() {

@@ -12,7 +12,8 @@ use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::explore::images::FetchedConfig;
-use crate::manifest::{FetchedManifest, Manifest};
+use crate::manifest::config::ImageConfig;
+use crate::manifest::{FetchedManifest, ImageManifest, Manifest};
 use crate::pages;
 use crate::query;
 use crate::reference::ImageReference;
@@ -37,6 +38,10 @@ impl App {
         };
         let (config, referrers) = tokio::join!(config, self.registry.referrers(&reference, &fetched.digest));
         self.catalog_image(&reference, &fetched, config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| &c.config));
+        let secrets = match (&fetched.manifest, &config) {
+            (Manifest::Image(manifest), Some(Ok(config))) => self.known_secrets(manifest, &config.config).await,
+            _ => None,
+        };
         let quota = self.registry.pull_quota(reference.registry()).await;
         let page = page_number(pairs)?;
         // A manifest of 4 MiB lists tens of thousands of layers: rendered in a slot, a
@@ -50,11 +55,28 @@ impl App {
                     config: config.as_ref().map(|c| c.as_ref().map(|c| &c.config)),
                     referrers: &referrers,
                     quota,
+                    secrets,
                 };
                 pages::image_at(&shown, &page_fetched, &extras, page)
             })
             .await??;
         Ok(immutable_by_digest(&reference, &fetched, html_response(StatusCode::OK, html)))
+    }
+
+    /// How many secrets the image's `/secrets` lists, when the catalog has every layer's
+    /// scan: the image page shows the count without reading a file. A catalog that is
+    /// off, busy or failing leaves it unknown, never the page.
+    async fn known_secrets(&self, manifest: &ImageManifest, config: &ImageConfig) -> Option<usize> {
+        if !self.catalog.is_on() {
+            return None;
+        }
+        let digests: Vec<String> = manifest.layers.iter().map(|l| l.digest.to_string()).collect();
+        let before = self
+            .catalog
+            .read(move |store| digests.iter().map(|d| store.secrets(d)).collect::<Result<Vec<_>, _>>())
+            .await
+            .ok()?;
+        crate::explore::secrets::known_count(config, &before)
     }
 
     /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.

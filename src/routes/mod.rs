@@ -20,6 +20,7 @@
 //! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
 //! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
+//! | `GET /secrets?image=REF` | the image's secrets: each finding's place, fate and masked value, deleted ones first |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
 //! | explore's forms: `/size/…`, `/fs/REPO@DIGEST/…`, `/layers/IMAGE/…`, `/sizes/…`, `/?blob=…` | a 302 to the page above that answers it (see `explore_compat`) |
@@ -34,6 +35,7 @@ mod image;
 mod layer;
 mod respond;
 mod search;
+mod secrets;
 mod tags;
 mod whole;
 
@@ -147,6 +149,7 @@ impl App {
                 "/sizes" => self.sizes(&pairs).await,
                 "/search" => self.search(&pairs).await,
                 "/diff" => self.diff(&pairs).await,
+                "/secrets" => self.secrets_page(&pairs).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
@@ -177,6 +180,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/sizes" => "sizes",
         "/search" => "search",
         "/diff" => "diff",
+        "/secrets" => "secrets",
         _ => "other",
     }
 }

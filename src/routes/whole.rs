@@ -112,7 +112,7 @@ impl App {
     }
 
     /// The manifest `image=REF` names: an image's, or an index to choose a platform of.
-    async fn image_manifest(&self, pairs: &[(String, String)]) -> Result<Chosen, Error> {
+    pub(super) async fn image_manifest(&self, pairs: &[(String, String)]) -> Result<Chosen, Error> {
         let reference = image_reference(pairs)?;
         let fetched = self.registry.manifest(&reference).await?;
         Ok(match &fetched.manifest {
@@ -158,7 +158,7 @@ impl App {
 }
 
 /// What an `image=REF` names.
-enum Chosen {
+pub(super) enum Chosen {
     /// An image manifest, with its digest.
     Image { reference: ImageReference, digest: Digest, manifest: Box<ImageManifest> },
     /// An index: its platforms have a filesystem each, so the page asks which.

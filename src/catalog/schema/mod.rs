@@ -18,10 +18,16 @@ pub struct Migration {
 }
 
 /// SQLite's migrations, in order.
-pub const SQLITE: &[Migration] = &[Migration { version: 1, sql: include_str!("sqlite_1.sql") }];
+pub const SQLITE: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("sqlite_1.sql") },
+    Migration { version: 2, sql: include_str!("sqlite_2.sql") },
+];
 
 /// PostgreSQL's migrations, in order.
-pub const POSTGRES: &[Migration] = &[Migration { version: 1, sql: include_str!("postgres_1.sql") }];
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("postgres_1.sql") },
+    Migration { version: 2, sql: include_str!("postgres_2.sql") },
+];
 
 /// Creates the version table; `schema_version` then holds at most one row.
 pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";

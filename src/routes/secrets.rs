@@ -1,0 +1,52 @@
+//! `/secrets?image=REF`: the image's secrets (src/explore/secrets.rs), with each layer's
+//! scan taken from the catalog when it was scanned before, and each new one handed to
+//! the catalog, so the next image that shares a layer reads nothing for it.
+//!
+//! For an index, the page asks which platform, as the merged view does.
+
+use http::{Response, StatusCode};
+
+use super::respond::html_response;
+use super::whole::Chosen;
+use super::App;
+use crate::body::Body;
+use crate::error::Error;
+use crate::explore::secrets::scan_image;
+use crate::layer::link::Here;
+use crate::pages;
+
+impl App {
+    /// `secrets?image=REF`: see the module docs.
+    pub(super) async fn secrets_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+        let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
+            Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
+            Chosen::Index(reference, index) => {
+                let html = pages::choose_platform(&reference, &index, "the secrets", |platform| {
+                    Here::root().secrets(platform)
+                });
+                return Ok(html_response(StatusCode::OK, html));
+            }
+        };
+        // The render slot covers the merge; the scan that follows takes preview slots.
+        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        drop(slot);
+        let config = self.images.config(&self.registry, &reference, &manifest.config).await?;
+        let digests: Vec<String> = merged.layers.iter().map(|l| l.digest.to_string()).collect();
+        let before = if self.catalog.is_on() {
+            let asked = digests.clone();
+            // A busy or failing catalog costs a fresh scan, not the page.
+            self.catalog
+                .read(move |store| asked.iter().map(|d| store.secrets(d)).collect::<Result<Vec<_>, _>>())
+                .await
+                .unwrap_or_else(|_| vec![None; digests.len()])
+        } else {
+            vec![None; digests.len()]
+        };
+        let scan = scan_image(&self.registry, &self.layers, &merged.layers, &merged.fs, &config.config, before).await;
+        for (l, secrets) in &scan.scanned_now {
+            self.catalog.record_secrets(&merged.layers[*l].digest, secrets.clone());
+        }
+        let html = pages::secrets(&reference, &merged.layers, &scan, self.catalog.is_on());
+        Ok(html_response(StatusCode::OK, html))
+    }
+}
