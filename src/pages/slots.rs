@@ -38,7 +38,7 @@ impl RenderSlots {
     }
 
     /// A slot, for work that reads before it renders (a merge); a 503 when no slot
-    /// frees up within [`WAIT`].
+    /// frees up within `WAIT`.
     pub async fn take(&self) -> Result<RenderSlot, Error> {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(permit) => Ok(RenderSlot { _permit: permit.expect("the render semaphore is never closed") }),
