@@ -464,9 +464,16 @@ async fn the_tag_list_pages_through_every_tag_to_its_images() {
         let (status, html) = page(&lp, &href).await;
         assert_eq!(status, http::StatusCode::OK, "{href}: {html}");
         pages += 1;
-        for (link, tag) in links_in(&html, "<table id=\"tags\">") {
-            assert_eq!(link, format!("./?image={}", layerpipe::query::encode(&format!("{repo}:{tag}"))));
-            seen.push(tag);
+        // Each tag's row: its image, then "compare with…" (a diff from that image).
+        for (link, text) in links_in(&html, "<table id=\"tags\">") {
+            if text == "compare with…" {
+                let tag = seen.last().expect("a tag's link comes first");
+                let image = layerpipe::query::encode(&format!("{repo}:{tag}"));
+                assert_eq!(link, format!("./diff?a={image}\" class=\"compare"));
+                continue;
+            }
+            assert_eq!(link, format!("./?image={}", layerpipe::query::encode(&format!("{repo}:{text}"))));
+            seen.push(text);
         }
         match next_link(&html) {
             Some(next) => href = next,
