@@ -6,7 +6,7 @@
 use askama::Template;
 
 use super::budget::shorten;
-use super::text::{display_path, human_size};
+use super::text::{count, display_path, human_size};
 use super::{render, Frame};
 use crate::download::DownloadLink;
 use crate::image::diff::{LayerSummary, Row, Status};
@@ -202,15 +202,6 @@ fn side_cell(v: &Version<'_>, side: &DiffSide<'_>) -> SideCell {
         mode: entry::mode_string(e.entry.kind, e.entry.mode),
         size: if e.entry.kind == entry::Kind::File { human_size(e.entry.size) } else { String::new() },
         target,
-    }
-}
-
-/// "1 layer", "2 layers".
-fn count(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }
 

@@ -14,7 +14,7 @@ use crate::layer::link::{Here, LayerPath};
 use crate::reference::ImageReference;
 use crate::secrets::plan::{FILE_CAP, IMAGE_BUDGET, MAX_FILES};
 
-use super::text::human_size;
+use super::text::{count, human_size};
 
 struct FindingRow {
     rule: String,
@@ -118,14 +118,5 @@ fn row(f: &Placed, layers: &[DownloadLink]) -> FindingRow {
         hidden: f.hidden(),
         value: f.value.as_ref().map_or_else(|| "(the file's name)".to_owned(), ToString::to_string),
         preview,
-    }
-}
-
-/// "1 file", "2 files".
-fn count(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }

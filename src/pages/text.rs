@@ -44,9 +44,25 @@ pub fn display_name(name: &[u8]) -> String {
     display_path(name)[1..].to_owned()
 }
 
+/// `n` and `word`, agreeing: "1 layer", "2 layers" (a word whose plural is `+s`).
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_words() {
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(2, "layer"), "2 layers");
+    }
 
     #[test]
     fn sizes() {
