@@ -21,6 +21,17 @@ pub struct Sizes<'a> {
     pub wasted_by_layer: Vec<u64>,
 }
 
+impl Sizes<'_> {
+    /// dive's efficiency score: the bytes a container sees over all the bytes the layers
+    /// ship, from 0 to 1. An image that ships no file bytes wastes none: 1.
+    pub fn efficiency(&self) -> f64 {
+        if self.shipped == 0 {
+            return 1.0;
+        }
+        (self.shipped - self.wasted.min(self.shipped)) as f64 / self.shipped as f64
+    }
+}
+
 /// The sizes of the image `fs` holds. The largest files are kept as they are met,
 /// never more than twice [`MAX_LARGEST`] at once, so an image of millions of files
 /// costs the list no more than a small one.
@@ -85,6 +96,8 @@ mod tests {
         assert_eq!(s.shipped, 9560);
         assert_eq!(s.wasted, 9300);
         assert_eq!(s.wasted_by_layer, [9300, 0]);
+        // A container sees a/keep, a/old (200) and b: 260 of 9,560 bytes.
+        assert!((s.efficiency() - 260.0 / 9560.0).abs() < 1e-12);
     }
 
     #[test]
