@@ -12,6 +12,7 @@
 //! - [`routes`]: the route table and its handlers by area; errors become pages.
 //! - [`body`]: the body of every response, small or streamed.
 //! - [`pages`]: the HTML pages, askama templates that escape every value.
+//! - [`api`]: the same pages' data as JSON, with field names kept stable.
 //!
 //! **The services**: they fetch, cache and decide.
 //! - [`explore`]: reads layers and images on a page's behalf: listings and indexes,
@@ -38,6 +39,7 @@
 //! - [`config`], [`error`]: the configuration, and the one error type.
 
 pub mod allocator;
+pub mod api;
 pub mod auth;
 pub mod body;
 pub mod catalog;

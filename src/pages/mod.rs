@@ -16,7 +16,7 @@
 //! `frame: Frame` field and `config = "src/pages/askama.toml"`, and a function here
 //! that fills it and calls `render`.
 
-mod budget;
+pub mod budget;
 mod config;
 mod diff;
 mod dockerfile;
@@ -36,7 +36,7 @@ use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use config::config;
-pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView};
+pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView, DIFF_ROWS_PER_PAGE};
 pub use dockerfile::dockerfile;
 pub use image::{config_href, dockerfile_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
 pub use layer::{

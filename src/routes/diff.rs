@@ -5,10 +5,11 @@
 //! An index on either side is compared by one platform: `&platform=os/arch[/variant]`,
 //! or else `linux/amd64` when both have it, or else the first platform they share.
 
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::respond::{html_response, page_number};
+use super::respond::{answer, page_number, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
@@ -24,13 +25,13 @@ const TAGS_OFFERED: usize = 100;
 
 impl App {
     /// `diff`: see the module docs.
-    pub(super) async fn diff(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn diff(&self, pairs: &[(String, String)], format: Format) -> Result<Response<Body>, Error> {
         let a = reference(pairs, "a")?.ok_or_else(|| Error::bad_request("the diff needs ?a=IMAGE&b=IMAGE"))?;
         let Some(b) = reference(pairs, "b")? else {
             // Only the first: offer its repository's tags. A registry without a tag list
             // still gets the form.
             let tags = self.registry.tags(&a, TAGS_OFFERED, None).await.map(|p| p.tags).unwrap_or_default();
-            return Ok(html_response(StatusCode::OK, pages::diff_choose(&a, &tags)));
+            return Ok(answer(format, || pages::diff_choose(&a, &tags), || api::diff_choose(&a, &tags)));
         };
         let page = page_number(pairs)?;
         let wanted = query::get(pairs, "platform").map(str::trim).filter(|p| !p.is_empty());
@@ -95,7 +96,7 @@ impl App {
             unread: unread.1.map(|why| (unread.0, why)),
             page,
         };
-        Ok(html_response(StatusCode::OK, pages::diff(&view)))
+        Ok(answer(format, || pages::diff(&view), || api::diff(&view)))
     }
 
     /// The image manifest `reference` names, or its `platform`'s from an index, with the

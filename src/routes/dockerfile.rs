@@ -1,9 +1,10 @@
 //! `/dockerfile?image=REF`: the image's Dockerfile, rebuilt from its config's history.
 
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::respond::html_response;
+use super::respond::{answer, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::error::Error;
 use crate::manifest::Manifest;
@@ -13,7 +14,11 @@ use crate::reference::ImageReference;
 
 impl App {
     /// `/dockerfile?image=REF`: one instruction per history entry, beside its layer.
-    pub(super) async fn dockerfile_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn dockerfile_page(
+        &self,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let image = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty());
         let reference: ImageReference =
             image.ok_or_else(|| Error::bad_request("the Dockerfile page needs ?image="))?.parse()?;
@@ -23,7 +28,11 @@ impl App {
         let Manifest::Image(manifest) = &fetched.manifest else {
             return Err(Error::bad_request(format!("{reference} is an index: open a platform's page")));
         };
-        let response = html_response(StatusCode::OK, pages::dockerfile(&reference, manifest, &config));
+        let response = answer(
+            format,
+            || pages::dockerfile(&reference, manifest, &config),
+            || api::dockerfile(&reference, manifest, &config),
+        );
         Ok(super::image::immutable_by_digest(&reference, &fetched, response))
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use super::respond::{html_response, page_number, IMMUTABLE};
+use super::respond::{answer, made, page_number, typed_response, Format, IMMUTABLE};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
@@ -20,9 +21,9 @@ use crate::reference::ImageReference;
 
 impl App {
     /// `/` and `/?image=REF`: the form, or the image's layers (or platforms).
-    pub(super) async fn image_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn image_page(&self, pairs: &[(String, String)], format: Format) -> Result<Response<Body>, Error> {
         let Some(image) = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty()) else {
-            return Ok(html_response(StatusCode::OK, pages::home()));
+            return Ok(answer(format, pages::home, || serde_json::json!({ "form": "./?image=REF" })));
         };
         let reference: ImageReference = image.parse()?;
         let fetched = self.registry.manifest(&reference).await?;
@@ -48,7 +49,7 @@ impl App {
         // page of them at a time.
         let shown = reference.clone();
         let page_fetched = fetched.clone();
-        let html = self
+        let text = self
             .renders
             .render(move || {
                 let extras = pages::ImageExtras {
@@ -57,10 +58,14 @@ impl App {
                     quota,
                     secrets,
                 };
-                pages::image_at(&shown, &page_fetched, &extras, page)
+                made(
+                    format,
+                    || pages::image_at(&shown, &page_fetched, &extras, page),
+                    || api::image(&shown, &page_fetched, &extras, page),
+                )
             })
             .await??;
-        Ok(immutable_by_digest(&reference, &fetched, html_response(StatusCode::OK, html)))
+        Ok(immutable_by_digest(&reference, &fetched, typed_response(format, StatusCode::OK, text)))
     }
 
     /// How many secrets the image's `/secrets` lists, when the catalog has every layer's
@@ -80,7 +85,11 @@ impl App {
     }
 
     /// `/config?image=REF`: what a container of the image runs with, then the raw JSON.
-    pub(super) async fn config_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn config_page(
+        &self,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let image = query::get(pairs, "image").map(str::trim).filter(|s| !s.is_empty());
         let reference: ImageReference =
             image.ok_or_else(|| Error::bad_request("the config page needs ?image="))?.parse()?;
@@ -90,8 +99,11 @@ impl App {
             Manifest::Image(manifest) => crate::explore::images::layer_links(&reference, manifest),
             Manifest::Index(_) => Vec::new(),
         };
-        let html = pages::config(&reference, &digest, &config, from_manifest, &layers);
-        let response = html_response(StatusCode::OK, html);
+        let response = answer(
+            format,
+            || pages::config(&reference, &digest, &config, from_manifest, &layers),
+            || api::config(&reference, &digest, &config, from_manifest),
+        );
         Ok(immutable_by_digest(&reference, &fetched, response))
     }
 

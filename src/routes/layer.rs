@@ -6,8 +6,9 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 
-use super::respond::{html_response, page_number, redirect};
+use super::respond::{html_response, made, page_number, redirect, typed_response, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
@@ -27,24 +28,39 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250
 
 impl App {
     /// `files`: the layer's entries, largest first; with `&search=`, those it finds.
-    pub(super) async fn files(&self, method: &Method, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn files(
+        &self,
+        method: &Method,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         let page = page_number(pairs)?;
         let search = query::get(pairs, "search").and_then(Search::parse);
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
-            return self.not_a_layer(&link, Here::root()).await;
+            return self.not_a_layer(&link, Here::root(), format).await;
         }
-        if page == 1 && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+        // JSON is never streamed: a client reading data waits for the whole answer.
+        if page == 1 && *method == Method::GET && format == Format::Html && !self.layers.is_indexed(&link.digest) {
             let render =
                 move |link: &DownloadLink, listing: &Listing| pages::layer_files(link, listing, 1, search.as_ref());
             return self.first_visit(link, render).await;
         }
         let listing = self.layers.listing(&self.registry, &link).await?;
-        if page > pages::file_pages(&link, &listing, search.as_ref()) {
+        if format == Format::Html && page > pages::file_pages(&link, &listing, search.as_ref()) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
-        let html = self.renders.render(move || pages::layer_files(&link, &listing, page, search.as_ref())).await?;
-        Ok(html_response(StatusCode::OK, html))
+        let text = self
+            .renders
+            .render(move || {
+                made(
+                    format,
+                    || Ok(pages::layer_files(&link, &listing, page, search.as_ref())),
+                    || api::layer_files(&link, &listing, page, search.as_ref()),
+                )
+            })
+            .await??;
+        Ok(typed_response(format, StatusCode::OK, text))
     }
 
     /// `fs/PATH/` and `fs/PATH`: a directory of the layer, or one entry. A directory asked
@@ -55,14 +71,20 @@ impl App {
         method: &Method,
         encoded: &str,
         pairs: &[(String, String)],
+        format: Format,
     ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         let (path, wants_dir) = LayerPath::from_url(encoded)?;
         if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
             let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
-            return self.not_a_layer(&link, here).await;
+            return self.not_a_layer(&link, here, format).await;
         }
-        if path.depth() == 0 && wants_dir && *method == Method::GET && !self.layers.is_indexed(&link.digest) {
+        if path.depth() == 0
+            && wants_dir
+            && *method == Method::GET
+            && format == Format::Html
+            && !self.layers.is_indexed(&link.digest)
+        {
             let root = LayerPath::root();
             return self.first_visit(link, move |link, listing| pages::layer_dir(link, listing, &root, 1)).await;
         }
@@ -70,7 +92,8 @@ impl App {
         // the file looked up by its path in the fresh read.
         for _ in 0..2 {
             let layer = self.layers.index(&self.registry, &link).await?;
-            if let Some(response) = self.browse_in(method, &link, &path, wants_dir, pairs, &layer).await? {
+            let asked = Asked { path: &path, wants_dir, format };
+            if let Some(response) = self.browse_in(method, &link, asked, pairs, &layer).await? {
                 return Ok(response);
             }
         }
@@ -82,11 +105,11 @@ impl App {
         &self,
         method: &Method,
         link: &DownloadLink,
-        path: &LayerPath,
-        wants_dir: bool,
+        asked: Asked<'_>,
         pairs: &[(String, String)],
         layer: &Arc<LayerIndex>,
     ) -> Result<Option<Response<Body>>, Error> {
+        let Asked { path, wants_dir, format } = asked;
         let listing = &layer.listing;
         let entry = match listing.lookup(path.as_bytes()) {
             Lookup::Missing => return Err(missing(listing, path)),
@@ -94,14 +117,22 @@ impl App {
             Lookup::Entry(e) if e.entry.kind == Kind::Dir => None,
             Lookup::Entry(e) => Some(e),
         };
-        let html = match (entry, wants_dir) {
+        let text = match (entry, wants_dir) {
             (None, true) => {
                 let page = page_number(pairs)?;
-                if page > pages::dir_pages(link, listing, path) {
+                if format == Format::Html && page > pages::dir_pages(link, listing, path) {
                     return Err(Error::not_found(format!("{} has no page {page}", path.display())));
                 }
                 let (link, listing, path) = (link.clone(), listing.clone(), path.clone());
-                self.renders.render(move || pages::layer_dir(&link, &listing, &path, page)).await?
+                self.renders
+                    .render(move || {
+                        made(
+                            format,
+                            || Ok(pages::layer_dir(&link, &listing, &path, page)),
+                            || api::layer_dir(&link, &listing, &path, page),
+                        )
+                    })
+                    .await??
             }
             (None, false) => return Ok(Some(redirect(&Here::file(path).fs(link, path, true)))),
             (Some(_), true) => return Ok(Some(redirect(&Here::dir(path).fs(link, path, false)))),
@@ -120,10 +151,13 @@ impl App {
                     },
                     None => None,
                 };
-                pages::layer_file(link, listing, e, path, preview)
+                match format {
+                    Format::Html => pages::layer_file(link, listing, e, path, preview),
+                    Format::Json => api::layer_file(link, listing, e, path, preview).to_string(),
+                }
             }
         };
-        Ok(Some(html_response(StatusCode::OK, html)))
+        Ok(Some(typed_response(format, StatusCode::OK, text)))
     }
 
     /// `save/PATH`: one file of the layer, as an attachment under its own name.
@@ -230,15 +264,27 @@ impl App {
 
     /// The page for a blob that is not a layer; a JSON one is shown.
     /// A blob that is not what its digest says is the whole answer (a 502).
-    async fn not_a_layer(&self, link: &DownloadLink, here: Here) -> Result<Response<Body>, Error> {
+    async fn not_a_layer(&self, link: &DownloadLink, here: Here, format: Format) -> Result<Response<Body>, Error> {
         let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
         let head = if is_json { Some(self.layers.blob_head(&self.registry, link).await) } else { None };
         let head = match head {
             Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
             head => head,
         };
-        Ok(html_response(StatusCode::OK, pages::not_a_layer(link, here, head)))
+        let text = match format {
+            Format::Html => pages::not_a_layer(link, here, head),
+            Format::Json => api::not_a_layer(link, here, head).to_string(),
+        };
+        Ok(typed_response(format, StatusCode::OK, text))
     }
+}
+
+/// What a `fs/` request asks for: the path, whether as a folder, and in which format.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    path: &'a LayerPath,
+    wants_dir: bool,
+    format: Format,
 }
 
 /// 502 when a fresh read of the layer, too, did not have the file where it put it: the

@@ -21,12 +21,18 @@
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
 //! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /secrets?image=REF` | the image's secrets: each finding's place, fate and masked value, deleted ones first |
+//! | `GET /diff?a=REF&b=REF` | two images' merged filesystems compared: added, removed, changed |
+//! | `GET /check?image=REF&max_wasted_bytes=N&min_efficiency=F&no_secrets=1` | JSON: 200 when the image is within the limits, 422 with the reasons |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus metrics |
 //! | explore's forms: `/size/…`, `/fs/REPO@DIGEST/…`, `/layers/IMAGE/…`, `/sizes/…`, `/?blob=…` | a 302 to the page above that answers it (see `explore_compat`) |
 //!
+//! Every page answers as JSON too (`src/api/`) for `Accept: application/json` or
+//! `?format=json`; errors then are `{"error": …, "status": …}`.
+//!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod check;
 mod diff;
 mod dockerfile;
 mod download;
@@ -58,7 +64,7 @@ use crate::pages::RenderSlots;
 use crate::query;
 use crate::registry::RegistryClient;
 use crate::upstream::multipart::Multipart;
-use respond::{redirect, text_response};
+use respond::{redirect, text_response, Format};
 
 pub use respond::error_response;
 
@@ -122,7 +128,12 @@ impl App {
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
         let pairs = match query::parse(request.uri().query().unwrap_or("")) {
             Ok(pairs) => pairs,
-            Err(e) => return error_response(&Error::bad_request(e), ""),
+            Err(e) => return error_response(&Error::bad_request(e), "", Format::of(request.headers(), &[])),
+        };
+        // `/check` is for CI jobs: JSON whatever they accept.
+        let format = match request.uri().path() {
+            "/check" => Format::Json,
+            _ => Format::of(request.headers(), &pairs),
         };
         let image_input = query::get(&pairs, "image").unwrap_or("").to_owned();
         let result = if !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -132,30 +143,51 @@ impl App {
             match request.uri().path() {
                 path if explore_compat::is_explore(path, &pairs) => self.explore(path, &pairs).await,
                 "/" => match nonempty(&pairs, "image").is_none().then(|| nonempty(&pairs, "repo")).flatten() {
-                    Some(repo) => self.tags_page(repo, &pairs).await,
-                    None => self.image_page(&pairs).await,
+                    Some(repo) => self.tags_page(repo, &pairs, format).await,
+                    None => self.image_page(&pairs, format).await,
                 },
-                "/config" => self.config_page(&pairs).await,
-                "/dockerfile" => self.dockerfile_page(&pairs).await,
+                "/config" => self.config_page(&pairs, format).await,
+                "/dockerfile" => self.dockerfile_page(&pairs, format).await,
                 "/download" => self.download(method.clone(), request.headers(), &pairs).await,
-                "/files" => self.files(method, &pairs).await,
+                "/files" => self.files(method, &pairs, format).await,
                 "/fs" => DownloadLink::from_query(&pairs)
                     .map(|link| redirect(&Here::root().fs(&link, &LayerPath::root(), true))),
-                path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs).await,
+                path if path.starts_with("/fs/") => self.browse(method, &path["/fs/".len()..], &pairs, format).await,
                 path if path.starts_with("/save/") => self.save(method, &path["/save/".len()..], &pairs).await,
                 // The query goes along as it came: it is from a valid URI, so a valid header.
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
-                path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
-                "/sizes" => self.sizes(&pairs).await,
-                "/search" => self.search(&pairs).await,
-                "/diff" => self.diff(&pairs).await,
-                "/secrets" => self.secrets_page(&pairs).await,
+                path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs, format).await,
+                "/sizes" => self.sizes(&pairs, format).await,
+                "/search" => self.search(&pairs, format).await,
+                "/diff" => self.diff(&pairs, format).await,
+                "/check" => self.check(&pairs).await,
+                "/secrets" => self.secrets_page(&pairs, format).await,
                 "/healthz" => Ok(text_response("ok\n".into())),
                 "/metrics" => Ok(text_response(self.metrics.render().into())),
                 _ => Err(Error::not_found("no such page")),
             }
         };
-        result.unwrap_or_else(|e| error_response(&e, &image_input))
+        let mut response = result.unwrap_or_else(|e| error_response(&e, &image_input, format));
+        if query::get(&pairs, "format") == Some("json") {
+            keep_json(&mut response);
+        }
+        response
+    }
+}
+
+/// A redirect asked for with `?format=json` leads to JSON too: its `Location` (one of
+/// layerpipe's own, with a query) gets `&format=json`.
+fn keep_json(response: &mut Response<Body>) {
+    if !response.status().is_redirection() {
+        return;
+    }
+    let Some(location) = response.headers().get(http::header::LOCATION).and_then(|l| l.to_str().ok()) else {
+        return;
+    };
+    if location.contains('?') && !location.contains("format=json") {
+        if let Ok(value) = http::HeaderValue::try_from(format!("{location}&format=json")) {
+            response.headers_mut().insert(http::header::LOCATION, value);
+        }
     }
 }
 
@@ -180,6 +212,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/sizes" => "sizes",
         "/search" => "search",
         "/diff" => "diff",
+        "/check" => "check",
         "/secrets" => "secrets",
         _ => "other",
     }

@@ -1,5 +1,6 @@
 //! How handlers' results become responses: the headers every page carries, redirects,
-//! error pages, and the query values several routes share.
+//! error pages, and the query values several routes share; and whether the answer is
+//! the page or its JSON ([`Format`]).
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -46,6 +47,75 @@ pub(super) fn text_response(text: Body) -> Response<Body> {
     response
 }
 
+/// What a request asks to get: the page, or its data as JSON (`?format=json`, or an
+/// `Accept` that names `application/json` and not `text/html`: a browser's names both,
+/// or `*/*`, and gets the page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The HTML page.
+    Html,
+    /// The page's data (src/api/).
+    Json,
+}
+
+impl Format {
+    /// The format a request asks for; see the type's docs.
+    pub fn of(headers: &http::HeaderMap, pairs: &[(String, String)]) -> Format {
+        match query::get(pairs, "format") {
+            Some("json") => return Format::Json,
+            Some(_) => return Format::Html,
+            None => {}
+        }
+        let accept =
+            headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+        let names = |wanted: &str| {
+            accept.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(wanted))
+        };
+        if names("application/json") && !names("text/html") {
+            Format::Json
+        } else {
+            Format::Html
+        }
+    }
+}
+
+/// A JSON answer, with the headers pages carry (it is the same data) and `Vary: Accept`.
+pub(super) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    typed_response(Format::Json, status, value.to_string())
+}
+
+/// The text of the page or of its JSON, as `format` asks; only that one is made (in a
+/// render slot, for the pages that take one).
+pub(super) fn made(
+    format: Format,
+    html: impl FnOnce() -> Result<String, Error>,
+    json: impl FnOnce() -> Result<serde_json::Value, Error>,
+) -> Result<String, Error> {
+    match format {
+        Format::Html => html(),
+        Format::Json => json().map(|v| v.to_string()),
+    }
+}
+
+/// A made page or JSON text, with its content type and the headers every page carries.
+pub(super) fn typed_response(format: Format, status: StatusCode, text: String) -> Response<Body> {
+    let mut response = html_response(status, text);
+    if format == Format::Json {
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+/// 200 with the page or the JSON, as `format` asks; only that one is made.
+pub(super) fn answer(
+    format: Format,
+    html: impl FnOnce() -> String,
+    json: impl FnOnce() -> serde_json::Value,
+) -> Response<Body> {
+    let text = made(format, || Ok(html()), || Ok(json())).expect("neither fails");
+    typed_response(format, StatusCode::OK, text)
+}
+
 /// An HTML page with the headers every page carries (no caching, the CSP, no sniffing, no referrer).
 pub(super) fn html_response(status: StatusCode, html: String) -> Response<Body> {
     let mut response = Response::new(Body::from(html));
@@ -56,12 +126,18 @@ pub(super) fn html_response(status: StatusCode, html: String) -> Response<Body> 
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The same URL answers HTML or JSON by `Accept`: caches must keep them apart.
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
     response
 }
 
-/// The error page for `e`, with `Retry-After` (429) or `Allow` (405) where they belong.
-pub fn error_response(e: &Error, image_input: &str) -> Response<Body> {
-    let mut response = html_response(e.status(), pages::error(e, image_input));
+/// The error page for `e`, with `Retry-After` (429) or `Allow` (405) where they belong;
+/// as JSON, `{"error": MESSAGE, "status": CODE}` with the same status and headers.
+pub fn error_response(e: &Error, image_input: &str, format: Format) -> Response<Body> {
+    let mut response = match format {
+        Format::Html => html_response(e.status(), pages::error(e, image_input)),
+        Format::Json => json_response(e.status(), &crate::api::error(e)),
+    };
     if let Some(retry_after) = e.retry_after() {
         // 429 and 503: tell the client when to come back.
         response.headers_mut().insert(header::RETRY_AFTER, retry_after.clone());

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::respond::html_response;
+use super::respond::{answer, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::catalog::search::{self, NameSearch};
 use crate::digest::Digest;
@@ -21,17 +22,17 @@ use crate::reference::ImageReference;
 
 impl App {
     /// `/search`, `/search?q=TEXT[&after=ROW]`, `/search?layer=DIGEST`.
-    pub(super) async fn search(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn search(&self, pairs: &[(String, String)], format: Format) -> Result<Response<Body>, Error> {
         let text = |name: &str| query::get(pairs, name).map(str::trim).filter(|s| !s.is_empty());
         if let Some(digest) = text("layer") {
             let digest: Digest = digest.parse().map_err(|e| Error::bad_request(format!("layer: {e}")))?;
             let key = digest.to_string();
             let usage = self.catalog.read(move |store| search::layer_usage(store, &key)).await?;
-            return Ok(html_response(StatusCode::OK, pages::search_layer(&digest, &usage)));
+            return Ok(answer(format, || pages::search_layer(&digest, &usage), || api::layer_usage(&digest, &usage)));
         }
         let Some(q) = text("q") else {
             let totals = self.catalog.read(|store| store.totals()).await?;
-            return Ok(html_response(StatusCode::OK, pages::search_home(totals)));
+            return Ok(answer(format, || pages::search_home(totals), || api::search_home(totals)));
         };
         let found = NameSearch::parse(q).map_err(Error::bad_request)?;
         let after = match query::get(pairs, "after") {
@@ -49,7 +50,7 @@ impl App {
             let searched = searched.clone();
             self.catalog.read(move |store| search::find(store, &searched, after.unwrap_or(0))).await?
         };
-        Ok(html_response(StatusCode::OK, pages::search_hits(&searched, after, &page)))
+        Ok(answer(format, || pages::search_hits(&searched, after, &page), || api::search_hits(&searched, &page)))
     }
 
     /// Hands the image an image page showed to the catalog (an index is not an image:

@@ -4,33 +4,56 @@
 //!
 //! For an index, the page asks which platform, as the merged view does.
 
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::respond::html_response;
-use super::whole::Chosen;
+use super::respond::{answer, Format};
+use super::whole::{choose_platform, Chosen, Merged};
 use super::App;
+use crate::api;
 use crate::body::Body;
+use crate::digest::Digest;
 use crate::error::Error;
-use crate::explore::secrets::scan_image;
+use crate::explore::secrets::{scan_image, ImageScan};
 use crate::layer::link::Here;
+use crate::manifest::ImageManifest;
 use crate::pages;
+use crate::reference::ImageReference;
 
 impl App {
     /// `secrets?image=REF`: see the module docs.
-    pub(super) async fn secrets_page(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn secrets_page(
+        &self,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
             Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
             Chosen::Index(reference, index) => {
-                let html = pages::choose_platform(&reference, &index, "the secrets", |platform| {
-                    Here::root().secrets(platform)
-                });
-                return Ok(html_response(StatusCode::OK, html));
+                let href = |platform: &ImageReference| Here::root().secrets(platform);
+                return Ok(choose_platform(format, &reference, &index, "the secrets", href));
             }
         };
-        // The render slot covers the merge; the scan that follows takes preview slots.
-        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        let (merged, scan) = self.scan_secrets(&reference, &manifest_digest, &manifest).await?;
+        let on = self.catalog.is_on();
+        Ok(answer(
+            format,
+            || pages::secrets(&reference, &merged.layers, &scan, on),
+            || api::secrets(&reference, &merged.layers, &scan, on),
+        ))
+    }
+
+    /// The secrets of an image manifest: its layers merged (in a render slot, let go
+    /// before the scan, which takes preview slots), each layer's scan taken from the
+    /// catalog when it was made before, and each new one handed to the catalog.
+    pub(super) async fn scan_secrets(
+        &self,
+        reference: &ImageReference,
+        manifest_digest: &Digest,
+        manifest: &ImageManifest,
+    ) -> Result<(Merged, ImageScan), Error> {
+        let (slot, merged) = self.merged_layers(reference, manifest_digest, manifest).await?;
         drop(slot);
-        let config = self.images.config(&self.registry, &reference, &manifest.config).await?;
+        let config = self.images.config(&self.registry, reference, &manifest.config).await?;
         let digests: Vec<String> = merged.layers.iter().map(|l| l.digest.to_string()).collect();
         let before = if self.catalog.is_on() {
             let asked = digests.clone();
@@ -46,7 +69,6 @@ impl App {
         for (l, secrets) in &scan.scanned_now {
             self.catalog.record_secrets(&merged.layers[*l].digest, secrets.clone());
         }
-        let html = pages::secrets(&reference, &merged.layers, &scan, self.catalog.is_on());
-        Ok(html_response(StatusCode::OK, html))
+        Ok((merged, scan))
     }
 }

@@ -1,9 +1,10 @@
 //! A repository's tags: `/?repo=REPO[&last=TAG]`.
 
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::respond::html_response;
+use super::respond::{answer, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::error::Error;
 use crate::pages;
@@ -19,13 +20,18 @@ const MAX_LAST_LEN: usize = 128;
 
 impl App {
     /// `/?repo=REPO[&last=TAG]`: the repository's tags after `last`, a page at a time.
-    pub(super) async fn tags_page(&self, repo: &str, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn tags_page(
+        &self,
+        repo: &str,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let repo: Repository = repo.parse()?;
         let last = query::get(pairs, "last").filter(|l| !l.is_empty());
         if last.is_some_and(|l| l.len() > MAX_LAST_LEN) {
             return Err(Error::bad_request(format!("last must be a tag of at most {MAX_LAST_LEN} characters")));
         }
         let page = self.registry.tags(repo.as_reference(), TAGS_PER_PAGE, last).await?;
-        Ok(html_response(StatusCode::OK, pages::tags(&repo, last, &page)))
+        Ok(answer(format, || pages::tags(&repo, last, &page), || api::tags(&repo, last, &page)))
     }
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 
-use super::respond::{html_response, page_number, redirect};
+use super::respond::{made, page_number, redirect, typed_response, Format};
 use super::App;
+use crate::api;
 use crate::body::Body;
 use crate::digest::Digest;
 use crate::download::{DownloadLink, LayerFormat};
@@ -42,7 +43,12 @@ impl App {
     /// finds. As in a layer's folders, a directory asked for without its `/` (or a file
     /// with one) is redirected, so relative links resolve from the right place. A path
     /// may be both (a file that replaced a directory): then each URL shows its own.
-    pub(super) async fn merged(&self, encoded: &str, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn merged(
+        &self,
+        encoded: &str,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let (path, wants_dir) = LayerPath::from_url(encoded)?;
         let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
         let page = page_number(pairs)?;
@@ -57,10 +63,8 @@ impl App {
         let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
             Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
             Chosen::Index(reference, index) => {
-                let html = pages::choose_platform(&reference, &index, "the merged filesystem", |platform| {
-                    here.merged(platform, &path, wants_dir)
-                });
-                return Ok(html_response(StatusCode::OK, html));
+                let href = |platform: &ImageReference| here.merged(platform, &path, wants_dir);
+                return Ok(choose_platform(format, &reference, &index, "the merged filesystem", href));
             }
         };
         let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
@@ -77,38 +81,47 @@ impl App {
                 return Err(Error::not_found(format!("{} is in no layer of this image", path.display())))
             }
         };
-        let html = slot
+        let text = slot
             .render(move || {
                 let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
                 match (view, search) {
-                    (View::Search, Some(search)) => pages::merged_search(&image, &search, page),
-                    (View::Dir, _) => pages::merged_dir(&image, &path, page),
-                    _ => pages::merged_entry(&image, &path, page),
+                    (View::Search, Some(search)) => made(
+                        format,
+                        || pages::merged_search(&image, &search, page),
+                        || api::merged_search(&image, &search, page),
+                    ),
+                    (View::Dir, _) => {
+                        made(format, || pages::merged_dir(&image, &path, page), || api::merged_dir(&image, &path, page))
+                    }
+                    _ => made(
+                        format,
+                        || pages::merged_entry(&image, &path, page),
+                        || api::merged_entry(&image, &path, page),
+                    ),
                 }
             })
             .await?;
-        Ok(html_response(StatusCode::OK, html))
+        Ok(typed_response(format, StatusCode::OK, text))
     }
 
     /// `sizes`: the image's largest files and its wasted bytes.
-    pub(super) async fn sizes(&self, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
+    pub(super) async fn sizes(&self, pairs: &[(String, String)], format: Format) -> Result<Response<Body>, Error> {
         let page = page_number(pairs)?;
         let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
             Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
             Chosen::Index(reference, index) => {
-                let html =
-                    pages::choose_platform(&reference, &index, "the sizes", |platform| Here::root().sizes(platform));
-                return Ok(html_response(StatusCode::OK, html));
+                let href = |platform: &ImageReference| Here::root().sizes(platform);
+                return Ok(choose_platform(format, &reference, &index, "the sizes", href));
             }
         };
         let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
-        let html = slot
+        let text = slot
             .render(move || {
                 let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
-                pages::sizes(&image, page)
+                made(format, || pages::sizes(&image, page), || api::sizes(&image, page))
             })
             .await?;
-        Ok(html_response(StatusCode::OK, html))
+        Ok(typed_response(format, StatusCode::OK, text))
     }
 
     /// The manifest `image=REF` names: an image's, or an index to choose a platform of.
@@ -163,6 +176,27 @@ pub(super) enum Chosen {
     Image { reference: ImageReference, digest: Digest, manifest: Box<ImageManifest> },
     /// An index: its platforms have a filesystem each, so the page asks which.
     Index(ImageReference, ImageIndex),
+}
+
+/// The page (or JSON) that asks which platform of the index `reference` to show
+/// `what` of; `href` links to a platform's page of it.
+pub(super) fn choose_platform(
+    format: Format,
+    reference: &ImageReference,
+    index: &ImageIndex,
+    what: &'static str,
+    href: impl Fn(&ImageReference) -> String,
+) -> Response<Body> {
+    let text = match format {
+        Format::Html => pages::choose_platform(reference, index, what, href),
+        Format::Json => serde_json::json!({
+            "image": reference.to_string(),
+            "choose_platform": what,
+            "platforms": api::platforms(reference, index, href),
+        })
+        .to_string(),
+    };
+    typed_response(format, StatusCode::OK, text)
 }
 
 /// The required `image=REF`.
