@@ -241,9 +241,12 @@ async fn every_page_answers_as_json() {
 
     // `/check`, dive's CI mode: 200 within the limits, 422 with one reason per limit
     // passed, 400 for a limit that is not one; JSON whatever the client accepts.
-    let check = |q: String| async move {
-        let (status, _, body) = get_as(&lp.url(&format!("check?{q}")), "*/*").await;
-        (status, serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    let check = |q: String| {
+        let url = lp.url(&format!("check?{q}"));
+        async move {
+            let (status, _, body) = get_as(&url, "*/*").await;
+            (status, serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
+        }
     };
     let (status, pass) = check(format!("image={r2}&max_wasted_bytes=18&min_efficiency=0.5&no_secrets=1")).await;
     assert_eq!(
