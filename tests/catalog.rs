@@ -70,6 +70,7 @@ both!(
     a_second_connection_sees_the_first_and_the_schema_is_versioned,
     a_million_entries,
     secrets_are_stored_once_per_layer_and_masked,
+    every_finding_is_listed_a_page_at_a_time_with_its_images,
 );
 
 fn digest(n: u32) -> String {
@@ -306,4 +307,43 @@ fn secrets_are_stored_once_per_layer_and_masked(backend: &dyn Backend) {
     let stored = other.secrets(&digest(7)).unwrap().expect("stored");
     assert_eq!(stored, scan);
     assert_eq!(stored.findings[1].value.to_string(), "ghp_… (40 chars)");
+}
+
+fn every_finding_is_listed_a_page_at_a_time_with_its_images(backend: &dyn Backend) {
+    use layerpipe::catalog::search::{secret_findings, FINDINGS_PER_PAGE};
+    use layerpipe::catalog::{FindingKey, LayerSecrets, SecretRow};
+    use layerpipe::secrets::Masked;
+    let mut store = backend.open().unwrap();
+    assert!(secret_findings(&mut *store, None).unwrap().hits.is_empty());
+    // Layer 1 keys a .env that layer 2 deletes; layer 3 has more findings than a page.
+    record(&mut *store, 1, "team/app", &[("app/.env", Kind::File, 40)]);
+    record(&mut *store, 2, "team/app", &[("app/.wh..env", Kind::Whiteout, 0)]);
+    store.record_image(&image("team/app", "v1", 100, &[1, 2])).unwrap();
+    let row = |path: &str, line: u32| SecretRow {
+        path: path.into(),
+        line,
+        rule: "generic".into(),
+        value: Masked::new("s3cr3t-value-here"),
+    };
+    let env = LayerSecrets { complete: true, findings: vec![row("app/.env", 1)] };
+    store.record_secrets(&digest(1), &env).unwrap();
+    let many =
+        LayerSecrets { complete: true, findings: (0..FINDINGS_PER_PAGE as u32 + 5).map(|i| row("f", i + 1)).collect() };
+    store.record_secrets(&digest(3), &many).unwrap();
+
+    let first = secret_findings(&mut *store, None).unwrap();
+    assert_eq!(first.hits.len(), FINDINGS_PER_PAGE);
+    let env_hit = first.hits.iter().find(|h| h.finding.key.layer == digest(1)).expect("layer 1's finding");
+    assert_eq!(env_hit.finding.row, row("app/.env", 1));
+    assert_eq!(env_hit.images.len(), 1);
+    assert_eq!((env_hit.images[0].layer, env_hit.images[0].fate), (1, layerpipe::catalog::fate::Fate::DeletedBy(2)));
+    let next = first.next.clone().expect("a next page");
+    let second = secret_findings(&mut *store, Some(&next)).unwrap();
+    assert_eq!(second.hits.len(), 6, "the 106 findings end on the second page");
+    assert!(second.next.is_none());
+    let all: Vec<FindingKey> = first.hits.iter().chain(&second.hits).map(|h| h.finding.key.clone()).collect();
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| (&a.layer, a.idx).cmp(&(&b.layer, b.idx)));
+    sorted.dedup();
+    assert_eq!(all, sorted, "in order, none twice");
 }

@@ -221,6 +221,35 @@ async fn every_page_answers_as_json() {
     assert_eq!(preview["entry"]["path"], "app/token.txt");
     let shared = json(&lp, &format!("search?layer={}", encode(&v1.layers[0].digest))).await;
     assert_eq!(shared["image_count"], 2, "{shared}");
+    // Every secret in the catalog: v1's token, in the layer only v1 ships, masked.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = json(&lp, "search?secrets=1").await;
+        if all["findings"].as_array().is_some_and(|f| !f.is_empty()) || Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let found = &all["findings"][0];
+    assert_eq!(
+        (found["path"].as_str(), found["layer"].as_str()),
+        (Some("app/token.txt"), Some(v1.layers[1].digest.as_str())),
+        "{all}"
+    );
+    assert_eq!(found["value"]["head"], &github_token()[..4]);
+    assert_eq!(
+        (found["images"][0]["tags"][0].as_str(), found["images"][0]["fate"].as_str()),
+        (Some("v1"), Some("present"))
+    );
+    let preview = json(&lp, found["images"][0]["preview"].as_str().unwrap()).await;
+    assert_eq!(preview["entry"]["path"], "app/token.txt");
+    let (status, _, html) = get_as(&lp.url("search?secrets=1"), "text/html").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("app/token.txt") && html.contains(&github_token()[..4]), "{html}");
+    for shown in [all.to_string(), html] {
+        assert!(!shown.contains(&github_token()[..12]), "a secret's value shown: {shown}");
+    }
+
     let home = json(&lp, "search").await;
     assert!(home["entries"].as_u64().unwrap() >= 7, "{home}");
 

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::text;
 use crate::catalog::fate::Fate;
-use crate::catalog::search::{Hit, HitPage, LayerUsage, NameSearch};
+use crate::catalog::search::{Hit, HitPage, LayerUsage, NameSearch, SecretPage};
 use crate::catalog::{kind_name, ImageRow, Totals};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
@@ -113,6 +113,60 @@ fn hit(hit: &Hit) -> Value {
         "images": images,
         "image_count": hit.image_count,
         "sources": sources,
+    })
+}
+
+/// `/search?secrets=1`: a page of every finding stored in the catalog, each with the
+/// images that ship its layer and the file's fate in each.
+pub fn search_secrets(page: &SecretPage) -> Value {
+    let here = Here::root();
+    let findings: Vec<Value> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            let f = &hit.finding;
+            let digest: Option<Digest> = f.key.layer.parse().ok();
+            let path = LayerPath::from_clean(f.row.path.as_bytes());
+            let images: Vec<Value> = hit
+                .images
+                .iter()
+                .map(|seen| {
+                    let mut v = image(&seen.image);
+                    let media_type = (seen.layer as usize)
+                        .checked_sub(1)
+                        .and_then(|i| seen.image.layers.get(i))
+                        .map_or_else(String::new, |l| l.media_type.clone());
+                    let link = reference(&seen.image).zip(digest.clone()).map(|(image, digest)| DownloadLink {
+                        image,
+                        digest,
+                        layer: seen.layer,
+                        media_type,
+                    });
+                    v["layer"] = seen.layer.into();
+                    v["fate"] = fate(seen.fate)["fate"].clone();
+                    if let Some(by) = fate(seen.fate).get("by") {
+                        v["by"] = by.clone();
+                    }
+                    v["preview"] = link.map(|l| here.fs(&l, &path, false)).into();
+                    v
+                })
+                .collect();
+            json!({
+                "layer": f.key.layer,
+                "path": f.row.path,
+                "line": f.row.line,
+                "rule": f.row.rule,
+                "value": (f.row.line > 0).then(|| masked(&f.row.value)),
+                "images": images,
+                "image_count": hit.image_count,
+            })
+        })
+        .collect();
+    json!({
+        "findings": findings,
+        "next": page.next.as_ref().map(|k| {
+            format!("./search?secrets=1&after_layer={}&after={}&format=json", encode(&k.layer), k.idx)
+        }),
     })
 }
 

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::layer::entry::{self, Kind};
 use crate::layer::listing::EntryRef;
 
-pub use catalog::{layer_usage, search_hits, search_home, secrets};
+pub use catalog::{layer_usage, search_hits, search_home, search_secrets, secrets};
 pub use diff::{diff, diff_choose};
 pub use image::{config, dockerfile, image, platforms, tags};
 pub use layer::{layer_dir, layer_file, layer_files, not_a_layer};

@@ -264,8 +264,30 @@ pub trait Store: Send {
     /// The stored secrets scan of the layer `digest`, if it was scanned.
     fn secrets(&mut self, digest: &str) -> Result<Option<LayerSecrets>, StoreError>;
 
+    /// Up to `limit` stored findings after `after` (a layer digest and a finding's
+    /// place in it), in that order, for `/search?secrets=1`.
+    fn secret_findings(&mut self, after: Option<&FindingKey>, limit: usize) -> Result<Vec<StoredFinding>, StoreError>;
+
     /// How much the catalog holds.
     fn totals(&mut self) -> Result<Totals, StoreError>;
+}
+
+/// Where a stored finding is in the catalog's order: its layer, and its place there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FindingKey {
+    /// The layer's digest.
+    pub layer: String,
+    /// The finding's place in the layer's scan, from 0.
+    pub idx: i64,
+}
+
+/// One stored finding, with its layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFinding {
+    /// Where it is in the catalog's order.
+    pub key: FindingKey,
+    /// The finding, its value masked.
+    pub row: SecretRow,
 }
 
 /// Opens the catalog at `url` (migrating its schema), or `None` when it is off.

@@ -19,8 +19,9 @@ use ::postgres::{Client, Config, NoTls, Row};
 use super::schema::{self, VERSION_TABLE};
 use super::sqlite::like_escape;
 use super::{
-    int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, ImageLayer, ImageRow, ImageSeen,
-    LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError, Totals,
+    int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, FindingKey, ImageLayer, ImageRow,
+    ImageSeen, LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError,
+    StoredFinding, Totals,
 };
 use crate::secrets::Masked;
 
@@ -366,6 +367,27 @@ impl Store for PostgresStore {
             })
             .collect();
         Ok(Some(LayerSecrets { complete: scan.get(0), findings }))
+    }
+
+    fn secret_findings(&mut self, after: Option<&FindingKey>, limit: usize) -> Result<Vec<StoredFinding>, StoreError> {
+        let (layer, idx) = after.map_or(("", -1), |k| (k.layer.as_str(), k.idx));
+        let rows = self.client.query(
+            "SELECT digest, idx, path, line, rule, head, len FROM secret_findings
+             WHERE (digest, idx) > ($1, $2) ORDER BY digest, idx LIMIT $3",
+            &[&layer, &idx, &int(limit as u64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredFinding {
+                key: FindingKey { layer: r.get(0), idx: r.get(1) },
+                row: SecretRow {
+                    path: r.get(2),
+                    line: r.get::<_, i64>(3).clamp(0, i64::from(u32::MAX)) as u32,
+                    rule: r.get(4),
+                    value: Masked::from_parts(r.get(5), r.get::<_, i64>(6).max(0) as usize),
+                },
+            })
+            .collect())
     }
 
     fn totals(&mut self) -> Result<Totals, StoreError> {

@@ -1,5 +1,6 @@
 //! Searching the catalog: a page of entries whose path matches, each with the images
-//! that ship its layer and its fate in each; and every image that ships one layer.
+//! that ship its layer and its fate in each; every image that ships one layer; and every
+//! secret found in a catalogued layer.
 //!
 //! The database narrows by trigram; every candidate is then checked with the same
 //! [`Search`] the per-layer search uses, so `^`, case and non-ASCII text mean the same
@@ -11,7 +12,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::fate::{deciding_paths, fate, Fate};
-use super::{path_key, ImageRow, LayerRow, NameHit, NameQuery, Source, Store, StoreError, MIN_NEEDLE_CHARS};
+use super::{
+    path_key, FindingKey, ImageRow, LayerRow, NameHit, NameQuery, Source, Store, StoreError, StoredFinding,
+    MIN_NEEDLE_CHARS,
+};
 use crate::image::search::Search;
 
 /// Hits on one page.
@@ -123,27 +127,32 @@ pub fn find(store: &mut dyn Store, search: &NameSearch, after: i64) -> Result<Hi
             let sources = store.layer(&entry.layer)?.map(|l| l.sources).unwrap_or_default();
             sources_of.insert(entry.layer.clone(), sources);
         }
-        let images = fates(store, &entry, &images)?;
+        let images = fates(store, &entry.layer, &entry.path, &images)?;
         let sources = sources_of.get(&entry.layer).cloned().unwrap_or_default();
         hits.push(Hit { entry, images, image_count, sources });
     }
     Ok(HitPage { hits, next })
 }
 
-/// The fate of `entry` in each of `images`: one lookup of the paths that decide it, in
-/// the layers that come after it in any of them.
-fn fates(store: &mut dyn Store, entry: &NameHit, images: &[Arc<ImageRow>]) -> Result<Vec<HitImage>, StoreError> {
+/// The fate of the entry at `path` of the layer `layer` in each of `images`: one lookup
+/// of the paths that decide it, in the layers that come after it in any of them.
+fn fates(
+    store: &mut dyn Store,
+    layer: &str,
+    path: &[u8],
+    images: &[Arc<ImageRow>],
+) -> Result<Vec<HitImage>, StoreError> {
     let placed: Vec<(Arc<ImageRow>, u32)> = images
         .iter()
         .filter_map(|image| {
-            let at = image.layers.iter().rposition(|l| l.digest == entry.layer)?;
+            let at = image.layers.iter().rposition(|l| l.digest == layer)?;
             Some((image.clone(), at as u32 + 1))
         })
         .collect();
     let later: HashSet<&str> =
         placed.iter().flat_map(|(image, at)| image.layers[*at as usize..].iter().map(|l| l.digest.as_str())).collect();
     let later: Vec<String> = later.into_iter().map(str::to_owned).collect();
-    let paths = deciding_paths(&entry.path);
+    let paths = deciding_paths(path);
     let keys: Vec<i64> = paths.iter().map(|p| path_key(p)).collect();
     let rows = store.entries_at(&later, &keys)?;
     Ok(placed
@@ -161,10 +170,54 @@ fn fates(store: &mut dyn Store, entry: &NameHit, images: &[Arc<ImageRow>]) -> Re
                         .map(move |r| (i as u32 + 1, &r.path[..], r.kind))
                 })
                 .collect();
-            let fate = fate(&entry.path, at, &seen);
+            let fate = fate(path, at, &seen);
             HitImage { image, layer: at, fate }
         })
         .collect())
+}
+
+/// Findings a page of `/search?secrets=1` lists.
+pub const FINDINGS_PER_PAGE: usize = 100;
+
+/// A stored finding, with the images that ship its layer and its fate in each.
+#[derive(Clone, Debug)]
+pub struct SecretHit {
+    /// The finding and its layer.
+    pub finding: StoredFinding,
+    /// Images that ship its layer, up to [`IMAGES_PER_HIT`].
+    pub images: Vec<HitImage>,
+    /// How many images ship its layer in all.
+    pub image_count: u64,
+}
+
+/// One page of every finding in the catalog.
+#[derive(Clone, Debug)]
+pub struct SecretPage {
+    /// The findings, by layer digest and place.
+    pub hits: Vec<SecretHit>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<FindingKey>,
+}
+
+/// The page of stored findings after `after`, each with where it ships. Only layer
+/// files' findings are stored (a config's are the image's, found on its `/secrets`).
+pub fn secret_findings(store: &mut dyn Store, after: Option<&FindingKey>) -> Result<SecretPage, StoreError> {
+    let mut rows = store.secret_findings(after, FINDINGS_PER_PAGE + 1)?;
+    let more = rows.len() > FINDINGS_PER_PAGE;
+    rows.truncate(FINDINGS_PER_PAGE);
+    let next = more.then(|| rows.last().map(|r| r.key.clone())).flatten();
+    let mut images_of: HashMap<String, (Vec<Arc<ImageRow>>, u64)> = HashMap::new();
+    let mut hits = Vec::with_capacity(rows.len());
+    for finding in rows {
+        if !images_of.contains_key(&finding.key.layer) {
+            let (images, total) = store.images_with_layer(&finding.key.layer, IMAGES_PER_HIT)?;
+            images_of.insert(finding.key.layer.clone(), (images.into_iter().map(Arc::new).collect(), total));
+        }
+        let (images, image_count) = images_of[&finding.key.layer].clone();
+        let images = fates(store, &finding.key.layer, finding.row.path.as_bytes(), &images)?;
+        hits.push(SecretHit { finding, images, image_count });
+    }
+    Ok(SecretPage { hits, next })
 }
 
 /// Everything the catalog knows of one layer: itself (if its entries are in), and the

@@ -13,8 +13,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use super::schema::{self, VERSION_TABLE};
 use super::{
-    int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, ImageLayer, ImageRow, ImageSeen,
-    LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError, Totals,
+    int, kind_from, kind_name, now, path_bytes, path_key, stored_path, EntryRow, FindingKey, ImageLayer, ImageRow,
+    ImageSeen, LayerRow, LayerSecrets, LayerSeen, NameHit, NameQuery, PathRow, SecretRow, Source, Store, StoreError,
+    StoredFinding, Totals,
 };
 use crate::secrets::Masked;
 
@@ -357,6 +358,28 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         Ok(Some(LayerSecrets { complete, findings }))
+    }
+
+    fn secret_findings(&mut self, after: Option<&FindingKey>, limit: usize) -> Result<Vec<StoredFinding>, StoreError> {
+        let (layer, idx) = after.map_or(("", -1), |k| (k.layer.as_str(), k.idx));
+        let mut statement = self.conn.prepare_cached(
+            "SELECT digest, idx, path, line, rule, head, len FROM secret_findings
+             WHERE (digest, idx) > (?1, ?2) ORDER BY digest, idx LIMIT ?3",
+        )?;
+        let rows = statement
+            .query_map(params![layer, idx, int(limit as u64)], |r| {
+                Ok(StoredFinding {
+                    key: FindingKey { layer: r.get(0)?, idx: r.get(1)? },
+                    row: SecretRow {
+                        path: r.get(2)?,
+                        line: r.get(3)?,
+                        rule: r.get(4)?,
+                        value: Masked::from_parts(&r.get::<_, String>(5)?, r.get::<_, i64>(6)?.max(0) as usize),
+                    },
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     fn totals(&mut self) -> Result<Totals, StoreError> {

@@ -26,6 +26,7 @@ mod layer;
 mod merged;
 mod progress;
 mod search;
+mod search_secrets;
 mod secrets;
 mod sizes;
 mod slots;
@@ -45,6 +46,7 @@ pub use layer::{
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
 pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
 pub use search::{search_hits, search_home, search_layer};
+pub use search_secrets::search_secrets;
 pub use secrets::secrets;
 pub use sizes::sizes;
 pub use slots::{RenderSlot, RenderSlots};
