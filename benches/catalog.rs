@@ -16,7 +16,8 @@
 //!   layers (10), `CATALOG_BENCH_BACKENDS` (`sqlite,postgres`), `CATALOG_BENCH_REPEATS`
 //!   runs of each search (21), `CATALOG_BENCH_PARTS` (`catalog,listing`),
 //!   `CATALOG_BENCH_LISTING_MIB` the listed layer's gzip size (100) and
-//!   `CATALOG_BENCH_LISTING_ROUNDS` (9).
+//!   `CATALOG_BENCH_LISTING_ROUNDS` (9); `CATALOG_BENCH_SQLITE_DIR` keeps the SQLite
+//!   catalog in that folder instead of a temporary one.
 //!
 //! 1. Inserts: each layer through [`Store::record_layer`], the call the catalog's writer
 //!    thread makes (src/catalog/service.rs), its paths made before the clock starts.
@@ -89,9 +90,12 @@ fn main() {
             match backend.as_str() {
                 "sqlite" => {
                     let dir = tempfile::Builder::new().prefix("layerpipe-catalog-bench-").tempdir().expect("temp dir");
-                    let path = dir.path().join("catalog.sqlite");
-                    let backend = Sqlite { path: path.clone() };
-                    catalog_part("SQLite", &backend, &sizes);
+                    // `CATALOG_BENCH_SQLITE_DIR=DIR` keeps the catalog there, to look into
+                    // afterwards (it must not hold one already).
+                    let kept = std::env::var_os("CATALOG_BENCH_SQLITE_DIR").map(std::path::PathBuf::from);
+                    let path = kept.as_deref().unwrap_or(dir.path()).join("catalog.sqlite");
+                    assert!(!path.exists(), "{} exists already", path.display());
+                    catalog_part("SQLite", &Sqlite { path }, &sizes);
                 }
                 "postgres" => {
                     let pg = RealPostgres::start();
@@ -504,10 +508,34 @@ fn layer_entries(layer: usize, n: usize, words: &[String], rare: bool) -> Vec<En
     let mut out = Vec::with_capacity(n + 512);
     let word = |rng: &mut Rng| words[rng.below(words.len() as u64) as usize].as_str();
     const LANGS: [&str; 8] = ["de", "fr", "es", "it", "ja", "pt_BR", "ru", "zh_CN"];
+    // Every path once, each folder before what it holds, as a tar lists them (a folder
+    // repeated in every package would make each hit's fate read hundreds of rows).
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |out: &mut Vec<Entry>, entry: Entry| {
+        for (i, _) in entry.path.match_indices('/') {
+            if !seen.contains(&entry.path[..i]) {
+                seen.insert(entry.path[..i].to_owned());
+                let dir = Entry {
+                    path: entry.path[..i].to_owned(),
+                    link: String::new(),
+                    size: 0,
+                    mode: 0o755,
+                    kind: Kind::Dir,
+                };
+                out.push(dir);
+            }
+        }
+        if seen.insert(entry.path.clone()) {
+            out.push(entry);
+        }
+    };
     let mut planted = !rare;
     while out.len() < n {
         if !planted && out.len() >= n / 2 {
-            out.push(Entry { path: RARE_PATH.into(), link: String::new(), size: 411, mode: 0o600, kind: Kind::File });
+            add(
+                &mut out,
+                Entry { path: RARE_PATH.into(), link: String::new(), size: 411, mode: 0o600, kind: Kind::File },
+            );
             planted = true;
         }
         let package = format!("{}{}", word(&mut rng), if rng.below(3) == 0 { "-utils" } else { "" });
@@ -582,7 +610,6 @@ fn layer_entries(layer: usize, n: usize, words: &[String], rare: bool) -> Vec<En
                 Box::new(|rng: &mut Rng| (format!("lib{}.so.{}", word(rng), rng.below(9)), Kind::File, String::new())),
             ),
         };
-        out.push(Entry { path: dir.clone(), link: String::new(), size: 0, mode: 0o755, kind: Kind::Dir });
         for _ in 0..files {
             let (name, kind, link) = file(&mut rng);
             let size = if kind == Kind::File { rng.log_uniform(64, 1 << 20) } else { 0 };
@@ -591,7 +618,7 @@ fn layer_entries(layer: usize, n: usize, words: &[String], rare: bool) -> Vec<En
                 _ if (30..45).contains(&tree) => 0o755,
                 _ => 0o644,
             };
-            out.push(Entry { path: format!("{dir}/{name}"), link, size, mode, kind });
+            add(&mut out, Entry { path: format!("{dir}/{name}"), link, size, mode, kind });
         }
     }
     out.truncate(n);
