@@ -493,6 +493,10 @@ fn vocabulary() -> Vec<String> {
         .collect()
 }
 
+/// Makes one file of a package: its name under the package's folder, its kind, and a
+/// link's target.
+type FileMaker<'a> = Box<dyn Fn(&mut Rng) -> (String, Kind, String) + 'a>;
+
 struct Entry {
     path: String,
     link: String,
@@ -541,7 +545,7 @@ fn layer_entries(layer: usize, n: usize, words: &[String], rare: bool) -> Vec<En
         let package = format!("{}{}", word(&mut rng), if rng.below(3) == 0 { "-utils" } else { "" });
         let files = rng.log_uniform(1, 400) as usize;
         let tree = rng.below(100);
-        let (dir, file): (String, Box<dyn Fn(&mut Rng) -> (String, Kind, String)>) = match tree {
+        let (dir, file): (String, FileMaker<'_>) = match tree {
             0..=29 => (
                 format!("usr/lib/python3/dist-packages/{package}"),
                 Box::new(|rng: &mut Rng| {
