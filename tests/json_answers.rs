@@ -48,7 +48,15 @@ async fn json(lp: &Layerpipe, href: &str) -> Value {
     assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json", "GET {url}");
     assert_eq!(headers[header::VARY], "accept", "GET {url}: caches must keep HTML and JSON apart");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"));
+    // The examples in docs/json.md are answers of this test, kept when this is set.
+    if let Ok(dir) = std::env::var("LAYERPIPE_JSON_EXAMPLES") {
+        use std::io::Write as _;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(format!("{dir}/examples.txt")).unwrap();
+        writeln!(file, "GET {href}\n{}\n", serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    }
+    value
 }
 
 /// The strings at `key` of every object in `list`.

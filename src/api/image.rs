@@ -110,7 +110,7 @@ fn layers(
                 "created_by": step.and_then(|h| h.created_by.clone()),
                 "files": here.files(&link, 1),
                 "browse": here.fs(&link, &LayerPath::root(), true),
-                "download": link.href(),
+                "download": here.download(&link),
                 "file_name": link.file_name(),
             })
         })

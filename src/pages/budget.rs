@@ -64,7 +64,7 @@ fn shown_bound(name: &[u8]) -> usize {
     shown_bound_to(name, MAX_SHOWN_CHARS)
 }
 
-/// [`shown_bound`] for a text shortened to `max` characters.
+/// The most bytes a name takes in a table, as for a name shortened to `max` characters.
 pub fn shown_bound_to(name: &[u8], max: usize) -> usize {
     let whole = name
         .iter()
