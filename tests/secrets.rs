@@ -252,6 +252,19 @@ async fn planted_secrets_are_found_with_their_fates_and_never_shown_whole() {
         assert!(started.elapsed() < Duration::from_secs(60), "the scans never reached the catalog: {html}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The same findings as data: all nine, the six hidden ones first, no value whole.
+    let json = page(&lp.base, &format!("{}&format=json", href(&v1))).await;
+    no_value_in("the JSON answer", &json);
+    let answer: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let fates: Vec<&str> = answer["findings"].as_array().unwrap().iter().map(|f| f["fate"].as_str().unwrap()).collect();
+    assert_eq!(fates.len(), 9, "{answer}");
+    assert!(fates[..6].iter().all(|f| *f != "present") && fates[6..].iter().all(|f| *f == "present"), "{fates:?}");
+    // And across the catalog, as a page and as data.
+    for every in ["search?secrets=1", "search?secrets=1&format=json"] {
+        let text = page(&lp.base, every).await;
+        assert!(text.contains("app/settings.json"), "{text}");
+        no_value_in(every, &text);
+    }
     // The image page counts them now, without a scan.
     let html = page(&lp.base, &image_page(&v1)).await;
     assert!(html.contains("id=\"secrets-link\">secrets (9 found)</a>"), "{html}");
