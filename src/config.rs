@@ -279,6 +279,10 @@ pub struct Timeouts {
     /// For a client to send a request's headers. hyper applies the same limit to an idle
     /// keep-alive connection waiting for its next request.
     pub client_header_read_secs: f64,
+    /// For a client to take the next bytes of a response it asked for: one that takes
+    /// nothing this long has its connection ended and its slot freed
+    /// (`src/client_idle.rs`).
+    pub client_idle_secs: f64,
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: f64,
     /// The span over which `limits.explorer_min_bytes_per_sec` is averaged.
@@ -296,6 +300,7 @@ impl Default for Timeouts {
             response_headers_secs: 30.0,
             idle_read_secs: 60.0,
             client_header_read_secs: 30.0,
+            client_idle_secs: 120.0,
             shutdown_grace_secs: 30.0,
             explorer_rate_window_secs: 60.0,
             extras_secs: 2.0,
@@ -327,6 +332,10 @@ impl Timeouts {
     /// Client request headers.
     pub fn client_header_read(&self) -> Duration {
         secs(self.client_header_read_secs)
+    }
+    /// A client taking nothing of a response.
+    pub fn client_idle(&self) -> Duration {
+        secs(self.client_idle_secs)
     }
     /// Shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
@@ -517,6 +526,7 @@ impl Config {
             ("timeouts.response_headers_secs", t.response_headers_secs),
             ("timeouts.idle_read_secs", t.idle_read_secs),
             ("timeouts.client_header_read_secs", t.client_header_read_secs),
+            ("timeouts.client_idle_secs", t.client_idle_secs),
             ("timeouts.shutdown_grace_secs", t.shutdown_grace_secs),
             ("timeouts.explorer_rate_window_secs", t.explorer_rate_window_secs),
             ("timeouts.extras_secs", t.extras_secs),

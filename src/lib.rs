@@ -9,6 +9,7 @@
 //! **The edge**: a request comes in and an answer goes out.
 //! - [`runtime`]: which threads serve, one runtime and listener per core or tokio's pool.
 //! - [`server`]: accepting connections, the access log.
+//! - [`client_idle`]: ending a connection whose client takes nothing.
 //! - [`routes`]: the route table and its handlers by area; errors become pages.
 //! - [`body`]: the body of every response, small or streamed.
 //! - [`pages`]: the HTML pages, askama templates that escape every value.
@@ -43,6 +44,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod client_idle;
 pub mod config;
 pub mod credentials;
 pub mod digest;

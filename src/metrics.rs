@@ -64,12 +64,19 @@ pub struct Metrics {
     digest_mismatches: AtomicU64,
     layer_blob_bytes: AtomicU64,
     index_reads: AtomicU64,
+    client_idle_closed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
     /// A request to `route` was answered with `status`.
     pub fn request(&self, route: &'static str, status: u16) {
         *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route, status)).or_default() += 1;
+    }
+
+    /// A connection answering `route` was ended: its client took nothing for
+    /// `timeouts.client_idle_secs`.
+    pub fn client_idle_closed(&self, route: &'static str) {
+        *self.client_idle_closed.lock().unwrap_or_else(|e| e.into_inner()).entry(route).or_default() += 1;
     }
 
     /// A download started.
@@ -139,6 +146,12 @@ impl Metrics {
         );
         for ((route, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "layerpipe_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP layerpipe_client_idle_closed_total Connections ended because their client took nothing for timeouts.client_idle_secs, by route.\n# TYPE layerpipe_client_idle_closed_total counter\n",
+        );
+        for (route, n) in self.client_idle_closed.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "layerpipe_client_idle_closed_total{{route=\"{route}\"}} {n}");
         }
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

@@ -1,5 +1,6 @@
-//! The HTTP server: accepts connections, serves each with hyper's HTTP/1 machinery, and
-//! writes one access log line per request when its response has been sent (or cut off).
+//! The HTTP server: accepts connections, serves each with hyper's HTTP/1 machinery, ends
+//! those whose client takes nothing (`client_idle`), and writes one access log line per
+//! request when its response has been sent (or cut off).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::body::Body;
+use crate::client_idle::{ended_when_idle, Progress, Watched};
 use crate::error::BoxError;
 use crate::routes::{route_label, App};
 
@@ -31,6 +33,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         .header_read_timeout(config.timeouts.client_header_read())
         .max_header_size(config.limits.max_request_header_bytes);
     let grace = config.timeouts.shutdown_grace();
+    let client_idle = config.timeouts.client_idle();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -47,15 +50,30 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let progress = Progress::new();
+        let service = {
+            let (app, progress) = (app.clone(), progress.clone());
+            service_fn(move |request: Request<Incoming>| {
+                let (app, progress) = (app.clone(), progress.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(&app, request, peer, &progress).await) }
+            })
+        };
+        let io = TokioIo::new(Watched::new(stream, progress.clone()));
+        let connection = graceful.watch(http.serve_connection(io, service));
         let app = app.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&app, request, peer).await) }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match ended_when_idle(connection, &progress, client_idle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                Err(route) => {
+                    app.metrics().client_idle_closed(route);
+                    tracing::info!(
+                        %peer,
+                        route,
+                        idle_secs = client_idle.as_secs_f64(),
+                        "the client took nothing for timeouts.client_idle_secs: connection ended, its slot freed"
+                    );
+                }
             }
         });
     }
@@ -67,10 +85,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
-async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Logged> {
+async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr, progress: &Progress) -> Response<Logged> {
     let started = Instant::now();
     let method = request.method().clone();
     let route = route_label(request.uri().path());
+    progress.answering(route);
     let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), ToString::to_string);
     let response = app.handle(request).await;
     app.metrics().request(route, response.status().as_u16());

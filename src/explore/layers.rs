@@ -56,6 +56,10 @@ pub const MAX_CACHED_LISTING_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_CONCURRENT_LISTINGS: usize = 4;
 /// Previews and saved files being read at once at most.
 pub const MAX_CONCURRENT_EXTRACTS: usize = 32;
+/// Of those, the slots saves may never take: a save holds its slot for as long as its
+/// client reads, so saves whose clients stall (until `timeouts.client_idle_secs` ends
+/// them) must not leave new previews, which hold theirs for a moment, without one.
+pub const EXTRACTS_KEPT_FOR_PREVIEWS: usize = 8;
 /// How long a repository, once seen to have a blob, may be served from its index
 /// without asking the registry again.
 const ACCESS_TTL: Duration = Duration::from_secs(600);
@@ -109,6 +113,8 @@ pub struct Inspector {
     spacing: Spacing,
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
+    /// What a save takes besides its extract slot: all but the previews' own.
+    save_slots: Arc<Semaphore>,
     idle_timeout: Duration,
     min_rate: MinRate,
     verify: bool,
@@ -144,6 +150,7 @@ impl Inspector {
             spacing: DEFAULT_SPACING,
             listing_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_LISTINGS)),
             extract_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS)),
+            save_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS - EXTRACTS_KEPT_FOR_PREVIEWS)),
             idle_timeout: config.timeouts.idle_read(),
             min_rate: MinRate {
                 bytes_per_sec: config.limits.explorer_min_bytes_per_sec as u64,
@@ -359,7 +366,8 @@ impl Inspector {
         if *method == Method::HEAD || length == 0 {
             return Ok(ByIndex::Read(response));
         }
-        let slot = take(&self.extract_slots, "file previews and saves")?;
+        let save_slot = take(&self.save_slots, "file saves")?;
+        let slot = (save_slot, take(&self.extract_slots, "file previews and saves")?);
         let expected = Expected::entry(&layer.listing, index);
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let (verdict, checked) = oneshot::channel();
@@ -413,7 +421,7 @@ impl Inspector {
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
-        slot: OwnedSemaphorePermit,
+        slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) {
         let metrics = self.metrics.clone();
         let expected = options.verify.clone();
