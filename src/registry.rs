@@ -1,6 +1,7 @@
 //! The registry client: pings a registry, authenticates, fetches manifests and blobs,
 //! and follows redirects. It speaks the distribution protocol; [`crate::upstream`]
-//! carries its requests.
+//! carries its requests. (Over 500 lines: ping, auth retry and redirects wrap every
+//! fetch, and the kinds of fetch live in `registry/`.)
 //!
 //! Credentials (Basic or Bearer) go only to the registry's own origin; a redirect to a
 //! CDN on another host is followed without them. Basic credentials go to the token realm

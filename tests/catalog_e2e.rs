@@ -10,8 +10,6 @@
 
 mod real;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +23,7 @@ use real::html::unescape;
 use real::images::{self, BuiltLayer};
 use real::layered::layered_layers;
 use real::postgres::RealPostgres;
+use real::process::Process;
 use real::{Layerpipe, PushedImage, RealRegistry};
 
 /// The name only the second image ships.
@@ -189,46 +188,6 @@ async fn search_across_three_images_and_after_a_restart() {
     check_search(&lp.base, &images, false).await;
 }
 
-/// The built binary, serving with `config_json` until dropped.
-struct Process {
-    child: Child,
-    base: String,
-    _config: tempfile::NamedTempFile,
-}
-
-impl Process {
-    fn start(config_json: &str) -> Process {
-        let config = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(config.path(), config_json).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_layerpipe"))
-            .arg("--config")
-            .arg(config.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start layerpipe");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("layerpipe logged `layerpipe serving` before exiting").unwrap();
-            if let Some(at) = line.find("listen=") {
-                break line[at + "listen=".len()..].split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        // Keep draining its logs so that it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Process { child, base: format!("http://{addr}"), _config: config }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_one_postgres_catalog() {
     let postgres = RealPostgres::start();
@@ -237,10 +196,13 @@ async fn two_processes_share_one_postgres_catalog() {
     let at = RegistryAt { host: registry.host(), endpoint: registry.endpoint() };
     let catalog = format!(r#""index": {{"dir": ""}}, "catalog": {{"url": "{}"}}"#, postgres.url());
     let here = Layerpipe::with_config(config(&at, &catalog)).await;
-    let there = Process::start(&format!(
-        r#"{{"listen": "127.0.0.1:0", "worker_threads": 1, "registries": {{"{}": {{"endpoint": "{}"}}}}, {catalog}}}"#,
-        at.host, at.endpoint
-    ));
+    let there = Process::start(
+        &format!(
+            r#"{{"listen": "127.0.0.1:0", "worker_threads": 1, "registries": {{"{}": {{"endpoint": "{}"}}}}, {catalog}}}"#,
+            at.host, at.endpoint
+        ),
+        "info",
+    );
     // One process looks at two images, the other at the third: each searches all three.
     visit(&here.base, &images[..2]).await;
     visit(&there.base, &images[2..]).await;

@@ -11,9 +11,6 @@
 
 mod real;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use layerpipe::query::encode;
 use real::html::unescape;
 use real::images::{self, Blob, BuiltLayer};
+use real::process::Process;
 use real::{PushedImage, RealRegistry};
 use serde_json::json;
 
@@ -217,13 +215,16 @@ async fn planted_secrets_are_found_with_their_fates_and_never_shown_whole() {
     let v2 = push_planted(&registry, "v2", vec![readme]).await;
     assert_eq!(v1.layers[0].digest, v2.layers[0].digest);
     let dir = tempfile::tempdir().unwrap();
-    let lp = Process::start(&format!(
-        r#"{{"listen": "127.0.0.1:0", "worker_threads": 1, "index": {{"dir": {:?}}},
+    let lp = Process::start(
+        &format!(
+            r#"{{"listen": "127.0.0.1:0", "worker_threads": 1, "index": {{"dir": {:?}}},
             "registries": {{"{}": {{"endpoint": "{}"}}}}}}"#,
-        dir.path().join("indexes").to_str().unwrap(),
-        registry.host(),
-        registry.endpoint()
-    ));
+            dir.path().join("indexes").to_str().unwrap(),
+            registry.host(),
+            registry.endpoint()
+        ),
+        "debug",
+    );
 
     let href = |image: &PushedImage| format!("secrets?image={}", encode(&image.reference));
     let image_page = |image: &PushedImage| format!("?image={}", encode(&image.reference));
@@ -279,57 +280,4 @@ async fn planted_secrets_are_found_with_their_fates_and_never_shown_whole() {
     let log = lp.stop();
     assert!(log.contains("secrets"), "the log has the requests: {log}");
     no_value_in("layerpipe's log", &log);
-}
-
-/// The built binary, serving with `config_json` at debug level until stopped; its log kept.
-struct Process {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    _config: tempfile::NamedTempFile,
-}
-
-impl Process {
-    fn start(config_json: &str) -> Process {
-        let config = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(config.path(), config_json).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_layerpipe"))
-            .arg("--config")
-            .arg(config.path())
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start layerpipe");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let addr = loop {
-            let line = lines.next().expect("layerpipe logged `layerpipe serving` before exiting").unwrap();
-            log.lock().unwrap().push(line.clone());
-            if let Some(at) = line.find("listen=") {
-                break line[at + "listen=".len()..].split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let kept = log.clone();
-        let reader = std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| kept.lock().unwrap().push(l)));
-        Process { child, base: format!("http://{addr}"), log, reader: Some(reader), _config: config }
-    }
-
-    /// Stops it and answers everything it logged.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

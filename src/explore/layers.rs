@@ -1,6 +1,6 @@
 //! Reading layers for the pages: a layer's listing, the first bytes of one of its
 //! files, one file streamed to the client, and the first bytes of a blob that is not a
-//! layer.
+//! layer. (One file of ~700 lines: the four reads share one admission and index cache.)
 //!
 //! The first listing of a layer reads the whole blob and builds its [`LayerIndex`]
 //! (kept in memory by digest and, with `index.dir`, on disk). After that, a listing
@@ -13,10 +13,9 @@
 //! fresh read of the blob, never reads "entry N" of the blob in its place, which could
 //! be another file. The file's kind and size then come from that fresh read too.
 //!
-//! An index serves
-//! another repository (or registry) only once that repository is seen to have the
-//! blob (a HEAD with its own token), so one repository's contents never answer for
-//! another's. Listings and the rest are admitted separately, each up to a fixed
+//! An index serves another repository (or registry) only once that repository is seen
+//! to have the blob (a HEAD with its own token), so one repository's contents never
+//! answer for another's. Listings and the rest are admitted separately, each up to a fixed
 //! number at once with 503 beyond, like downloads: a listing holds up to ~120 MiB and
 //! a CPU, a preview or a saved file holds a thread and a connection.
 
@@ -56,9 +55,8 @@ pub const MAX_CACHED_LISTING_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_CONCURRENT_LISTINGS: usize = 4;
 /// Previews and saved files being read at once at most.
 pub const MAX_CONCURRENT_EXTRACTS: usize = 32;
-/// Of those, the slots saves may never take: a save holds its slot for as long as its
-/// client reads, so saves whose clients stall (until `timeouts.client_idle_secs` ends
-/// them) must not leave new previews, which hold theirs for a moment, without one.
+/// Of those, the slots saves may never take: a save holds its slot while its client
+/// reads, so stalled ones (until `timeouts.client_idle_secs`) must not starve previews.
 pub const EXTRACTS_KEPT_FOR_PREVIEWS: usize = 8;
 /// How long a repository, once seen to have a blob, may be served from its index
 /// without asking the registry again.
@@ -113,7 +111,7 @@ pub struct Inspector {
     spacing: Spacing,
     listing_slots: Arc<Semaphore>,
     extract_slots: Arc<Semaphore>,
-    /// What a save takes besides its extract slot: all but the previews' own.
+    /// Taken by a save besides its extract slot: all but the previews' own.
     save_slots: Arc<Semaphore>,
     idle_timeout: Duration,
     min_rate: MinRate,

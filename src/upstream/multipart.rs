@@ -1,4 +1,5 @@
-//! One blob over several connections, in order, within a budget.
+//! One blob over several connections, in order, within a budget. (About 700 lines in one
+//! file: the judge, the parts and the reassembly share one budget and one state machine.)
 //!
 //! A download starts as it always has: one dedicated connection, its frames passed on as
 //! they come. Only a large blob (or client range) is watched: once its first connection

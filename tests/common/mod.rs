@@ -1,5 +1,5 @@
 //! What both test kits do the same way, kept once: layerpipe served in the test's runtime
-//! (`layerpipe`), SHA-256 and hex as test expectations are written (`digest`), and the
+//! (`layerpipe`), the built binary as users run it (`process`), SHA-256 and hex as test expectations are written (`digest`), and the
 //! `[x]` download links of a page (`html`).
 //!
 //! Neither kit's tests name this folder: `tests/support` and `tests/real` each include it
@@ -14,3 +14,4 @@
 pub mod digest;
 pub mod html;
 pub mod layerpipe;
+pub mod process;
