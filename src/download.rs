@@ -94,6 +94,12 @@ pub struct DownloadLink {
 }
 
 impl DownloadLink {
+    /// Whether its media type names a filesystem layer (tar, compressed or not), whose
+    /// files the layer pages can list; an artifact's blob is not one.
+    pub fn is_layer(&self) -> bool {
+        LayerFormat::from_media_type(&self.media_type) != LayerFormat::Other
+    }
+
     /// The relative URL of the download, `download?image=…&digest=…&layer=N&mt=…`.
     pub fn href(&self) -> String {
         use crate::query::encode;

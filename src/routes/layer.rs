@@ -10,7 +10,7 @@ use super::respond::{html_response, made, page_number, redirect, typed_response,
 use super::App;
 use crate::api;
 use crate::body::Body;
-use crate::download::{DownloadLink, LayerFormat};
+use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::layers::{ByIndex, FileToSave};
 use crate::image::search::Search;
@@ -37,7 +37,7 @@ impl App {
         let link = DownloadLink::from_query(pairs)?;
         let page = page_number(pairs)?;
         let search = query::get(pairs, "search").and_then(Search::parse);
-        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+        if !link.is_layer() {
             return self.not_a_layer(&link, Here::root(), format).await;
         }
         // JSON is never streamed: a client reading data waits for the whole answer.
@@ -75,7 +75,7 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         let (path, wants_dir) = LayerPath::from_url(encoded)?;
-        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+        if !link.is_layer() {
             let here = if wants_dir { Here::dir(&path) } else { Here::file(&path) };
             return self.not_a_layer(&link, here, format).await;
         }
@@ -172,7 +172,7 @@ impl App {
         if wants_dir {
             return Err(Error::bad_request("only files can be saved, not directories"));
         }
-        if LayerFormat::from_media_type(&link.media_type) == LayerFormat::Other {
+        if !link.is_layer() {
             return Err(Error::bad_request("this blob is not a filesystem layer; download it whole instead"));
         }
         let name = String::from_utf8_lossy(path.name()).into_owned();
