@@ -595,3 +595,88 @@ async fn the_image_page_shows_history_referrers_and_the_config() {
     let missing = format!("./config?image={}", layerpipe::query::encode(&format!("{repo}:nope")));
     assert_eq!(page(&lp, &missing).await.0, http::StatusCode::NOT_FOUND);
 }
+
+/// The `href` of the first link after `marker` in `html`, unescaped.
+fn href_after(html: &str, marker: &str) -> String {
+    let rest = &html[html.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {html}"))..];
+    let start = rest.find("href=\"").expect("a link") + "href=\"".len();
+    real::html::unescape(&rest[start..start + rest[start..].find('"').unwrap()])
+}
+
+/// dive's view, on the layered image (overwrites, a whiteout, an opaque folder, a folder
+/// replaced by a file): a layer's file list leads to its entries marked against the
+/// layers below, and the sizes page scores the image and names its largest folders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_layers_entries_are_marked_and_the_image_is_scored() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/dive", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let image = encoded(&pushed.image.reference);
+
+    // From the image page to layer 2's files, and from there to its marks.
+    let page = get(&lp, &format!("?image={image}")).await.html();
+    let layer2 = row_with(&page, "<td class=\"n\">2</td>");
+    let files = href_after(layer2, "<td class=\"n\" title=");
+    let files = get(&lp, &files).await.html();
+    let marks_href = href_after(&files, "<p id=\"changes-link\">");
+    assert_eq!(marks_href, format!("./changes?image={image}&layer=2"));
+    let marks = get(&lp, &marks_href).await;
+    assert_eq!(marks.status, http::StatusCode::OK);
+    let marks = marks.html();
+    let rows: Vec<(String, String)> = marks
+        .split("<tr class=\"")
+        .skip(1)
+        .map(|row| {
+            let mark = row[..row.find('"').unwrap()].to_owned();
+            let name = row.split("<td class=\"p\">").nth(1).unwrap();
+            let name = name[name.find("\">").unwrap() + 2..name.find("</a>").unwrap()].to_owned();
+            (mark, real::html::unescape(&name))
+        })
+        .collect();
+    let expected = [
+        ("modified", "/etc"),
+        ("removed", "/etc/secret.key"),
+        ("modified", "/etc/passwd"),
+        ("modified", "/opt"),
+        ("modified", "/opt/tool"),
+        ("modified", "/var"),
+        ("modified", "/var/cache"),
+        ("removed", "everything in /var/cache/"),
+        ("added", "/var/cache/fresh"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(rows, expected, "{marks}");
+    assert!(marks.contains("<span id=\"added\">1 added</span>, <span id=\"modified\">6 modified</span>, <span id=\"removed\">2 removed</span>"), "{marks}");
+    // The base layer adds everything; a layer the image does not have is a 404.
+    let base = get(&lp, &format!("changes?image={image}&layer=1")).await.html();
+    assert_eq!(base.matches("<tr class=\"added\">").count(), 10, "{base}");
+    assert!(!base.contains("<tr class=\"modified\">") && !base.contains("<tr class=\"removed\">"), "{base}");
+    assert_eq!(get(&lp, &format!("changes?image={image}&layer=4")).await.status, http::StatusCode::NOT_FOUND);
+
+    // The score, by hand: a container sees passwd (56), fresh (6), the tool (11) and
+    // main.py (15), 88 bytes of the 65,687 that the layers ship.
+    let seen = 56 + 6 + 11 + 15;
+    let shipped = real::layered::SECRET.len() + 64 * 1024 + 26 + 10 + seen;
+    assert_eq!((seen, shipped), (88, 65_687));
+    let percent = seen as f64 * 100.0 / shipped as f64;
+    assert_eq!(format!("{percent:.2}%"), "0.13%");
+    let sizes = get(&lp, &format!("sizes?image={image}")).await.html();
+    assert!(
+        sizes.contains(&format!("<dd id=\"efficiency\" title=\"{seen} of {shipped} bytes\">0.13%</dd>")),
+        "{sizes}"
+    );
+    // Each layer's counts, linked to its marks.
+    let by_layer = &sizes[sizes.find("<table id=\"wasted-by-layer\">").unwrap()..];
+    let counts = |n: u32| {
+        let row = row_with(by_layer, &format!(">{n}</a></td>"));
+        let cells: Vec<&str> = row.split("<td class=\"n\">").skip(2).map(|c| &c[..c.find("</td>").unwrap()]).collect();
+        (cells.join(" "), row.contains(&format!("layer={n}\">changes</a>")))
+    };
+    assert_eq!(counts(1), ("10 0 0".to_owned(), true));
+    assert_eq!(counts(2), ("1 6 2".to_owned(), true));
+    assert_eq!(counts(3), ("2 0 0".to_owned(), true));
+    // The largest folders: what a container sees below each.
+    let folders: Vec<String> = links_in(&sizes, "<table id=\"folders\">").into_iter().map(|(_, text)| text).collect();
+    assert_eq!(folders, ["/etc/", "/app/", "/opt/", "/var/", "/var/cache/"]);
+    assert!(row_with(&sizes, ">/etc/</a>").contains("title=\"56 bytes\""), "{sizes}");
+}

@@ -207,6 +207,12 @@ impl Here {
         format!("{}layers/{}{slash}?image={}", self.up(), path.to_url(), encode(&image.to_string()))
     }
 
+    /// Layer `layer` (from 1) of the image, each entry marked added, modified or removed
+    /// against the layers below.
+    pub fn changes(self, image: &ImageReference, layer: u32) -> String {
+        format!("{}changes?image={}&layer={layer}", self.up(), encode(&image.to_string()))
+    }
+
     /// The image's sizes page.
     pub fn sizes(self, image: &ImageReference) -> String {
         format!("{}sizes?image={}", self.up(), encode(&image.to_string()))

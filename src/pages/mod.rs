@@ -17,6 +17,7 @@
 //! that fills it and calls `render`.
 
 mod budget;
+mod changes;
 mod config;
 mod diff;
 mod dockerfile;
@@ -35,6 +36,7 @@ mod text;
 use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
+pub use changes::changes;
 pub use config::config;
 pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView};
 pub use dockerfile::dockerfile;

@@ -19,6 +19,7 @@
 //! | `GET /layers/PATH?image=REF` | every layer's version of one path of the merged filesystem |
 //! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
+//! | `GET /changes?image=REF&layer=N` | layer N's entries marked added, modified or removed against the layers below |
 //! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /secrets?image=REF` | the image's secrets: each finding's place, fate and masked value, deleted ones first |
 //! | `GET /healthz` | `ok` |
@@ -27,6 +28,7 @@
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod changes;
 mod diff;
 mod dockerfile;
 mod download;
@@ -147,6 +149,7 @@ impl App {
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
                 path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs).await,
                 "/sizes" => self.sizes(&pairs).await,
+                "/changes" => self.changes(&pairs).await,
                 "/search" => self.search(&pairs).await,
                 "/diff" => self.diff(&pairs).await,
                 "/secrets" => self.secrets_page(&pairs).await,
@@ -178,6 +181,7 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/save/") => "save",
         p if p == "/layers" || p.starts_with("/layers/") => "merged",
         "/sizes" => "sizes",
+        "/changes" => "changes",
         "/search" => "search",
         "/diff" => "diff",
         "/secrets" => "secrets",
