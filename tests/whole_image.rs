@@ -349,13 +349,13 @@ async fn search_finds_files_in_a_layer_and_across_the_image() {
     let base = &pushed.image.layers[0];
     let layer = format!("image={image}&digest={}&layer=1&mt={}", encoded(&base.digest), encoded(&base.media_type));
     let files = get(&lp, &format!("files?{layer}&search=SECRET")).await.html();
-    assert!(files.contains("<p id=\"hits\">1 entries match <code>secret</code>.</p>"), "{files}");
+    assert!(files.contains("<p id=\"hits\">1 entry matches <code>secret</code>.</p>"), "{files}");
     assert!(files.contains(">/etc/secret.key</a>") && !files.contains("passwd</a>"), "{files}");
     assert!(files.contains("<input type=\"hidden\" name=\"digest\""), "{files}");
 
     // Across the image: the hit's layer and fate, hidden versions too.
     let hits = get(&lp, &format!("layers/?image={image}&search=secret")).await.html();
-    assert!(hits.contains("<p id=\"hits\">1 entries match"), "{hits}");
+    assert!(hits.contains("<p id=\"hits\">1 entry matches"), "{hits}");
     let secret = row_with(&hits, ">/etc/secret.key</a></del>");
     assert!(secret.contains(">layer 1</a>") && secret.contains("deleted by layer 2"), "{secret}");
     let passwd = get(&lp, &format!("layers/?image={image}&search=PASSWD")).await.html();
@@ -383,8 +383,10 @@ async fn sizes_put_the_largest_file_first_and_count_the_wasted_bytes() {
     let wasted = real::layered::SECRET.len() + 64 * 1024 + 26 + 10;
     assert_eq!(wasted, 65_599);
     assert!(html.contains("<dd id=\"files\">8</dd>"), "{html}");
-    assert!(html.contains(&format!("<dd id=\"wasted\">64.1 KiB ({wasted} bytes)</dd>")), "{html}");
-    assert!(html.contains(&format!("({} bytes)</dd>", wasted + 56 + 6 + 11 + 15)), "{html}");
+    // Shown with thousands separators.
+    assert!(html.contains("<dd id=\"wasted\">64.1 KiB (65,599 bytes)</dd>"), "{html}");
+    assert_eq!(wasted + 56 + 6 + 11 + 15, 65_687);
+    assert!(html.contains("(65,687 bytes)</dd>"), "{html}");
     let by_layer = &html[html.find("<table id=\"wasted-by-layer\">").unwrap()..];
     let titles: Vec<&str> = by_layer.split("title=\"").skip(1).take(3).map(|t| &t[..t.find('"').unwrap()]).collect();
     assert_eq!(titles, [format!("{wasted} bytes"), "0 bytes".to_owned(), "0 bytes".to_owned()]);
@@ -679,4 +681,71 @@ async fn each_layers_entries_are_marked_and_the_image_is_scored() {
     let folders: Vec<String> = links_in(&sizes, "<table id=\"folders\">").into_iter().map(|(_, text)| text).collect();
     assert_eq!(folders, ["/etc/", "/app/", "/opt/", "/var/", "/var/cache/"]);
     assert!(row_with(&sizes, ">/etc/</a>").contains("title=\"56 bytes\""), "{sizes}");
+}
+
+/// The `<p id="reason">` of an error page.
+fn reason(html: &str) -> &str {
+    let start = html.find("<p class=\"error\" id=\"reason\">").expect("an error page") + 29;
+    &html[start..start + html[start..].find("</p>").unwrap()]
+}
+
+/// Issue 23 part 5: a platform page names its platform and links back to its index;
+/// counts agree with their words; a missing repository and a missing tag say which, the
+/// tag's linking to the repository's tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_links_to_its_index_and_a_missing_tag_to_the_tags() {
+    let registry = RealRegistry::start();
+    let index = registry.push_oci_index("whole/plat", "v1").await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let index_ref = encoded(&index.reference);
+
+    // The index page's platform links say which index they came from.
+    let html = get(&lp, &format!("?image={index_ref}")).await.html();
+    assert!(html.contains("<p>An index of 2 manifests: pick a platform.</p>"), "{html}");
+    let links = links_in(&html, "<table id=\"platforms\">");
+    assert_eq!(links.len(), 2, "{html}");
+    let (href, text) = &links[1];
+    assert_eq!(text, "linux/arm64");
+    assert!(href.ends_with(&format!("&index={index_ref}")), "{href}");
+    let platform = get(&lp, href).await;
+    assert_eq!(platform.status, http::StatusCode::OK);
+    let platform = platform.html();
+    assert!(platform.contains("<dd id=\"platform\">linux/arm64</dd>"), "{platform}");
+    let back = format!(
+        "a platform of <a href=\"./?image={index_ref}\" id=\"index-link\"><code>{}</code></a>",
+        index.reference
+    );
+    assert!(platform.contains(&back), "{platform}");
+    assert!(platform.contains(&index.platforms[1].digest), "{platform}");
+    // An index of another repository is not linked.
+    let other = encoded(&format!("{}/whole/other:v1", registry.host()));
+    let elsewhere = get(&lp, &format!("{}&index={other}", href.split("&index=").next().unwrap())).await.html();
+    assert!(elsewhere.contains("<dd id=\"platform\">linux/arm64</dd>") && !elsewhere.contains("id=\"index-link\""));
+
+    // One tag: "1 tag", not "1 tags".
+    let repo = encoded(&format!("{}/whole/plat", registry.host()));
+    let tags = get(&lp, &format!("?repo={repo}")).await.html();
+    assert!(tags.contains("<p>1 tag; each leads"), "{tags}");
+
+    // A missing repository, then a missing tag and digest in one that exists.
+    let missing_repo = get(&lp, &format!("?image={}", encoded(&format!("{}/whole/none:v1", registry.host())))).await;
+    assert_eq!(missing_repo.status, http::StatusCode::NOT_FOUND);
+    let html = missing_repo.html();
+    assert_eq!(reason(&html), format!("repository {}/whole/none not found", registry.host()));
+    assert!(!html.contains("id=\"tags-link\""), "{html}");
+    let missing_tag = get(&lp, &format!("?image={}", encoded(&format!("{}/whole/plat:nope", registry.host())))).await;
+    assert_eq!(missing_tag.status, http::StatusCode::NOT_FOUND);
+    let html = missing_tag.html();
+    assert_eq!(reason(&html), format!("tag nope not found in repository {}/whole/plat", registry.host()));
+    let tags_link =
+        format!("<a href=\"./?repo={repo}\" id=\"tags-link\">the tags of {}/whole/plat</a>", registry.host());
+    assert!(html.contains(&tags_link), "{html}");
+    assert_eq!(get(&lp, &format!("?repo={repo}")).await.status, http::StatusCode::OK, "the link leads to the tags");
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let missing_digest =
+        get(&lp, &format!("?image={}", encoded(&format!("{}/whole/plat@{zeros}", registry.host())))).await;
+    assert_eq!(missing_digest.status, http::StatusCode::NOT_FOUND);
+    let html = missing_digest.html();
+    assert_eq!(reason(&html), format!("manifest {zeros} not found in repository {}/whole/plat", registry.host()));
+    assert!(html.contains(&tags_link), "{html}");
 }

@@ -700,7 +700,7 @@ mod tests {
         );
         assert_eq!(
             super::super::progress_line(5, 0, 1),
-            "<p>Reading the layer for the first time: 5 B, 1 entries so far…</p>\n"
+            "<p>Reading the layer for the first time: 5 B, 1 entry so far…</p>\n"
         );
     }
 }

@@ -144,7 +144,7 @@ mod tests {
         assert_escaped(&html);
         // The secret (40) and the first passwd (100) are shipped by layer 1 and hidden.
         assert!(html.contains("<dd id=\"wasted\">140 B (140 bytes)</dd>"), "{html}");
-        assert!(html.contains("<dd id=\"shipped\">9.0 KiB (9265 bytes)</dd>"), "{html}");
+        assert!(html.contains("<dd id=\"shipped\">9.0 KiB (9,265 bytes)</dd>"), "{html}");
         assert!(html.contains("<dd id=\"files\">5</dd>"), "{html}");
         let largest = &html[html.find("<table id=\"largest\">").unwrap()..];
         let first_row = &largest[largest.find("<tbody>").unwrap()..];

@@ -44,6 +44,7 @@ impl App {
         };
         let quota = self.registry.pull_quota(reference.registry()).await;
         let page = page_number(pairs)?;
+        let index: Option<ImageReference> = query::get(pairs, "index").and_then(|i| i.trim().parse().ok());
         // A manifest of 4 MiB lists tens of thousands of layers: rendered in a slot, a
         // page of them at a time.
         let shown = reference.clone();
@@ -57,7 +58,7 @@ impl App {
                     quota,
                     secrets,
                 };
-                pages::image_at(&shown, &page_fetched, &extras, page)
+                pages::image_in(&shown, &page_fetched, &extras, page, index.as_ref())
             })
             .await??;
         Ok(immutable_by_digest(&reference, &fetched, html_response(StatusCode::OK, html)))
