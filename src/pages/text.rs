@@ -78,12 +78,16 @@ impl Number for u32 {
 /// `n` with a comma between each three digits, as people read it: `100,001`.
 pub fn thousands(n: impl Number) -> String {
     let digits = n.get().to_string();
+    // The first group holds what is left over by threes (all three when none is).
+    let lead = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    out.push_str(&digits[..lead]);
+    for group in digits.as_bytes()[lead..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     out
 }
