@@ -21,7 +21,8 @@
 //! A fifth starts at an image's page and, by clicks only, follows the config digest in
 //! the manifest JSON to the config's contents, then a layer's files, the merged
 //! filesystem and the sizes page, leaving a screenshot of each under `target/`:
-//! `browser-image.png`, `browser-files.png`, `browser-merged.png`, `browser-sizes.png`.
+//! `browser-image.png`, `browser-files.png`, `browser-merged.png`, `browser-sizes.png`
+//! (and the layer's marks, `browser-changes.png`).
 //!
 //! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
 //! client the other tests use: new session, navigate, find elements, click, screenshot,
@@ -854,6 +855,14 @@ async fn clicking_the_config_digest_in_the_manifest_json_shows_the_config() {
     session.wait_for_url("the file list", |u| u.starts_with(&format!("{}/files?", layerpipe.base))).await;
     session.find_one("css selector", "#files", "the file list").await;
     save_screenshot(&session, "browser-files.png").await;
+    // dive's view: the layer's entries marked against the layers below.
+    let marks = session.find_one("css selector", "#changes-link a", "the link to the marks").await;
+    session.click(&marks).await;
+    session.wait_for_url("the marks", |u| u.starts_with(&format!("{}/changes?", layerpipe.base))).await;
+    let removed = session.find_all("css selector", "#changes tr.removed").await;
+    assert_eq!(removed.len(), 2, "a whiteout and an opaque folder");
+    save_screenshot(&session, "browser-changes.png").await;
+    session.back().await;
 
     // Back; the merged filesystem, then its sizes page.
     session.back().await;
