@@ -9,6 +9,7 @@
 //! Every link written is relative ([`Here`]), so the pages work unchanged under a
 //! reverse proxy's prefix.
 
+use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::query::{encode, encode_bytes, percent_decode, Plus};
@@ -193,6 +194,13 @@ impl Here {
     /// The page of `image` itself (its layers, or an index's platforms).
     pub fn image_of(self, image: &ImageReference) -> String {
         format!("{}?image={}", self.up(), encode(&image.to_string()))
+    }
+
+    /// The page of the platform manifest `digest` of the index `index`: it says which
+    /// index it came from (`&index=`), so its page can link back.
+    pub fn platform_of(self, index: &ImageReference, digest: &Digest) -> String {
+        let platform = index.with_digest(digest.clone());
+        format!("{}&index={}", self.image_of(&platform), encode(&index.to_string()))
     }
 
     /// Where the search form of the whole-image pages submits to: the merged root,

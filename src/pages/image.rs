@@ -428,7 +428,7 @@ fn platforms(
         .enumerate()
         .map(|(i, entry)| PlatformRow {
             number: i + 1,
-            href: platform_href(reference, &entry.digest),
+            href: Here::root().platform_of(reference, &entry.digest),
             platform: entry.platform.as_ref().map_or_else(|| "unknown platform".to_owned(), ToString::to_string),
             media_type: entry.media_type.clone(),
             size: entry.size,
@@ -437,13 +437,6 @@ fn platforms(
         })
         .collect();
     ImagePlatforms { frame, head, platforms, referrers }
-}
-
-/// The page of the platform manifest `digest` of the index `index`: it says which
-/// index it came from (`&index=`), so its page can link back.
-pub(super) fn platform_href(index: &ImageReference, digest: &crate::digest::Digest) -> String {
-    let platform = index.with_digest(digest.clone());
-    format!("{}&index={}", Here::root().image_of(&platform), encode(&index.to_string()))
 }
 
 #[cfg(test)]

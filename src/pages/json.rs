@@ -47,7 +47,7 @@ pub fn manifest(reference: &ImageReference, fetched: &FetchedManifest) -> Vec<Pi
         [Some("layers"), None, Some("digest")] => links.get(last_index(path)?).map(files),
         // Schema 1 lists its layers top first, and the empty one many times.
         [Some("fsLayers"), None, Some("blobSum")] => links.iter().find(|l| l.digest.as_str() == s).map(files),
-        [Some("manifests"), None, Some("digest")] => Some(super::image::platform_href(reference, &s.parse().ok()?)),
+        [Some("manifests"), None, Some("digest")] => Some(Here::root().platform_of(reference, &s.parse().ok()?)),
         [Some("subject"), Some("digest")] => {
             let digest: Digest = s.parse().ok()?;
             Some(Here::root().image_of(&reference.with_digest(digest)))
