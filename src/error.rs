@@ -22,11 +22,14 @@ pub struct Error {
     retry_after: Option<HeaderValue>,
     /// The registry's bytes did not hash to the digest asked for.
     mismatch: bool,
+    /// The repository whose tag list the error page links to: a tag or manifest is
+    /// missing from a repository that exists.
+    tags_of: Option<String>,
 }
 
 impl Error {
     fn new(status: StatusCode, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), retry_after: None, mismatch: false }
+        Error { status, message: message.into(), retry_after: None, mismatch: false, tags_of: None }
     }
 
     /// 400: the request itself is wrong (a bad reference, digest or parameter).
@@ -37,6 +40,12 @@ impl Error {
     /// 404: no such page, repository, tag or blob.
     pub fn not_found(message: impl Into<String>) -> Error {
         Error::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 404: a tag (or manifest) that `repository`, which exists, does not have; the
+    /// error page links to its tag list.
+    pub fn not_in_repository(message: impl Into<String>, repository: impl Into<String>) -> Error {
+        Error { tags_of: Some(repository.into()), ..Error::not_found(message) }
     }
 
     /// 401: the registry wants credentials that layerpipe does not have or that it refused.
@@ -112,6 +121,11 @@ impl Error {
     /// than show the rest of what it holds.
     pub fn is_digest_mismatch(&self) -> bool {
         self.mismatch
+    }
+
+    /// The repository whose tags the error page offers, for [`Error::not_in_repository`].
+    pub fn tags_of(&self) -> Option<&str> {
+        self.tags_of.as_deref()
     }
 
     /// The `Retry-After` value to send with a 429 (if the registry gave one) or a 503.

@@ -16,7 +16,13 @@
 //! A fourth clicks through the whole image: a repository's tag list, a tag, the image's
 //! merged filesystem, and the `[save]` of a file that a later layer deleted (struck
 //! through), which lands byte for byte. Its merged folder is left at
-//! `target/browser-merged.png`.
+//! `target/browser-merged-deleted.png`.
+//!
+//! A fifth starts at an image's page and, by clicks only, follows the config digest in
+//! the manifest JSON to the config's contents, then a layer's files, the merged
+//! filesystem and the sizes page, leaving a screenshot of each under `target/`:
+//! `browser-image.png`, `browser-files.png`, `browser-merged.png`, `browser-sizes.png`
+//! (and the layer's marks, `browser-changes.png`).
 //!
 //! The W3C WebDriver protocol is a few JSON requests over HTTP, sent here with the hyper
 //! client the other tests use: new session, navigate, find elements, click, screenshot,
@@ -727,7 +733,7 @@ async fn the_first_visit_to_a_large_layer_shows_progress_behind_nginx() {
 /// Issue 10's journey, by clicking only: a repository's tag list, a tag to its image, the
 /// image to its merged filesystem, into `etc/`, where `secret.key` (shipped by layer 1,
 /// deleted by layer 2) is struck through; its `[save]` link still saves it, byte for byte.
-/// The merged folder is left at `target/browser-merged.png`.
+/// The merged folder is left at `target/browser-merged-deleted.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicking_from_a_tag_list_to_the_merged_view_saves_a_deleted_file() {
     let (chromium, chromedriver) = browser_binaries();
@@ -771,7 +777,7 @@ async fn clicking_from_a_tag_list_to_the_merged_view_saves_a_deleted_file() {
     assert!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
     let target = target_dir();
     std::fs::create_dir_all(&target).expect("target dir");
-    std::fs::write(target.join("browser-merged.png"), &screenshot).expect("save the screenshot");
+    std::fs::write(target.join("browser-merged-deleted.png"), &screenshot).expect("save the screenshot");
 
     // Its [save] link, from the layer that still ships it, saves it whole.
     let save = session
@@ -787,6 +793,90 @@ async fn clicking_from_a_tag_list_to_the_merged_view_saves_a_deleted_file() {
     let bytes = std::fs::read(downloads.join("secret.key")).expect("read the saved file");
     assert_eq!(bytes, real::layered::SECRET, "the deleted file, byte for byte");
     assert_ne!(session.current_url().await, image_url);
+
+    session.delete().await;
+    drop(browser);
+}
+
+/// Saves a screenshot of the page as `target/NAME`.
+async fn save_screenshot(session: &Session<'_>, name: &str) {
+    let screenshot = session.screenshot().await;
+    assert!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("target dir");
+    let shot = target.join(name);
+    std::fs::write(&shot, &screenshot).expect("save the screenshot");
+    eprintln!("screenshot: {}", shot.display());
+}
+
+/// explore's signature view, by clicks only: the config digest in the image page's
+/// manifest JSON leads to the config's contents. Then a layer's files, the merged
+/// filesystem and the sizes page, each left as a screenshot under `target/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_the_config_digest_in_the_manifest_json_shows_the_config() {
+    let (chromium, chromedriver) = browser_binaries();
+    let registry = RealRegistry::start();
+    let layered = registry.push_layered_image("e2e/shots", "v1", 0).await;
+    let image = &layered.image;
+    let layerpipe = Layerpipe::start(&registry, true).await;
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let session = browser.session().await;
+
+    // The only URL typed: the image's page.
+    let image_url = format!("{}/?image={}", layerpipe.base, layerpipe::query::encode(&image.reference));
+    session.navigate(&image_url).await;
+    assert_eq!(session.title().await, format!("{} · layerpipe", image.reference));
+    save_screenshot(&session, "browser-image.png").await;
+
+    // The config digest, as a link inside the manifest JSON (not the table's), leads to
+    // the config page, which shows the config's contents.
+    let in_json = format!("//pre[@id='manifest-json']/a[.='{}']", image.config.digest);
+    let config = session.find_one("xpath", &in_json, "the config digest in the manifest JSON").await;
+    session.click(&config).await;
+    session.wait_for_url("the config page", |u| u.starts_with(&format!("{}/config?", layerpipe.base))).await;
+    assert_eq!(session.title().await, format!("{} config · layerpipe", image.reference));
+    let digest = session.find_one("css selector", "#config-digest", "the config's digest").await;
+    assert_eq!(session.text(&digest).await, image.config.digest);
+    let cmd = session.find_one("css selector", "#cmd", "the config's Cmd").await;
+    assert!(session.text(&cmd).await.contains("/app/main.py"), "the config's Cmd is shown");
+    let raw = session.find_one("css selector", "pre#raw", "the config's JSON").await;
+    let raw = session.property(&raw, "textContent").await;
+    let shown: Value = serde_json::from_str(raw.as_str().expect("text")).expect("the config page shows JSON");
+    let pushed: Value = serde_json::from_slice(image.config.bytes().expect("the config's bytes")).unwrap();
+    assert_eq!(shown, pushed, "the config page shows the config's contents");
+
+    // Back; layer 2's size leads to its files.
+    session.back().await;
+    session.wait_for_url("the image's page", |u| u == image_url).await;
+    // (Rows of history steps that made no layer sit between the layers' rows.)
+    let size = session.find_one("xpath", "//table[@id='layers']//tr[td[1]='2']/td[2]/a", "layer 2's size").await;
+    session.click(&size).await;
+    session.wait_for_url("the file list", |u| u.starts_with(&format!("{}/files?", layerpipe.base))).await;
+    session.find_one("css selector", "#files", "the file list").await;
+    save_screenshot(&session, "browser-files.png").await;
+    // dive's view: the layer's entries marked against the layers below.
+    let marks = session.find_one("css selector", "#changes-link a", "the link to the marks").await;
+    session.click(&marks).await;
+    session.wait_for_url("the marks", |u| u.starts_with(&format!("{}/changes?", layerpipe.base))).await;
+    let removed = session.find_all("css selector", "#changes tr.removed").await;
+    assert_eq!(removed.len(), 2, "a whiteout and an opaque folder");
+    save_screenshot(&session, "browser-changes.png").await;
+    session.back().await;
+
+    // Back; the merged filesystem, then its sizes page.
+    session.back().await;
+    session.wait_for_url("the image's page", |u| u == image_url).await;
+    let merged = session.find_one("link text", "merged filesystem", "the merged view's link").await;
+    session.click(&merged).await;
+    session.wait_for_url("the merged root", |u| u.starts_with(&format!("{}/layers/?", layerpipe.base))).await;
+    session.find_one("css selector", "#merged", "the merged folder").await;
+    save_screenshot(&session, "browser-merged.png").await;
+    let sizes = session.find_one("xpath", "//nav[@id='image-links']/a[.='sizes']", "the sizes link").await;
+    session.click(&sizes).await;
+    session.wait_for_url("the sizes page", |u| u.starts_with(&format!("{}/sizes?", layerpipe.base))).await;
+    session.find_one("css selector", "#largest", "the largest files").await;
+    save_screenshot(&session, "browser-sizes.png").await;
 
     session.delete().await;
     drop(browser);

@@ -141,7 +141,9 @@ async fn every_digest_in_the_manifest_and_config_json_links_to_its_view() {
     assert_eq!(links.len(), index.platforms.len(), "{links:?}");
     for (platform, (text, href)) in index.platforms.iter().zip(&links) {
         assert_eq!(text, &platform.digest);
-        assert_eq!(href, &format!("./?image={}", encode(&format!("{}@{}", index.reference, platform.digest))));
+        let platform_ref = format!("{}@{}", index.reference, platform.digest);
+        // The platform's page is told its index, to link back.
+        assert_eq!(href, &format!("./?image={}&index={}", encode(&platform_ref), encode(&index.reference)));
         let platform_page = page(&client, &layerpipe, href).await;
         assert!(platform_page.contains(&platform.layers[0].digest), "{platform_page}");
     }

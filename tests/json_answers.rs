@@ -170,6 +170,22 @@ async fn every_page_answers_as_json() {
     assert!((sizes["efficiency"].as_f64().unwrap() - 24.0 / 42.0).abs() < 1e-9, "{sizes}");
     assert_eq!(sizes["largest"][0]["size"], 12);
 
+    // dive's marks on layer 2, against layer 1; and the largest folders.
+    let changes = json(&lp, &format!("changes?image={r2}&layer=2")).await;
+    let mark = |path: &str| {
+        let entries = changes["entries"].as_array().unwrap();
+        let entry = entries.iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("{path} in {changes}"));
+        entry["change"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        [mark("app/config.txt"), mark("app/new.txt"), mark("etc/.wh.remove-me")],
+        ["modified", "added", "removed"],
+        "{changes}"
+    );
+    assert_eq!(changes["removed"], 1);
+    let folders = strings(&sizes["largest_folders"], "path");
+    assert!(folders.contains(&"app".to_owned()), "{sizes}");
+
     // The config and the Dockerfile.
     let config = json(&lp, image["config"]["href"].as_str().unwrap()).await;
     assert_eq!(config["digest"], v2.config.digest.as_str());

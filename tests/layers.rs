@@ -359,7 +359,7 @@ async fn ten_thousand_entries_are_listed_by_size_over_two_pages_and_read_once() 
     }
     let s = serve(vec![(GZIP_LAYER, gzip(&b.into_inner().unwrap()))]).await;
     let first = s.files(1).await.text();
-    assert!(first.contains("<p id=\"summary\">10100 entries"), "10,000 files and 100 dirs");
+    assert!(first.contains("<p id=\"summary\">10,100 entries"), "10,000 files and 100 dirs");
     let page1 = rows(&first, "files");
     assert_eq!(page1.len(), 10_000);
     let second = s.get(&format!("/files?{}&page=2", s.query(1))).await.text();

@@ -349,13 +349,13 @@ async fn search_finds_files_in_a_layer_and_across_the_image() {
     let base = &pushed.image.layers[0];
     let layer = format!("image={image}&digest={}&layer=1&mt={}", encoded(&base.digest), encoded(&base.media_type));
     let files = get(&lp, &format!("files?{layer}&search=SECRET")).await.html();
-    assert!(files.contains("<p id=\"hits\">1 entries match <code>secret</code>.</p>"), "{files}");
+    assert!(files.contains("<p id=\"hits\">1 entry matches <code>secret</code>.</p>"), "{files}");
     assert!(files.contains(">/etc/secret.key</a>") && !files.contains("passwd</a>"), "{files}");
     assert!(files.contains("<input type=\"hidden\" name=\"digest\""), "{files}");
 
     // Across the image: the hit's layer and fate, hidden versions too.
     let hits = get(&lp, &format!("layers/?image={image}&search=secret")).await.html();
-    assert!(hits.contains("<p id=\"hits\">1 entries match"), "{hits}");
+    assert!(hits.contains("<p id=\"hits\">1 entry matches"), "{hits}");
     let secret = row_with(&hits, ">/etc/secret.key</a></del>");
     assert!(secret.contains(">layer 1</a>") && secret.contains("deleted by layer 2"), "{secret}");
     let passwd = get(&lp, &format!("layers/?image={image}&search=PASSWD")).await.html();
@@ -383,8 +383,10 @@ async fn sizes_put_the_largest_file_first_and_count_the_wasted_bytes() {
     let wasted = real::layered::SECRET.len() + 64 * 1024 + 26 + 10;
     assert_eq!(wasted, 65_599);
     assert!(html.contains("<dd id=\"files\">8</dd>"), "{html}");
-    assert!(html.contains(&format!("<dd id=\"wasted\">64.1 KiB ({wasted} bytes)</dd>")), "{html}");
-    assert!(html.contains(&format!("({} bytes)</dd>", wasted + 56 + 6 + 11 + 15)), "{html}");
+    // Shown with thousands separators.
+    assert!(html.contains("<dd id=\"wasted\">64.1 KiB (65,599 bytes)</dd>"), "{html}");
+    assert_eq!(wasted + 56 + 6 + 11 + 15, 65_687);
+    assert!(html.contains("(65,687 bytes)</dd>"), "{html}");
     let by_layer = &html[html.find("<table id=\"wasted-by-layer\">").unwrap()..];
     let titles: Vec<&str> = by_layer.split("title=\"").skip(1).take(3).map(|t| &t[..t.find('"').unwrap()]).collect();
     assert_eq!(titles, [format!("{wasted} bytes"), "0 bytes".to_owned(), "0 bytes".to_owned()]);
@@ -594,4 +596,156 @@ async fn the_image_page_shows_history_referrers_and_the_config() {
     assert_eq!(status, http::StatusCode::BAD_REQUEST);
     let missing = format!("./config?image={}", layerpipe::query::encode(&format!("{repo}:nope")));
     assert_eq!(page(&lp, &missing).await.0, http::StatusCode::NOT_FOUND);
+}
+
+/// The `href` of the first link after `marker` in `html`, unescaped.
+fn href_after(html: &str, marker: &str) -> String {
+    let rest = &html[html.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {html}"))..];
+    let start = rest.find("href=\"").expect("a link") + "href=\"".len();
+    real::html::unescape(&rest[start..start + rest[start..].find('"').unwrap()])
+}
+
+/// dive's view, on the layered image (overwrites, a whiteout, an opaque folder, a folder
+/// replaced by a file): a layer's file list leads to its entries marked against the
+/// layers below, and the sizes page scores the image and names its largest folders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_layers_entries_are_marked_and_the_image_is_scored() {
+    let registry = RealRegistry::start();
+    let pushed = registry.push_layered_image("whole/dive", "v1", 0).await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let image = encoded(&pushed.image.reference);
+
+    // From the image page to layer 2's files, and from there to its marks.
+    let page = get(&lp, &format!("?image={image}")).await.html();
+    let layer2 = row_with(&page, "<td class=\"n\">2</td>");
+    let files = href_after(layer2, "<td class=\"n\" title=");
+    let files = get(&lp, &files).await.html();
+    let marks_href = href_after(&files, "<p id=\"changes-link\">");
+    assert_eq!(marks_href, format!("./changes?image={image}&layer=2"));
+    let marks = get(&lp, &marks_href).await;
+    assert_eq!(marks.status, http::StatusCode::OK);
+    let marks = marks.html();
+    let rows: Vec<(String, String)> = marks
+        .split("<tr class=\"")
+        .skip(1)
+        .map(|row| {
+            let mark = row[..row.find('"').unwrap()].to_owned();
+            let name = row.split("<td class=\"p\">").nth(1).unwrap();
+            let name = name[name.find("\">").unwrap() + 2..name.find("</a>").unwrap()].to_owned();
+            (mark, real::html::unescape(&name))
+        })
+        .collect();
+    let expected = [
+        ("modified", "/etc"),
+        ("removed", "/etc/secret.key"),
+        ("modified", "/etc/passwd"),
+        ("modified", "/opt"),
+        ("modified", "/opt/tool"),
+        ("modified", "/var"),
+        ("modified", "/var/cache"),
+        ("removed", "everything in /var/cache/"),
+        ("added", "/var/cache/fresh"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(rows, expected, "{marks}");
+    assert!(marks.contains("<span id=\"added\">1 added</span>, <span id=\"modified\">6 modified</span>, <span id=\"removed\">2 removed</span>"), "{marks}");
+    // The base layer adds everything; a layer the image does not have is a 404.
+    let base = get(&lp, &format!("changes?image={image}&layer=1")).await.html();
+    assert_eq!(base.matches("<tr class=\"added\">").count(), 10, "{base}");
+    assert!(!base.contains("<tr class=\"modified\">") && !base.contains("<tr class=\"removed\">"), "{base}");
+    assert_eq!(get(&lp, &format!("changes?image={image}&layer=4")).await.status, http::StatusCode::NOT_FOUND);
+
+    // The score, by hand: a container sees passwd (56), fresh (6), the tool (11) and
+    // main.py (15), 88 bytes of the 65,687 that the layers ship.
+    let seen = 56 + 6 + 11 + 15;
+    let shipped = real::layered::SECRET.len() + 64 * 1024 + 26 + 10 + seen;
+    assert_eq!((seen, shipped), (88, 65_687));
+    let percent = seen as f64 * 100.0 / shipped as f64;
+    assert_eq!(format!("{percent:.2}%"), "0.13%");
+    let sizes = get(&lp, &format!("sizes?image={image}")).await.html();
+    assert!(
+        sizes.contains(&format!("<dd id=\"efficiency\" title=\"{seen} of {shipped} bytes\">0.13%</dd>")),
+        "{sizes}"
+    );
+    // Each layer's counts, linked to its marks.
+    let by_layer = &sizes[sizes.find("<table id=\"wasted-by-layer\">").unwrap()..];
+    let counts = |n: u32| {
+        let row = row_with(by_layer, &format!(">{n}</a></td>"));
+        let cells: Vec<&str> = row.split("<td class=\"n\">").skip(2).map(|c| &c[..c.find("</td>").unwrap()]).collect();
+        (cells.join(" "), row.contains(&format!("layer={n}\">changes</a>")))
+    };
+    assert_eq!(counts(1), ("10 0 0".to_owned(), true));
+    assert_eq!(counts(2), ("1 6 2".to_owned(), true));
+    assert_eq!(counts(3), ("2 0 0".to_owned(), true));
+    // The largest folders: what a container sees below each.
+    let folders: Vec<String> = links_in(&sizes, "<table id=\"folders\">").into_iter().map(|(_, text)| text).collect();
+    assert_eq!(folders, ["/etc/", "/app/", "/opt/", "/var/", "/var/cache/"]);
+    assert!(row_with(&sizes, ">/etc/</a>").contains("title=\"56 bytes\""), "{sizes}");
+}
+
+/// The `<p id="reason">` of an error page.
+fn reason(html: &str) -> &str {
+    let start = html.find("<p class=\"error\" id=\"reason\">").expect("an error page") + 29;
+    &html[start..start + html[start..].find("</p>").unwrap()]
+}
+
+/// Issue 23 part 5: a platform page names its platform and links back to its index;
+/// counts agree with their words; a missing repository and a missing tag say which, the
+/// tag's linking to the repository's tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_links_to_its_index_and_a_missing_tag_to_the_tags() {
+    let registry = RealRegistry::start();
+    let index = registry.push_oci_index("whole/plat", "v1").await;
+    let lp = real::Layerpipe::start(&registry, true).await;
+    let index_ref = encoded(&index.reference);
+
+    // The index page's platform links say which index they came from.
+    let html = get(&lp, &format!("?image={index_ref}")).await.html();
+    assert!(html.contains("<p>An index of 2 manifests: pick a platform.</p>"), "{html}");
+    let links = links_in(&html, "<table id=\"platforms\">");
+    assert_eq!(links.len(), 2, "{html}");
+    let (href, text) = &links[1];
+    assert_eq!(text, "linux/arm64");
+    assert!(href.ends_with(&format!("&index={index_ref}")), "{href}");
+    let platform = get(&lp, href).await;
+    assert_eq!(platform.status, http::StatusCode::OK);
+    let platform = platform.html();
+    assert!(platform.contains("<dd id=\"platform\">linux/arm64</dd>"), "{platform}");
+    let back = format!(
+        "a platform of <a href=\"./?image={index_ref}\" id=\"index-link\"><code>{}</code></a>",
+        index.reference
+    );
+    assert!(platform.contains(&back), "{platform}");
+    assert!(platform.contains(&index.platforms[1].digest), "{platform}");
+    // An index of another repository is not linked.
+    let other = encoded(&format!("{}/whole/other:v1", registry.host()));
+    let elsewhere = get(&lp, &format!("{}&index={other}", href.split("&index=").next().unwrap())).await.html();
+    assert!(elsewhere.contains("<dd id=\"platform\">linux/arm64</dd>") && !elsewhere.contains("id=\"index-link\""));
+
+    // One tag: "1 tag", not "1 tags".
+    let repo = encoded(&format!("{}/whole/plat", registry.host()));
+    let tags = get(&lp, &format!("?repo={repo}")).await.html();
+    assert!(tags.contains("<p>1 tag; each leads"), "{tags}");
+
+    // A missing repository, then a missing tag and digest in one that exists.
+    let missing_repo = get(&lp, &format!("?image={}", encoded(&format!("{}/whole/none:v1", registry.host())))).await;
+    assert_eq!(missing_repo.status, http::StatusCode::NOT_FOUND);
+    let html = missing_repo.html();
+    assert_eq!(reason(&html), format!("repository {}/whole/none not found", registry.host()));
+    assert!(!html.contains("id=\"tags-link\""), "{html}");
+    let missing_tag = get(&lp, &format!("?image={}", encoded(&format!("{}/whole/plat:nope", registry.host())))).await;
+    assert_eq!(missing_tag.status, http::StatusCode::NOT_FOUND);
+    let html = missing_tag.html();
+    assert_eq!(reason(&html), format!("tag nope not found in repository {}/whole/plat", registry.host()));
+    let tags_link =
+        format!("<a href=\"./?repo={repo}\" id=\"tags-link\">the tags of {}/whole/plat</a>", registry.host());
+    assert!(html.contains(&tags_link), "{html}");
+    assert_eq!(get(&lp, &format!("?repo={repo}")).await.status, http::StatusCode::OK, "the link leads to the tags");
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let missing_digest =
+        get(&lp, &format!("?image={}", encoded(&format!("{}/whole/plat@{zeros}", registry.host())))).await;
+    assert_eq!(missing_digest.status, http::StatusCode::NOT_FOUND);
+    let html = missing_digest.html();
+    assert_eq!(reason(&html), format!("manifest {zeros} not found in repository {}/whole/plat", registry.host()));
+    assert!(html.contains(&tags_link), "{html}");
 }

@@ -33,7 +33,7 @@ pub use catalog::{layer_usage, search_hits, search_home, search_secrets, secrets
 pub use diff::{diff, diff_choose};
 pub use image::{config, dockerfile, image, platforms, tags};
 pub use layer::{layer_dir, layer_file, layer_files, not_a_layer};
-pub use whole::{merged_dir, merged_entry, merged_search, sizes};
+pub use whole::{changes, merged_dir, merged_entry, merged_search, sizes};
 
 /// `{"error": MESSAGE, "status": CODE}`: the message a person would read on the page.
 pub fn error(e: &Error) -> Value {

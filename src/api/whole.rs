@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::layer::entry_cost;
 use super::{entry, paged, text};
 use crate::error::Error;
+use crate::image::changes::{self, Change};
 use crate::image::merged::{Fate, MergedChild, Version};
 use crate::image::search::{Search, MAX_HITS};
 use crate::image::sizes;
@@ -160,5 +161,44 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<Value, Error> {
         .collect::<Vec<_>>()
         .into();
     v["largest"] = s.largest[shown].iter().map(|&l| version(image, here, l)).collect::<Vec<_>>().into();
+    v["largest_folders"] = sizes::largest_folders(image.fs)
+        .iter()
+        .map(|f| {
+            let path = LayerPath::from_clean(f.path);
+            json!({ "path": text(f.path), "bytes": f.bytes, "files": f.files, "href": here.merged(image.reference, &path, true) })
+        })
+        .collect::<Vec<_>>()
+        .into();
     Ok(paged(v, page, starts.len(), |p| format!("{}&page={p}&format=json", here.sizes(image.reference))))
+}
+
+/// `changes?image=REF&layer=N`: layer N's entries by path, each marked `added`,
+/// `modified` (it hides a lower layer's entry at its path) or `removed` (a whiteout or
+/// opaque marker, with what it `deletes`), with its fate in the image.
+pub fn changes(image: &MergedImage<'_>, layer: u32, page: usize) -> Result<Value, Error> {
+    let here = Here::root();
+    if layer.checked_sub(1).and_then(|l| image.layers.get(l as usize)).is_none() {
+        return Err(Error::not_found(format!("this image has no layer {layer}: it has {}", image.layers.len())));
+    }
+    let mut marked = changes::of_layer(image.fs, layer - 1);
+    marked.sort_by(|(a, _), (b, _)| a.entry.path().cmp(b.entry.path()).then(a.entry.index.cmp(&b.entry.index)));
+    let starts = page_starts(marked.iter().map(|(v, _)| entry_cost(&v.entry, 600)));
+    let shown = page_range(&starts, marked.len(), page)
+        .ok_or_else(|| Error::not_found(format!("the list of changes has no page {page}")))?;
+    let tally = |c: Change| marked.iter().filter(|(_, m)| *m == c).count();
+    let mut v = head(image);
+    v["layer"] = layer.into();
+    v["added"] = tally(Change::Added).into();
+    v["modified"] = tally(Change::Modified).into();
+    v["removed"] = tally(Change::Removed).into();
+    v["entries"] = marked[shown]
+        .iter()
+        .map(|&(version_of, change)| {
+            let mut row = version(image, here, version_of);
+            row["change"] = change.word().into();
+            row
+        })
+        .collect::<Vec<_>>()
+        .into();
+    Ok(paged(v, page, starts.len(), |p| format!("{}&page={p}&format=json", here.changes(image.reference, layer))))
 }

@@ -174,6 +174,11 @@ impl MergedFs {
             .flat_map(move |(l, listing)| (0..listing.len()).map(move |i| self.version(l as u32, i as u32)))
     }
 
+    /// The fate of entry `index` of layer `layer` (both from 0).
+    pub fn fate(&self, layer: u32, index: usize) -> Fate {
+        self.fates[layer as usize][index]
+    }
+
     fn version(&self, layer: u32, index: u32) -> Version<'_> {
         Version {
             layer,

@@ -7,6 +7,7 @@
 /// The config blob's types live with the manifests (a schema 1 manifest carries its
 /// config inside it); they are named here too, where pages and services look for them.
 pub use crate::manifest::config;
+pub mod changes;
 pub mod check;
 pub mod diff;
 pub mod dockerfile;

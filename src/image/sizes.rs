@@ -69,6 +69,47 @@ pub fn of(fs: &MergedFs) -> Sizes<'_> {
     Sizes { largest, files, shipped, wasted, wasted_by_layer }
 }
 
+/// How many folders the largest-folders list holds.
+pub const MAX_FOLDERS: usize = 20;
+
+/// A folder of the merged filesystem and the files a container sees below it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Folder<'a> {
+    /// Its path, clean (no leading or trailing `/`).
+    pub path: &'a [u8],
+    /// Bytes of the visible files anywhere below it.
+    pub bytes: u64,
+    /// How many visible files lie below it.
+    pub files: usize,
+}
+
+/// The [`MAX_FOLDERS`] folders of the merged filesystem with the most bytes of visible
+/// files below them, largest first (ties by path); a folder counts everything below it,
+/// so `usr` comes before `usr/lib`. The root is left out: it holds everything.
+pub fn largest_folders(fs: &MergedFs) -> Vec<Folder<'_>> {
+    let mut folders: std::collections::HashMap<&[u8], (u64, usize)> = std::collections::HashMap::new();
+    for v in fs.versions_by_layer() {
+        if v.fate != Fate::Visible || v.entry.entry.kind != Kind::File {
+            continue;
+        }
+        let path = v.entry.path();
+        for (slash, _) in path.iter().enumerate().filter(|(_, &b)| b == b'/') {
+            let folder = folders.entry(&path[..slash]).or_default();
+            folder.0 = folder.0.saturating_add(v.entry.entry.size);
+            folder.1 += 1;
+        }
+    }
+    let mut folders: Vec<Folder<'_>> =
+        folders.into_iter().map(|(path, (bytes, files))| Folder { path, bytes, files }).collect();
+    let order = |a: &Folder<'_>, b: &Folder<'_>| b.bytes.cmp(&a.bytes).then(a.path.cmp(b.path));
+    if folders.len() > MAX_FOLDERS {
+        folders.select_nth_unstable_by(MAX_FOLDERS - 1, order);
+        folders.truncate(MAX_FOLDERS);
+    }
+    folders.sort_by(order);
+    folders
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -98,6 +139,25 @@ mod tests {
         assert_eq!(s.wasted_by_layer, [9300, 0]);
         // A container sees a/keep, a/old (200) and b: 260 of 9,560 bytes.
         assert!((s.efficiency() - 260.0 / 9560.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_largest_folders_count_the_visible_files_below_them() {
+        let fs = MergedFs::new(vec![
+            Arc::new(listing_of(&[
+                ("usr/lib/a", File, 1000, ""),
+                ("usr/lib/b", File, 500, ""),
+                ("usr/bin/c", File, 700, ""),
+                ("var/big", File, 5000, ""),
+                ("top", File, 9999, ""),
+            ])),
+            Arc::new(listing_of(&[("var/.wh.big", File, 0, ""), ("usr/lib/a", File, 10, "")])),
+        ])
+        .unwrap();
+        let folders: Vec<(&str, u64, usize)> =
+            largest_folders(&fs).iter().map(|f| (std::str::from_utf8(f.path).unwrap(), f.bytes, f.files)).collect();
+        // var/big is deleted and usr/lib/a overwritten: only what a container sees counts.
+        assert_eq!(folders, [("usr", 1210, 3), ("usr/bin", 700, 1), ("usr/lib", 510, 2)]);
     }
 
     #[test]

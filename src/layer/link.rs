@@ -9,6 +9,7 @@
 //! Every link written is relative ([`Here`]), so the pages work unchanged under a
 //! reverse proxy's prefix.
 
+use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::query::{encode, encode_bytes, percent_decode, Plus};
@@ -195,6 +196,13 @@ impl Here {
         format!("{}?image={}", self.up(), encode(&image.to_string()))
     }
 
+    /// The page of the platform manifest `digest` of the index `index`: it says which
+    /// index it came from (`&index=`), so its page can link back.
+    pub fn platform_of(self, index: &ImageReference, digest: &Digest) -> String {
+        let platform = index.with_digest(digest.clone());
+        format!("{}&index={}", self.image_of(&platform), encode(&index.to_string()))
+    }
+
     /// Where the search form of the whole-image pages submits to: the merged root,
     /// without a query (a GET form writes its own).
     pub fn merged_search(self) -> String {
@@ -205,6 +213,12 @@ impl Here {
     pub fn merged(self, image: &ImageReference, path: &LayerPath, dir: bool) -> String {
         let slash = if dir && !path.is_root() { "/" } else { "" };
         format!("{}layers/{}{slash}?image={}", self.up(), path.to_url(), encode(&image.to_string()))
+    }
+
+    /// Layer `layer` (from 1) of the image, each entry marked added, modified or removed
+    /// against the layers below.
+    pub fn changes(self, image: &ImageReference, layer: u32) -> String {
+        format!("{}changes?image={}&layer={layer}", self.up(), encode(&image.to_string()))
     }
 
     /// The image's sizes page.

@@ -34,6 +34,8 @@ struct ErrorPage<'a> {
     code: u16,
     reason: &'static str,
     message: &'a str,
+    /// The tag list of the repository a missing tag was asked of: its link and name.
+    tags: Option<(String, &'a str)>,
 }
 
 /// An error page: the status and the one-line reason.
@@ -45,6 +47,7 @@ pub fn error(e: &Error, image: &str) -> String {
         code: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
         message: e.message(),
+        tags: e.tags_of().map(|repository| (format!("./?repo={}", encode(repository)), repository)),
     })
 }
 
@@ -59,6 +62,10 @@ struct ImageHead {
     json: Vec<super::json::Piece>,
     /// The repository's tag list, so a reader can step from one tag to its siblings.
     tags_href: String,
+    /// An image's platform, `os/architecture`, as its config says.
+    platform: Option<String>,
+    /// The index the page was reached from (same repository): its page and name.
+    index: Option<(String, String)>,
 }
 
 /// "Docker Hub: 87 of 100 pulls left for this address (per 6 h)".
@@ -191,6 +198,21 @@ pub fn image_at(
     extras: &ImageExtras<'_>,
     page: usize,
 ) -> Result<String, Error> {
+    image_in(reference, fetched, extras, page, None)
+}
+
+/// [`image_at`] for a platform of `index` (the index page's links say which, `&index=`):
+/// the page names its platform and links back. An index of another repository is
+/// ignored, so a crafted link cannot send a reader elsewhere; whether the index lists
+/// the manifest is not checked (that would cost a fetch), and a wrong one only leads
+/// back to an index page that shows its own platforms.
+pub fn image_in(
+    reference: &ImageReference,
+    fetched: &FetchedManifest,
+    extras: &ImageExtras<'_>,
+    page: usize,
+    index: Option<&ImageReference>,
+) -> Result<String, Error> {
     let name = reference.to_string();
     let frame = Frame { title: name.clone(), image: name.clone() };
     let registry = match reference.registry() {
@@ -200,6 +222,17 @@ pub fn image_at(
     let quota = extras.quota.map(|quota| QuotaLine { registry, quota });
     let json = super::json::manifest(reference, fetched);
     let tags_href = format!("./?repo={}", encode(&Repository::from(reference).to_string()));
+    let is_image = matches!(fetched.manifest, Manifest::Image(_));
+    let platform = match extras.config {
+        Some(Ok(config)) => match (&config.os, &config.architecture) {
+            (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
+            (os, arch) => os.clone().or(arch.clone()),
+        },
+        _ => None,
+    };
+    let index = index
+        .filter(|index| is_image && Repository::from(*index) == Repository::from(reference))
+        .map(|index| (Here::root().image_of(index), index.to_string()));
     let head = ImageHead {
         name,
         digest: fetched.digest.to_string(),
@@ -207,6 +240,8 @@ pub fn image_at(
         quota,
         json,
         tags_href,
+        platform,
+        index,
     };
     let referrers = referrer_rows(reference, extras.referrers);
     Ok(match &fetched.manifest {
@@ -393,7 +428,7 @@ fn platforms(
         .enumerate()
         .map(|(i, entry)| PlatformRow {
             number: i + 1,
-            href: format!("./?image={}", encode(&reference.with_digest(entry.digest.clone()).to_string())),
+            href: Here::root().platform_of(reference, &entry.digest),
             platform: entry.platform.as_ref().map_or_else(|| "unknown platform".to_owned(), ToString::to_string),
             media_type: entry.media_type.clone(),
             size: entry.size,
@@ -590,7 +625,8 @@ mod tests {
         let reference = "a/b:c".parse().unwrap();
         let first = image_at(&reference, &fetched, &NONE, 1).unwrap();
         assert_eq!(download_count(&first), LAYERS_PER_PAGE);
-        assert!(first.contains(&format!("<p>{} layers,", 2 * LAYERS_PER_PAGE + 5)), "{first}");
+        assert_eq!(2 * LAYERS_PER_PAGE + 5, 2005);
+        assert!(first.contains("<p>2,005 layers,"), "{first}");
         assert!(first.contains("page 1 of 3 · <a href=\"./?image=a%2Fb%3Ac&amp;page=2\" rel=\"next\">"), "{first}");
         let last = image_at(&reference, &fetched, &NONE, 3).unwrap();
         assert_eq!(download_count(&last), 5);

@@ -47,7 +47,8 @@ pub fn manifest(reference: &ImageReference, fetched: &FetchedManifest) -> Vec<Pi
         [Some("layers"), None, Some("digest")] => links.get(last_index(path)?).map(files),
         // Schema 1 lists its layers top first, and the empty one many times.
         [Some("fsLayers"), None, Some("blobSum")] => links.iter().find(|l| l.digest.as_str() == s).map(files),
-        [Some("manifests"), None, Some("digest")] | [Some("subject"), Some("digest")] => {
+        [Some("manifests"), None, Some("digest")] => Some(Here::root().platform_of(reference, &s.parse().ok()?)),
+        [Some("subject"), Some("digest")] => {
             let digest: Digest = s.parse().ok()?;
             Some(Here::root().image_of(&reference.with_digest(digest)))
         }
@@ -276,7 +277,9 @@ mod tests {
         });
         let reference: ImageReference = "app:v1".parse().unwrap();
         let pieces = manifest(&reference, &fetched(&value));
-        assert_eq!(links(&pieces), [(M.to_owned(), format!("./?image=app%3Av1%40sha256%3A{}", &M[7..]))]);
+        // The platform's page is told its index, to link back.
+        let platform = format!("./?image=app%3Av1%40sha256%3A{}&index=app%3Av1", &M[7..]);
+        assert_eq!(links(&pieces), [(M.to_owned(), platform)]);
 
         let layer = DownloadLink {
             image: reference.clone(),

@@ -211,6 +211,9 @@ struct LayerFiles {
     query: BlobFields,
     /// Where the search form submits to.
     files_action: String,
+    /// The layer's entries marked added, modified or removed against the layers below:
+    /// a whole-image page, since only the merged view knows those layers.
+    changes_href: Option<String>,
 }
 
 /// A search in a layer's file list: the text typed back, and how many entries match.
@@ -305,6 +308,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: 
         search: search.map(|s| FileSearch { text: s.text(), matching }),
         query: BlobFields::of(link),
         files_action: here.files_search(),
+        changes_href: (!names_blob_alone(link)).then(|| here.changes(&link.image, link.layer)),
         entries: listing.len(),
         file_bytes: human_size(listing.file_bytes()),
         blob_bytes: human_size(s.compressed_bytes),
@@ -697,7 +701,7 @@ mod tests {
         );
         assert_eq!(
             super::super::progress_line(5, 0, 1),
-            "<p>Reading the layer for the first time: 5 B, 1 entries so far…</p>\n"
+            "<p>Reading the layer for the first time: 5 B, 1 entry so far…</p>\n"
         );
     }
 }

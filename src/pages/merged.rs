@@ -521,7 +521,7 @@ pub(super) mod tests {
         let image = MergedImage { reference: &reference, layers: &layers, fs: &fs };
         let html = merged_search(&image, &Search::parse("SECRET").unwrap(), 1).unwrap();
         assert_escaped(&html);
-        assert!(html.contains("<p id=\"hits\">1 entries match"), "{html}");
+        assert!(html.contains("<p id=\"hits\">1 entry matches"), "{html}");
         assert!(html.contains("deleted by layer 2") && html.contains(">layer 1</a>"), "{html}");
         assert!(html.contains("value=\"secret\""), "{html}");
         let html = merged_search(&image, &Search::parse("script").unwrap(), 1).unwrap();

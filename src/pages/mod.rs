@@ -17,6 +17,7 @@
 //! that fills it and calls `render`.
 
 pub mod budget;
+mod changes;
 mod config;
 mod diff;
 mod dockerfile;
@@ -36,10 +37,11 @@ mod text;
 use std::fmt;
 
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
+pub use changes::changes;
 pub use config::config;
 pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView, DIFF_ROWS_PER_PAGE};
 pub use dockerfile::dockerfile;
-pub use image::{config_href, dockerfile_href, error, home, image, image_at, ImageExtras, LAYERS_PER_PAGE};
+pub use image::{config_href, dockerfile_href, error, home, image, image_at, image_in, ImageExtras, LAYERS_PER_PAGE};
 pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };

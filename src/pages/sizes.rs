@@ -3,22 +3,37 @@
 
 use askama::Template;
 
+use super::budget::shorten;
 use super::budget::{page_range, page_starts};
 use super::layer::PageNav;
 use super::merged::{path_row, MergedImage, VersionRow, WholeHead};
+use super::text::display_path;
 use super::text::human_size;
 use super::{render, Frame};
 use crate::error::Error;
+use crate::image::changes;
 use crate::image::sizes::{self, MAX_LARGEST};
-use crate::layer::link::Here;
+use crate::layer::link::{Here, LayerPath};
 
-/// One layer's wasted bytes.
+/// One layer's wasted bytes, and how many of its entries it adds, modifies and removes.
 struct LayerWaste {
     number: u32,
     /// The layer's files, largest first.
     href: String,
     bytes: u64,
     human: String,
+    counts: changes::Counts,
+    /// The layer's entries, marked against the layers below.
+    changes_href: String,
+}
+
+/// One of the largest folders of the merged filesystem.
+struct FolderRow {
+    href: String,
+    text: String,
+    bytes: u64,
+    human: String,
+    files: usize,
 }
 
 #[derive(Template)]
@@ -31,7 +46,11 @@ struct SizesPage {
     shipped_human: String,
     wasted: u64,
     wasted_human: String,
+    /// dive's efficiency score as a percentage, and the bytes a container sees.
+    efficiency: String,
+    seen: u64,
     layers: Vec<LayerWaste>,
+    folders: Vec<FolderRow>,
     /// More files than the list holds.
     capped: bool,
     max_largest: usize,
@@ -53,15 +72,29 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
     let shown = page_range(&starts, s.largest.len(), page)
         .ok_or_else(|| Error::not_found(format!("the list of files has no page {page}")))?;
     let rows = s.largest[shown].iter().map(|&v| path_row(image, here, v)).collect();
+    let counts = changes::counts(image.fs);
     let layers = image
         .layers
         .iter()
         .zip(&s.wasted_by_layer)
-        .map(|(link, &bytes)| LayerWaste {
+        .zip(counts)
+        .map(|((link, &bytes), counts)| LayerWaste {
             number: link.layer,
             href: here.files(link, 1),
             bytes,
             human: human_size(bytes),
+            counts,
+            changes_href: here.changes(image.reference, link.layer),
+        })
+        .collect();
+    let folders = sizes::largest_folders(image.fs)
+        .into_iter()
+        .map(|f| FolderRow {
+            href: here.merged(image.reference, &LayerPath::from_clean(f.path), true),
+            text: format!("{}/", shorten(&display_path(f.path))),
+            bytes: f.bytes,
+            human: human_size(f.bytes),
+            files: f.files,
         })
         .collect();
     let page_href = |p: usize| {
@@ -80,12 +113,22 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
         shipped_human: human_size(s.shipped),
         wasted: s.wasted,
         wasted_human: human_size(s.wasted),
+        efficiency: efficiency_text(s.efficiency()),
+        seen: s.shipped - s.wasted.min(s.shipped),
         layers,
+        folders,
         capped: s.files > MAX_LARGEST,
         max_largest: MAX_LARGEST,
         nav: PageNav::new(page, starts.len(), page_href),
         rows,
     }))
+}
+
+/// dive's efficiency score as people read it: a percentage with two decimals, never
+/// rounded up to 100% while some byte is wasted.
+fn efficiency_text(score: f64) -> String {
+    let hundredths = (score * 10_000.0).floor() as u64;
+    format!("{}.{:02}%", hundredths / 100, hundredths % 100)
 }
 
 #[cfg(test)]
@@ -101,12 +144,27 @@ mod tests {
         assert_escaped(&html);
         // The secret (40) and the first passwd (100) are shipped by layer 1 and hidden.
         assert!(html.contains("<dd id=\"wasted\">140 B (140 bytes)</dd>"), "{html}");
-        assert!(html.contains("<dd id=\"shipped\">9.0 KiB (9265 bytes)</dd>"), "{html}");
+        assert!(html.contains("<dd id=\"shipped\">9.0 KiB (9,265 bytes)</dd>"), "{html}");
         assert!(html.contains("<dd id=\"files\">5</dd>"), "{html}");
         let largest = &html[html.find("<table id=\"largest\">").unwrap()..];
         let first_row = &largest[largest.find("<tbody>").unwrap()..];
         assert!(first_row.starts_with("<tbody>\n<tr><td class=\"p\"><a href=\"./layers/big?image="), "{first_row}");
         assert!(html.contains("<td class=\"n\" title=\"140 bytes\">140 B</td>"), "{html}");
+        // 9,125 of 9,265 bytes seen.
+        assert!(html.contains("<dd id=\"efficiency\" title=\"9125 of 9265 bytes\">98.48%</dd>"), "{html}");
         assert_eq!(sizes(&image, 2).unwrap_err().status(), http::StatusCode::NOT_FOUND);
+    }
+}
+
+#[cfg(test)]
+mod efficiency_tests {
+    use super::efficiency_text;
+
+    #[test]
+    fn the_score_is_a_percentage_never_rounded_up() {
+        assert_eq!(efficiency_text(1.0), "100.00%");
+        assert_eq!(efficiency_text(0.999_99), "99.99%");
+        assert_eq!(efficiency_text(88.0 / 65687.0), "0.13%");
+        assert_eq!(efficiency_text(0.0), "0.00%");
     }
 }

@@ -44,13 +44,63 @@ pub fn display_name(name: &[u8]) -> String {
     display_path(name)[1..].to_owned()
 }
 
-/// `n` and `word`, agreeing: "1 layer", "2 layers" (a word whose plural is `+s`).
-pub fn count(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+/// A count of things, whatever integer type holds it.
+pub trait Number: Copy {
+    /// The count as a `u64`.
+    fn get(self) -> u64;
+}
+
+impl Number for usize {
+    fn get(self) -> u64 {
+        self as u64
     }
+}
+
+impl Number for u64 {
+    fn get(self) -> u64 {
+        self
+    }
+}
+
+/// Templates pass their fields by reference.
+impl<N: Number> Number for &N {
+    fn get(self) -> u64 {
+        (*self).get()
+    }
+}
+
+impl Number for u32 {
+    fn get(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+/// `n` with a comma between each three digits, as people read it: `100,001`.
+pub fn thousands(n: impl Number) -> String {
+    let digits = n.get().to_string();
+    // The first group holds what is left over by threes (all three when none is).
+    let lead = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    out.push_str(&digits[..lead]);
+    for group in digits.as_bytes()[lead..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
+    }
+    out
+}
+
+/// `n` and `word`, agreeing: "1 layer", "2 layers", "100,001 files" (a word whose
+/// plural is `+s`).
+pub fn count(n: impl Number, word: &str) -> String {
+    count_as(n, word, &format!("{word}s"))
+}
+
+/// `n` and `one` or `many`, agreeing: "1 entry", "100,001 entries".
+pub fn count_as(n: impl Number, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n.get() == 1 { one } else { many })
 }
 
 #[cfg(test)]
@@ -59,9 +109,22 @@ mod tests {
 
     #[test]
     fn counts_agree_with_their_words() {
-        assert_eq!(count(0, "file"), "0 files");
-        assert_eq!(count(1, "file"), "1 file");
-        assert_eq!(count(2, "layer"), "2 layers");
+        assert_eq!(count(0usize, "file"), "0 files");
+        assert_eq!(count(1usize, "file"), "1 file");
+        assert_eq!(count(2usize, "layer"), "2 layers");
+        assert_eq!(count(100_001u64, "file"), "100,001 files");
+        assert_eq!(count_as(1u32, "entry", "entries"), "1 entry");
+        assert_eq!(count_as(1000usize, "entry", "entries"), "1,000 entries");
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0u64), "0");
+        assert_eq!(thousands(999u64), "999");
+        assert_eq!(thousands(1000u64), "1,000");
+        assert_eq!(thousands(65_687u64), "65,687");
+        assert_eq!(thousands(100_001usize), "100,001");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
     }
 
     #[test]

@@ -98,7 +98,35 @@ impl RegistryClient {
     /// known and cached and the repository is seen to serve it, else fetched by digest.
     /// A tag costs a HEAD to learn its digest; a registry that does not say it (no
     /// `Docker-Content-Digest`) is asked by tag. See the module docs.
+    ///
+    /// A 404 says which is missing: the repository, or the tag (or digest) in a
+    /// repository that exists, asked of the tag list (a HEAD's 404 has no body to tell,
+    /// and a tag list is no pull).
     pub async fn manifest(&self, reference: &ImageReference) -> Result<Arc<FetchedManifest>, Error> {
+        match self.manifest_of(reference).await {
+            Err(e) if e.status() == StatusCode::NOT_FOUND => Err(self.what_is_missing(reference, e).await),
+            answer => answer,
+        }
+    }
+
+    /// The 404 for `reference`'s manifest, once the tag list says whether its
+    /// repository exists; `e` as it was when the tag list cannot say.
+    async fn what_is_missing(&self, reference: &ImageReference, e: Error) -> Error {
+        let repository = crate::reference::Repository::from(reference).to_string();
+        match self.tags(reference, 1, None).await {
+            Ok(_) => {
+                let what = if reference.digest().is_none() { "tag" } else { "manifest" };
+                let message = format!("{what} {} not found in repository {repository}", reference.manifest_reference());
+                Error::not_in_repository(message, repository)
+            }
+            Err(t) if t.status() == StatusCode::NOT_FOUND => {
+                Error::not_found(format!("repository {repository} not found"))
+            }
+            Err(_) => e,
+        }
+    }
+
+    async fn manifest_of(&self, reference: &ImageReference) -> Result<Arc<FetchedManifest>, Error> {
         let digest = match reference.digest() {
             Some(digest) => Some(digest.clone()),
             None => self.manifest_digest(reference).await?,

@@ -45,6 +45,7 @@ impl App {
         };
         let quota = self.registry.pull_quota(reference.registry()).await;
         let page = page_number(pairs)?;
+        let index: Option<ImageReference> = query::get(pairs, "index").and_then(|i| i.trim().parse().ok());
         // A manifest of 4 MiB lists tens of thousands of layers: rendered in a slot, a
         // page of them at a time.
         let shown = reference.clone();
@@ -60,7 +61,7 @@ impl App {
                 };
                 made(
                     format,
-                    || pages::image_at(&shown, &page_fetched, &extras, page),
+                    || pages::image_in(&shown, &page_fetched, &extras, page, index.as_ref()),
                     || api::image(&shown, &page_fetched, &extras, page),
                 )
             })

@@ -19,6 +19,7 @@
 //! | `GET /layers/PATH?image=REF` | every layer's version of one path of the merged filesystem |
 //! | `GET /layers/?image=REF&search=TEXT` | the entries of every layer whose path has TEXT |
 //! | `GET /sizes?image=REF` | the image's largest files and its wasted bytes |
+//! | `GET /changes?image=REF&layer=N` | layer N's entries marked added, modified or removed against the layers below |
 //! | `GET /search?q=TEXT` / `?layer=DIGEST` | entries of every catalogued layer by path / the images that ship a layer |
 //! | `GET /secrets?image=REF` | the image's secrets: each finding's place, fate and masked value, deleted ones first |
 //! | `GET /diff?a=REF&b=REF` | two images' merged filesystems compared: added, removed, changed |
@@ -32,6 +33,7 @@
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+mod changes;
 mod check;
 mod diff;
 mod dockerfile;
@@ -158,6 +160,7 @@ impl App {
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
                 path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs, format).await,
                 "/sizes" => self.sizes(&pairs, format).await,
+                "/changes" => self.changes(&pairs, format).await,
                 "/search" => self.search(&pairs, format).await,
                 "/diff" => self.diff(&pairs, format).await,
                 "/check" => self.check(&pairs).await,
@@ -210,6 +213,7 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/save/") => "save",
         p if p == "/layers" || p.starts_with("/layers/") => "merged",
         "/sizes" => "sizes",
+        "/changes" => "changes",
         "/search" => "search",
         "/diff" => "diff",
         "/check" => "check",
