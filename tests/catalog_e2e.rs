@@ -10,6 +10,7 @@
 
 mod real;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
