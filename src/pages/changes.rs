@@ -91,6 +91,7 @@ pub fn changes(image: &MergedImage<'_>, layer: u32, page: usize) -> Result<Strin
         frame: Frame {
             title: format!("Changes in layer {layer} of {}", image.reference),
             image: image.reference.to_string(),
+            command: Some(super::commands::dive(image.reference)),
         },
         head: WholeHead::new(image.reference, here, "Layer changes", None, None),
         layer,

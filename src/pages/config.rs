@@ -52,7 +52,11 @@ pub fn config(
         (os, arch) => os.clone().or(arch.clone()),
     };
     render(&ConfigPage {
-        frame: Frame { title: format!("{name} config"), image: name.clone() },
+        frame: Frame {
+            title: format!("{name} config"),
+            image: name.clone(),
+            command: Some(super::commands::config(reference)),
+        },
         image_href: format!("./?image={}", encode(&name)),
         dockerfile_href: super::dockerfile_href(reference),
         name,

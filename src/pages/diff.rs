@@ -107,7 +107,11 @@ pub fn diff(view: &DiffView<'_>) -> String {
     let rows = shown.map(|r| diff_row(r, &view.a, &view.b)).collect();
     let pages = diff_pages(view.rows.len());
     render(&DiffPage {
-        frame: Frame { title: format!("diff of {a_name} and {b_name}"), image: b_name.clone() },
+        frame: Frame {
+            title: format!("diff of {a_name} and {b_name}"),
+            image: b_name.clone(),
+            command: Some(super::commands::diff(view.a.reference, view.b.reference)),
+        },
         a: Named { href: Here::root().image_of(view.a.reference), name: a_name.clone() },
         b: Named { href: Here::root().image_of(view.b.reference), name: b_name.clone() },
         platform_note: view.platform_note.clone(),
@@ -227,7 +231,7 @@ pub fn diff_choose(a: &ImageReference, tags: &[String]) -> String {
         })
         .collect();
     render(&Choose {
-        frame: Frame { title: format!("compare {name}"), image: name.clone() },
+        frame: Frame { title: format!("compare {name}"), image: name.clone(), command: None },
         a_href: Here::root().image_of(a),
         a: name,
         tags,

@@ -57,7 +57,11 @@ pub fn dockerfile(reference: &ImageReference, manifest: &ImageManifest, config: 
         })
     };
     render(&DockerfilePage {
-        frame: Frame { title: format!("{name} Dockerfile"), image: name.clone() },
+        frame: Frame {
+            title: format!("{name} Dockerfile"),
+            image: name.clone(),
+            command: Some(super::commands::dockerfile(reference)),
+        },
         image_href: format!("./?image={}", encode(&name)),
         config_href: super::config_href(reference),
         text: dockerfile::text(&lines),

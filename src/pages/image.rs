@@ -24,7 +24,7 @@ struct Home {
 
 /// `/` without an image: the form alone.
 pub fn home() -> String {
-    render(&Home { frame: Frame { title: "layerpipe".to_owned(), image: String::new() } })
+    render(&Home { frame: Frame { title: "layerpipe".to_owned(), image: String::new(), command: None } })
 }
 
 #[derive(Template)]
@@ -43,7 +43,7 @@ pub fn error(e: &Error, image: &str) -> String {
     let status = e.status();
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("error"));
     render(&ErrorPage {
-        frame: Frame { title, image: image.to_owned() },
+        frame: Frame { title, image: image.to_owned(), command: None },
         code: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
         message: e.message(),
@@ -214,7 +214,7 @@ pub fn image_in(
     index: Option<&ImageReference>,
 ) -> Result<String, Error> {
     let name = reference.to_string();
-    let frame = Frame { title: name.clone(), image: name.clone() };
+    let frame = Frame { title: name.clone(), image: name.clone(), command: Some(super::commands::image(reference)) };
     let registry = match reference.registry() {
         crate::reference::DOCKER_HUB => "Docker Hub".to_owned(),
         host => host.to_owned(),

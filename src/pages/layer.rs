@@ -298,7 +298,11 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: 
         })
         .collect();
     render(&LayerFiles {
-        frame: Frame { title: title.clone(), image: link.image.to_string() },
+        frame: Frame {
+            title: title.clone(),
+            image: link.image.to_string(),
+            command: Some(super::commands::layer_files(link)),
+        },
         head: LayerHead::new(link, here, Heading::Files(title)),
         notes: Notes::new(link, listing),
         nav: PageNav::new(page, starts.len(), |p| match search {
@@ -373,9 +377,13 @@ struct LayerDir {
 }
 
 /// The frame and heading of a folder's or an entry's page.
-fn entry_frame(link: &DownloadLink, here: Here, path: &LayerPath) -> (Frame, LayerHead) {
+fn entry_frame(link: &DownloadLink, here: Here, path: &LayerPath, command: String) -> (Frame, LayerHead) {
     let title = layer_title(link);
-    let frame = Frame { title: format!("{} in {title}", path.display()), image: link.image.to_string() };
+    let frame = Frame {
+        title: format!("{} in {title}", path.display()),
+        image: link.image.to_string(),
+        command: Some(command),
+    };
     (frame, LayerHead::new(link, here, Heading::Entry { path: path.display(), title }))
 }
 
@@ -426,7 +434,7 @@ pub fn dir_pages(link: &DownloadLink, listing: &Listing, dir: &LayerPath) -> usi
 /// page `page` from 1.
 pub fn layer_dir(link: &DownloadLink, listing: &Listing, dir: &LayerPath, page: usize) -> String {
     let here = Here::dir(dir);
-    let (frame, head) = entry_frame(link, here, dir);
+    let (frame, head) = entry_frame(link, here, dir, super::commands::layer_files(link));
     let (starts, children) = dir_page_starts(link, listing, dir);
     let shown = page_range(&starts, children.len(), page).unwrap_or_default();
     let rows = children[shown].iter().map(|child| child_row(link, here, dir, child)).collect();
@@ -507,7 +515,7 @@ pub fn layer_file(
     preview: Option<Result<Preview, Error>>,
 ) -> String {
     let here = Here::file(path);
-    let (frame, head) = entry_frame(link, here, path);
+    let (frame, head) = entry_frame(link, here, path, super::commands::layer_file(link, path));
     let target = |target: &[u8]| -> Target {
         let target_path = LayerPath::from_clean(target);
         let shown = display_path(target);
@@ -595,7 +603,11 @@ pub fn not_a_layer(link: &DownloadLink, here: Here, head: Option<Result<BlobHead
         }
     });
     render(&NotALayer {
-        frame: Frame { title: format!("blob of {}", link.image), image: link.image.to_string() },
+        frame: Frame {
+            title: format!("blob of {}", link.image),
+            image: link.image.to_string(),
+            command: Some(super::commands::blob_only(link)),
+        },
         name: link.image.to_string(),
         image_href: here.image(link),
         up_text: up_text(link),

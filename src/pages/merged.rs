@@ -233,7 +233,11 @@ struct MergedDir {
 
 /// The frame of a whole-image page.
 fn whole_frame(reference: &ImageReference, title: String) -> Frame {
-    Frame { title: format!("{title} of {reference}"), image: reference.to_string() }
+    Frame {
+        title: format!("{title} of {reference}"),
+        image: reference.to_string(),
+        command: Some(super::commands::merged(reference)),
+    }
 }
 
 /// `layers/DIR/`: one folder of the merged filesystem, with what later layers hid in
@@ -421,7 +425,7 @@ pub fn choose_platform(
         })
         .collect();
     render(&ChoosePlatform {
-        frame: Frame { title: format!("Pick a platform of {reference}"), image: reference.to_string() },
+        frame: Frame { title: format!("Pick a platform of {reference}"), image: reference.to_string(), command: None },
         name: reference.to_string(),
         what,
         platforms,

@@ -18,6 +18,7 @@
 
 pub mod budget;
 mod changes;
+mod commands;
 mod config;
 mod diff;
 mod dockerfile;
@@ -84,6 +85,8 @@ pub struct Frame {
     pub title: String,
     /// The image reference pre-filled in the form (as typed, or the page's image).
     pub image: String,
+    /// The shell command that gets the same data, shown at the page's foot.
+    pub command: Option<String>,
 }
 
 /// A page's HTML. Rendering writes to a `String` and our view types' `Display`s never

@@ -17,7 +17,7 @@ struct StreamedStart {
 /// and the opening of the progress block. [`progress_line`]s follow, then
 /// [`streamed_end`].
 pub fn streamed_start(title: &str, image: &str) -> String {
-    render(&StreamedStart { frame: Frame { title: title.to_owned(), image: image.to_owned() } })
+    render(&StreamedStart { frame: Frame { title: title.to_owned(), image: image.to_owned(), command: None } })
 }
 
 #[derive(Template)]

@@ -76,7 +76,11 @@ pub fn secrets(image: &ImageReference, layers: &[DownloadLink], scan: &ImageScan
     });
     let failed_note = scan.failed.as_ref().map(|(n, why)| format!("{} could not be read: {why}.", count(*n, "file")));
     render(&SecretsPage {
-        frame: Frame { title: format!("secrets in {name}"), image: name.clone() },
+        frame: Frame {
+            title: format!("secrets in {name}"),
+            image: name.clone(),
+            command: Some(super::commands::secrets(image)),
+        },
         image_href: Here::root().image_of(image),
         image: name,
         summary,

@@ -106,7 +106,11 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
         }
     };
     Ok(render(&SizesPage {
-        frame: Frame { title: format!("Sizes of {}", image.reference), image: image.reference.to_string() },
+        frame: Frame {
+            title: format!("Sizes of {}", image.reference),
+            image: image.reference.to_string(),
+            command: Some(super::commands::dive(image.reference)),
+        },
         head: WholeHead::new(image.reference, here, "Sizes", None, None),
         files: s.files,
         shipped: s.shipped,

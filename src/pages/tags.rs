@@ -44,7 +44,7 @@ pub fn tags(repo: &Repository, last: Option<&str>, page: &TagPage) -> String {
         })
         .collect();
     render(&Tags {
-        frame: Frame { title: format!("{name} tags"), image: name.clone() },
+        frame: Frame { title: format!("{name} tags"), image: name.clone(), command: Some(super::commands::tags(repo)) },
         after: last.map(str::to_owned),
         first: last.map(|_| list(None)),
         next: page.next.as_deref().map(|next| list(Some(next))),
