@@ -474,7 +474,9 @@ mod tests {
         // The image page leads back to the repository's tag list.
         assert!(html.contains("<a href=\"./?repo=a%2Fb\" id=\"tags-link\">"), "{html}");
         assert!(html.starts_with("<!doctype html>\n<html lang=\"en\"><head>"), "{html}");
-        assert!(html.ends_with("</pre>\n</main></body></html>\n"), "{html}");
+        // It ends with the command that gets the same manifest from a shell.
+        let command = "<p id=\"command\">The same from a shell: <code>crane manifest a/b:c</code></p>";
+        assert!(html.ends_with(&format!("</pre>\n\n{command}</main></body></html>\n")), "{html}");
         // The manifest itself follows, its config digest a link to the config page.
         let config = "<a href=\"./config?image=a%2Fb%3Ac\">sha256:1111111111111111111111111111111111111111111111111111111111111111</a>";
         assert!(html.contains("<pre id=\"manifest-json\">{\n  &quot;config&quot;: {\n"), "{html}");
