@@ -31,6 +31,7 @@ impl App {
                 )));
             }
         };
+        // One merge serves both the sizes and the secrets' scan.
         let (slot, merged) = self.merged_layers(&reference, &digest, &manifest).await?;
         let fs = merged.fs.clone();
         let (wasted, efficiency, shipped) = slot
@@ -40,7 +41,7 @@ impl App {
             })
             .await;
         let secrets = if limits.no_secrets {
-            let (_, scan) = self.scan_secrets(&reference, &digest, &manifest).await?;
+            let scan = self.scan_secrets(&reference, &manifest, &merged).await?;
             Some((scan.findings.len(), scan.partial_layers.len()))
         } else {
             None

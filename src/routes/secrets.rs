@@ -11,7 +11,6 @@ use super::whole::{choose_platform, Chosen, Merged};
 use super::App;
 use crate::api;
 use crate::body::Body;
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::explore::secrets::{scan_image, ImageScan};
 use crate::layer::link::Here;
@@ -33,7 +32,10 @@ impl App {
                 return Ok(choose_platform(format, &reference, &index, "the secrets", href));
             }
         };
-        let (merged, scan) = self.scan_secrets(&reference, &manifest_digest, &manifest).await?;
+        // The render slot covers the merge; the scan that follows takes preview slots.
+        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
+        drop(slot);
+        let scan = self.scan_secrets(&reference, &manifest, &merged).await?;
         let on = self.catalog.is_on();
         Ok(answer(
             format,
@@ -42,17 +44,15 @@ impl App {
         ))
     }
 
-    /// The secrets of an image manifest: its layers merged (in a render slot, let go
-    /// before the scan, which takes preview slots), each layer's scan taken from the
-    /// catalog when it was made before, and each new one handed to the catalog.
+    /// The secrets of an image manifest whose layers are `merged`: each layer's scan
+    /// taken from the catalog when it was made before, each new one handed to the
+    /// catalog.
     pub(super) async fn scan_secrets(
         &self,
         reference: &ImageReference,
-        manifest_digest: &Digest,
         manifest: &ImageManifest,
-    ) -> Result<(Merged, ImageScan), Error> {
-        let (slot, merged) = self.merged_layers(reference, manifest_digest, manifest).await?;
-        drop(slot);
+        merged: &Merged,
+    ) -> Result<ImageScan, Error> {
         let config = self.images.config(&self.registry, reference, &manifest.config).await?;
         let digests: Vec<String> = merged.layers.iter().map(|l| l.digest.to_string()).collect();
         let before = if self.catalog.is_on() {
@@ -69,6 +69,6 @@ impl App {
         for (l, secrets) in &scan.scanned_now {
             self.catalog.record_secrets(&merged.layers[*l].digest, secrets.clone());
         }
-        Ok((merged, scan))
+        Ok(scan)
     }
 }
