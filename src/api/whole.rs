@@ -8,7 +8,7 @@ use super::{entry, paged, text};
 use crate::error::Error;
 use crate::image::changes::{self, Change};
 use crate::image::merged::{Fate, MergedChild, Version};
-use crate::image::search::{Search, MAX_HITS};
+use crate::image::search::Search;
 use crate::image::sizes;
 use crate::layer::entry::Kind;
 use crate::layer::link::{Here, LayerPath};
@@ -118,14 +118,7 @@ pub fn merged_entry(image: &MergedImage<'_>, path: &LayerPath, page: usize) -> R
 /// `layers/?search=TEXT`: the entries of every layer whose path matches, hidden too.
 pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> Result<Value, Error> {
     let here = Here::dir(&LayerPath::root());
-    let mut hits: Vec<Version<'_>> = image
-        .fs
-        .versions()
-        .filter(|v| v.fate != Fate::Marker && search.matches(v.entry.path()))
-        .take(MAX_HITS + 1)
-        .collect();
-    let capped = hits.len() > MAX_HITS;
-    hits.truncate(MAX_HITS);
+    let (hits, capped) = image.fs.search(search);
     let starts = page_starts(hits.iter().map(|v| entry_cost(&v.entry, 600)));
     let shown = page_range(&starts, hits.len(), page)
         .ok_or_else(|| Error::not_found(format!("the search has no page {page}")))?;

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::search::{Search, MAX_HITS};
 use crate::error::Error;
 use crate::layer::entry::{self, Kind};
 use crate::layer::listing::{EntryRef, Listing};
@@ -327,6 +328,21 @@ fn hide(live: &mut BTreeMap<&[u8], (u32, u32)>, fates: &mut [Vec<Fate>], path: &
         if let Some((l, i)) = live.remove(key) {
             fates[l as usize][i as usize] = fate;
         }
+    }
+}
+
+impl MergedFs {
+    /// The entries of every layer whose path `search` matches, hidden ones too (markers
+    /// not), by path then layer, at most [`MAX_HITS`]; and whether there were more.
+    pub fn search(&self, search: &Search) -> (Vec<Version<'_>>, bool) {
+        let mut hits: Vec<Version<'_>> = self
+            .versions()
+            .filter(|v| v.fate != Fate::Marker && search.matches(v.entry.path()))
+            .take(MAX_HITS + 1)
+            .collect();
+        let capped = hits.len() > MAX_HITS;
+        hits.truncate(MAX_HITS);
+        (hits, capped)
     }
 }
 

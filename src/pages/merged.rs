@@ -356,14 +356,7 @@ struct MergedSearch {
 /// too, by path then layer, at most [`MAX_HITS`]; page `page` from 1 (404 past the last).
 pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> Result<String, Error> {
     let here = Here::dir(&LayerPath::root());
-    let mut hits: Vec<Version<'_>> = image
-        .fs
-        .versions()
-        .filter(|v| v.fate != Fate::Marker && search.matches(v.entry.path()))
-        .take(MAX_HITS + 1)
-        .collect();
-    let capped = hits.len() > MAX_HITS;
-    hits.truncate(MAX_HITS);
+    let (hits, capped) = image.fs.search(search);
     let cost = image.row_costs(here);
     let starts = page_starts(hits.iter().map(|v| {
         let path = v.entry.path();
