@@ -13,14 +13,11 @@ mod real;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use layerpipe::config::Config;
 use layerpipe::query::encode;
 use real::html::unescape;
+use real::http::{get, page};
 use real::images::{self, BuiltLayer};
 use real::layered::layered_layers;
 use real::postgres::RealPostgres;
@@ -33,22 +30,6 @@ const UNIQUE_CONTENT: &[u8] = b"only the second image has me\n";
 /// How long a sighting may take to reach the catalog before a test gives up: writes are
 /// off the request path, so pages come back before their catalog rows are in.
 const CATALOGUED_WITHIN: Duration = Duration::from_secs(60);
-
-async fn get(url: &str) -> (StatusCode, String) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.get(url.parse().unwrap()).await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
-    let status = response.status();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// `GET base/href`, which must answer 200.
-async fn page(base: &str, href: &str) -> String {
-    let url = format!("{base}/{}", href.trim_start_matches("./"));
-    let (status, body) = get(&url).await;
-    assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
-    body
-}
 
 /// The search page for `q`, once it has a hit whose row contains `needle`.
 async fn search_until(base: &str, q: &str, needle: &str) -> String {

@@ -11,18 +11,9 @@ mod real;
 use http::StatusCode;
 use layerpipe::query::encode;
 use real::html::unescape;
+use real::http::get;
 use real::images::{self, BuiltLayer};
 use real::{Layerpipe, RealRegistry};
-
-async fn get(url: &str) -> (StatusCode, String) {
-    use http_body_util::{BodyExt as _, Empty};
-    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let response = client.get(url.parse().unwrap()).await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 /// The rows of the diff table: `(change, path)`.
 fn rows(html: &str) -> Vec<(String, String)> {

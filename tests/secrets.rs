@@ -13,13 +13,10 @@ mod real;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use layerpipe::query::encode;
 use real::html::unescape;
+use real::http::{get, page};
 use real::images::{self, Blob, BuiltLayer};
 use real::process::Process;
 use real::{PushedImage, RealRegistry};
@@ -62,22 +59,6 @@ impl Fakes {
             Fakes::slack(),
         ]
     }
-}
-
-async fn get(url: &str) -> (StatusCode, String) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.get(url.parse().unwrap()).await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
-    let status = response.status();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// `GET base/href`, which must answer 200.
-async fn page(base: &str, href: &str) -> String {
-    let url = format!("{base}/{}", href.trim_start_matches("./"));
-    let (status, body) = get(&url).await;
-    assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
-    body
 }
 
 /// A finding row: rule, layer, where, line, fate, value; and its preview link.

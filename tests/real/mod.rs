@@ -36,6 +36,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use common::html;
+pub use common::http;
 pub use common::process;
 pub use images::{Blob, Content};
 pub use issuer::{TokenIssuer, ISSUER, PUSH_PASSWORD, PUSH_USERNAME, SERVICE};
