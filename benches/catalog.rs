@@ -40,6 +40,8 @@
 #[allow(dead_code)]
 #[path = "../tests/real/postgres.rs"]
 mod real_postgres;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -57,6 +59,7 @@ use layerpipe::layer::entry::Kind;
 use layerpipe::layer::listing::{ListingBuilder, Summary};
 use layerpipe::layer::tar::{Header, Scanner, TypeFlag, Visitor, Want};
 use real_postgres::RealPostgres;
+use rng::Rng;
 
 /// The one path of the catalog the rare search finds (planted in the middle layer).
 const RARE_PATH: &str = "home/deploy/.ssh/id_ed25519_release";
@@ -473,26 +476,6 @@ fn image(k: usize, layers: &[usize]) -> ImageSeen {
                 media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             })
             .collect(),
-    }
-}
-
-/// xorshift64: fast, and the same catalog on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// From `lo` to `hi`, evenly on a log scale, as file sizes and package sizes go.
-    fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((lo as f64).ln() + u * ((hi as f64).ln() - (lo as f64).ln())).exp() as u64
     }
 }
 

@@ -36,6 +36,8 @@
 //!    spread through the layer, for several
 //!    `window_ppm` and `min` spacings: the curve the default was chosen from.
 
+#[path = "common/rng.rs"]
+mod rng;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -53,6 +55,7 @@ use layerpipe::layer::entry::Kind;
 use layerpipe::layer::listing::{Listing, ListingBuilder, Summary};
 use layerpipe::layer::preview::PREVIEW_BYTES;
 use layerpipe::layer::tar::Scanner;
+use rng::Rng;
 use support::*;
 
 /// Compressed bytes per decompressor write: layerpipe's `scan::STEP`.
@@ -374,27 +377,6 @@ impl Write for Tee {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.gzip.flush()
-    }
-}
-
-/// xorshift64: fast, and the same layer on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// From `lo` to `hi`, evenly on a log scale: as many files of 100 B–1 KiB as of
-    /// 1–10 KiB, as file sizes in real layers go.
-    fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((lo as f64).ln() + u * ((hi as f64).ln() - (lo as f64).ln())).exp() as u64
     }
 }
 
