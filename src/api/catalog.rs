@@ -30,12 +30,6 @@ fn fate(fate: Fate) -> Value {
     }
 }
 
-/// The image pinned by digest, named by its first tag when it has one.
-fn reference(image: &ImageRow) -> Option<ImageReference> {
-    let tag = image.tags.first().map_or(String::new(), |t| format!(":{t}"));
-    format!("{}/{}{tag}@{}", image.registry, image.repository, image.manifest_digest).parse().ok()
-}
-
 /// One image as the catalog has it.
 fn image(image: &ImageRow) -> Value {
     json!({
@@ -47,7 +41,7 @@ fn image(image: &ImageRow) -> Value {
         "platform": image.platform,
         "created": image.created,
         "layers": image.layers.len(),
-        "href": reference(image).map(|r| Here::root().image_of(&r)),
+        "href": image.reference().map(|r| Here::root().image_of(&r)),
     })
 }
 
@@ -74,7 +68,7 @@ fn hit(hit: &Hit) -> Value {
         .images
         .iter()
         .map(|seen| {
-            let r = reference(&seen.image);
+            let r = seen.image.reference();
             let link = r.clone().and_then(|r| link_in(r, seen.layer));
             let mut v = image(&seen.image);
             v["layer"] = seen.layer.into();
@@ -132,11 +126,8 @@ pub fn search_secrets(page: &SecretPage) -> Value {
                 .iter()
                 .map(|seen| {
                     let mut v = image(&seen.image);
-                    let media_type = (seen.layer as usize)
-                        .checked_sub(1)
-                        .and_then(|i| seen.image.layers.get(i))
-                        .map_or_else(String::new, |l| l.media_type.clone());
-                    let link = reference(&seen.image).zip(digest.clone()).map(|(image, digest)| DownloadLink {
+                    let media_type = seen.image.layer_media_type(seen.layer).unwrap_or_default().to_owned();
+                    let link = seen.image.reference().zip(digest.clone()).map(|(image, digest)| DownloadLink {
                         image,
                         digest,
                         layer: seen.layer,

@@ -142,6 +142,20 @@ pub struct ImageRow {
     pub layers: Vec<ImageLayer>,
 }
 
+impl ImageRow {
+    /// The image pinned by its manifest digest, named by its first tag when it has one;
+    /// `None` when the stored names do not make a reference.
+    pub fn reference(&self) -> Option<crate::reference::ImageReference> {
+        let tag = self.tags.first().map_or(String::new(), |t| format!(":{t}"));
+        format!("{}/{}{tag}@{}", self.registry, self.repository, self.manifest_digest).parse().ok()
+    }
+
+    /// The media type of its layer `n` (from 1), as its manifest lists it.
+    pub fn layer_media_type(&self, n: u32) -> Option<&str> {
+        (n as usize).checked_sub(1).and_then(|i| self.layers.get(i)).map(|l| l.media_type.as_str())
+    }
+}
+
 /// An entry found by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameHit {

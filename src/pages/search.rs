@@ -11,7 +11,7 @@ use askama::Template;
 use super::text::{display_path, human_size};
 use super::{render, Frame};
 use crate::catalog::search::{Hit, HitPage, LayerUsage, NameSearch, HITS_PER_PAGE};
-use crate::catalog::{ImageRow, Totals};
+use crate::catalog::Totals;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::layer::entry::{mode_string, Kind};
@@ -128,7 +128,7 @@ pub fn search_layer(digest: &Digest, usage: &LayerUsage) -> String {
             let at = image.layers.iter().rposition(|l| l.digest == digest.as_str()).map_or(0, |i| i + 1);
             ImageLine {
                 name: format!("{}/{}", image.registry, image.repository),
-                image_href: reference(image).map_or_else(String::new, |r| here.image_of(&r)),
+                image_href: image.reference().map_or_else(String::new, |r| here.image_of(&r)),
                 tags: image
                     .tags
                     .iter()
@@ -173,15 +173,9 @@ pub fn search_layer(digest: &Digest, usage: &LayerUsage) -> String {
 }
 
 /// `sha256:0123456789ab`.
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     let (algorithm, hex) = digest.split_once(':').unwrap_or(("", digest));
     format!("{algorithm}:{}", &hex[..hex.len().min(12)])
-}
-
-/// The image pinned by digest, named by its first tag when it has one.
-fn reference(image: &ImageRow) -> Option<ImageReference> {
-    let tag = image.tags.first().map_or(String::new(), |t| format!(":{t}"));
-    format!("{}/{}{tag}@{}", image.registry, image.repository, image.manifest_digest).parse().ok()
 }
 
 fn hit_row(hit: &Hit) -> HitRow {
@@ -197,7 +191,7 @@ fn hit_row(hit: &Hit) -> HitRow {
         .images
         .iter()
         .map(|seen| {
-            let reference = reference(&seen.image);
+            let reference = seen.image.reference();
             let link = reference.clone().and_then(|r| link_in(r, seen.layer));
             ImageCell {
                 name: format!("{}/{}", seen.image.registry, seen.image.repository),
@@ -252,7 +246,7 @@ mod tests {
     use super::*;
     use crate::catalog::fate::Fate;
     use crate::catalog::search::HitImage;
-    use crate::catalog::{ImageLayer, NameHit};
+    use crate::catalog::{ImageLayer, ImageRow, NameHit};
     use std::sync::Arc;
 
     const LAYER: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";

@@ -10,12 +10,10 @@ use super::budget::shorten;
 use super::{render, Frame};
 use crate::catalog::fate::Fate;
 use crate::catalog::search::{SecretPage, FINDINGS_PER_PAGE};
-use crate::catalog::ImageRow;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::layer::link::{Here, LayerPath};
 use crate::query::encode;
-use crate::reference::ImageReference;
 
 /// One image that ships a finding's layer.
 struct Shipped {
@@ -63,12 +61,6 @@ pub fn search_secrets(page: &SecretPage, after: bool) -> String {
     })
 }
 
-/// The image pinned by digest, named by its first tag when it has one.
-fn reference(image: &ImageRow) -> Option<ImageReference> {
-    let tag = image.tags.first().map_or(String::new(), |t| format!(":{t}"));
-    format!("{}/{}{tag}@{}", image.registry, image.repository, image.manifest_digest).parse().ok()
-}
-
 fn row(hit: &crate::catalog::search::SecretHit) -> FindingRow {
     let f = &hit.finding;
     let digest: Option<Digest> = f.key.layer.parse().ok();
@@ -77,14 +69,11 @@ fn row(hit: &crate::catalog::search::SecretHit) -> FindingRow {
         .images
         .iter()
         .map(|seen| {
-            let link = reference(&seen.image).zip(digest.clone()).map(|(image, digest)| DownloadLink {
+            let link = seen.image.reference().zip(digest.clone()).map(|(image, digest)| DownloadLink {
                 image,
                 digest,
                 layer: seen.layer,
-                media_type: (seen.layer as usize)
-                    .checked_sub(1)
-                    .and_then(|i| seen.image.layers.get(i))
-                    .map_or_else(String::new, |l| l.media_type.clone()),
+                media_type: seen.image.layer_media_type(seen.layer).unwrap_or_default().to_owned(),
             });
             Shipped {
                 name: format!("{}/{}", seen.image.registry, seen.image.repository),
@@ -96,17 +85,13 @@ fn row(hit: &crate::catalog::search::SecretHit) -> FindingRow {
             }
         })
         .collect();
-    let short = {
-        let (algorithm, hex) = f.key.layer.split_once(':').unwrap_or(("", &f.key.layer));
-        format!("{algorithm}:{}", &hex[..hex.len().min(12)])
-    };
     FindingRow {
         rule: f.row.rule.clone(),
         path: format!("/{}", shorten(&f.row.path)),
         line: if f.row.line == 0 { "its name".to_owned() } else { f.row.line.to_string() },
         value: if f.row.line == 0 { "(the file's name)".to_owned() } else { f.row.value.to_string() },
         layer_href: format!("./search?layer={}", encode(&f.key.layer)),
-        layer_short: short,
+        layer_short: super::search::short(&f.key.layer),
         layer_digest: f.key.layer.clone(),
         more_images: hit.image_count.saturating_sub(hit.images.len() as u64),
         images,
