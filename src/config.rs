@@ -184,6 +184,10 @@ pub struct MultipartConfig {
     pub probe_ms: u64,
     /// A first connection slower than this, over `probe_ms`, is taken as capped.
     pub capped_below_bytes_per_sec: u64,
+    /// Whether a registry reached at a loopback or private address may be split: off,
+    /// since a slow connection there is a busy machine, not a shaped link. On for a
+    /// shaping relay on a local address (the WAN benchmark, the multipart tests).
+    pub split_local_links: bool,
 }
 
 impl Default for MultipartConfig {
@@ -195,6 +199,7 @@ impl Default for MultipartConfig {
             min_blob_bytes: 64 << 20,
             probe_ms: 250,
             capped_below_bytes_per_sec: 200 << 20,
+            split_local_links: false,
         }
     }
 }

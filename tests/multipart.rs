@@ -58,7 +58,7 @@ fn forced(extra: &str) -> String {
 /// Like [`forced`], for blobs of at least `min_blob_bytes`.
 fn forced_above(min_blob_bytes: usize, extra: &str) -> String {
     format!(
-        r#"{{"connections":{CONNECTIONS},"chunk_bytes":{CHUNK},"min_blob_bytes":{min_blob_bytes},"probe_ms":0,"capped_below_bytes_per_sec":18446744073709551615{extra}}}"#
+        r#"{{"connections":{CONNECTIONS},"chunk_bytes":{CHUNK},"min_blob_bytes":{min_blob_bytes},"probe_ms":0,"capped_below_bytes_per_sec":18446744073709551615,"split_local_links":true{extra}}}"#
     )
 }
 

@@ -186,7 +186,7 @@ async fn split_download(tweak: impl Fn(&mut FakeBlob)) -> (FakeRegistry, Bytes, 
     let lp = support::Layerpipe::start(&format!(
         r#"{{"verify_digests":true,"registries":{{"{host}":{{"endpoint":"http://{host}"}}}},
             "multipart":{{"connections":4,"chunk_bytes":262144,"min_blob_bytes":0,"probe_ms":0,
-                          "capped_below_bytes_per_sec":18446744073709551615}}}}"#,
+                          "capped_below_bytes_per_sec":18446744073709551615,"split_local_links":true}}}}"#,
         host = fake.host()
     ))
     .await;

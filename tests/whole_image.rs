@@ -16,6 +16,7 @@ use layerpipe::manifest::Manifest;
 use layerpipe::metrics::Metrics;
 use layerpipe::reference::ImageReference;
 use layerpipe::registry::{Referrer, RegistryClient};
+use layerpipe::upstream::multipart::Multipart;
 use real::RealRegistry;
 
 struct Clients {
@@ -33,10 +34,9 @@ fn clients(registry: &RealRegistry) -> Clients {
         .unwrap(),
     );
     let metrics = Arc::new(Metrics::default());
-    Clients {
-        inspector: Arc::new(Inspector::new(&config, metrics.clone())),
-        registry: Arc::new(RegistryClient::new(config, metrics)),
-    }
+    let registry = Arc::new(RegistryClient::new(config.clone(), metrics.clone()));
+    let multipart = Multipart::new(&config);
+    Clients { inspector: Arc::new(Inspector::new(&config, metrics, registry.clone(), multipart)), registry }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

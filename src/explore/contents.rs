@@ -21,7 +21,6 @@ use crate::digest::{Algorithm, Digest, Hasher};
 use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::layers::{ByIndex, FileToSave, Inspector};
-use crate::registry::RegistryClient;
 
 /// Hashes remembered: (name, layer, entry) to digest, ~150 bytes each.
 const REMEMBERED: u64 = 200_000;
@@ -82,13 +81,7 @@ impl Default for ContentHashes {
 
 impl ContentHashes {
     /// The SHA-256 of `file`, remembered or read now within `budget`.
-    pub async fn hash(
-        &self,
-        registry: &RegistryClient,
-        layers: &Inspector,
-        file: FileRef<'_>,
-        budget: &mut Budget,
-    ) -> Result<Digest, Unhashed> {
+    pub async fn hash(&self, layers: &Inspector, file: FileRef<'_>, budget: &mut Budget) -> Result<Digest, Unhashed> {
         let key = format!(
             "{}/{} {} {}",
             file.link.image.registry(),
@@ -102,17 +95,17 @@ impl ContentHashes {
         if !budget.take(file.size) {
             return Err(Unhashed::OverBudget);
         }
-        let digest = read_hash(registry, layers, &file).await.map_err(Unhashed::Failed)?;
+        let digest = read_hash(layers, &file).await.map_err(Unhashed::Failed)?;
         self.known.insert(key, digest.clone()).await;
         Ok(digest)
     }
 }
 
 /// Reads `file` through its layer's index, as a save does, and hashes what comes.
-async fn read_hash(registry: &RegistryClient, layers: &Inspector, file: &FileRef<'_>) -> Result<Digest, Error> {
-    let index = layers.index(registry, file.link).await?;
+async fn read_hash(layers: &Inspector, file: &FileRef<'_>) -> Result<Digest, Error> {
+    let index = layers.index(file.link).await?;
     let to_save = FileToSave { index: file.index, length: file.size, name: "" };
-    let response = match layers.save(registry, file.link, &Method::GET, &index, to_save).await? {
+    let response = match layers.save(file.link, &Method::GET, &index, to_save).await? {
         ByIndex::Read(response) => response,
         // The index no longer matches the blob: its entry numbers mean nothing now.
         ByIndex::Stale => return Err(Error::bad_gateway("the layer changed since it was listed")),

@@ -143,7 +143,7 @@ impl ImageLoader {
                     5,
                 ));
             };
-            let listings = match listings(registry, inspector, image, manifest).await {
+            let listings = match listings(inspector, image, manifest).await {
                 Err(Listings::Refused(e)) => {
                     self.refused.insert(key.clone(), e.clone()).await;
                     return Err(e);
@@ -204,7 +204,6 @@ enum Listings {
 /// Every layer's listing, in order, at most [`LISTINGS_AT_ONCE`] read at a time;
 /// refused as soon as those read hold more than [`merged::MAX_ENTRIES`] entries.
 async fn listings(
-    registry: &Arc<RegistryClient>,
     inspector: &Arc<Inspector>,
     image: &ImageReference,
     manifest: &ImageManifest,
@@ -218,8 +217,8 @@ async fn listings(
     loop {
         while running.len() < LISTINGS_AT_ONCE {
             let Some((i, link)) = pending.next() else { break };
-            let (registry, inspector) = (registry.clone(), inspector.clone());
-            running.spawn(async move { (i, inspector.listing(&registry, &link).await) });
+            let inspector = inspector.clone();
+            running.spawn(async move { (i, inspector.listing(&link).await) });
         }
         let Some(joined) = running.join_next().await else { break };
         let (i, listing) =

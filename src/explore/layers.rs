@@ -46,7 +46,7 @@ use crate::layer::tar::Visitor;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::range::ByteRange;
 use crate::registry::RegistryClient;
-use crate::upstream::UpstreamBody;
+use crate::upstream::multipart::{Fetch, Multipart};
 
 /// Memory the cached indexes (listings and resume points) may hold in all, by
 /// [`LayerIndex::weight`].
@@ -117,6 +117,9 @@ pub struct Inspector {
     min_rate: MinRate,
     verify: bool,
     metrics: Arc<Metrics>,
+    registry: Arc<RegistryClient>,
+    /// The first read of a big layer splits as a download does, within the same budget.
+    multipart: Multipart,
     /// Told of every layer an index answers for (the catalog, src/catalog/).
     observer: Option<Arc<dyn IndexObserver>>,
 }
@@ -129,10 +132,16 @@ pub trait IndexObserver: Send + Sync {
 }
 
 impl Inspector {
-    /// An inspector with `config`'s idle timeout, digest verification and index store,
+    /// An inspector reading through `registry`, with `config`'s idle timeout, digest
+    /// verification and index store, splitting whole reads as `multipart` allows,
     /// counting registry failures into `metrics`. A store that cannot be opened is
     /// logged, and indexes are then kept in memory only.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Inspector {
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        registry: Arc<RegistryClient>,
+        multipart: Multipart,
+    ) -> Inspector {
         let store = config.index.store_dir().and_then(|dir| match IndexStore::open(dir, config.index.max_bytes) {
             Ok(store) => Some(Arc::new(store)),
             Err(e) => {
@@ -156,6 +165,8 @@ impl Inspector {
             },
             verify: config.verify_digests,
             metrics,
+            registry,
+            multipart,
             observer: None,
         }
     }
@@ -182,45 +193,45 @@ impl Inspector {
     }
 
     /// The listing of the layer `link` names; see [`Inspector::index`].
-    pub async fn listing(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<Listing>, Error> {
-        Ok(self.index(registry, link).await?.listing.clone())
+    pub async fn listing(&self, link: &DownloadLink) -> Result<Arc<Listing>, Error> {
+        Ok(self.index(link).await?.listing.clone())
     }
 
     /// The index of the layer `link` names: from memory, from the store, or read now.
     /// Requests for a layer being read wait for that reading rather than start another.
-    pub async fn index(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
+    pub async fn index(&self, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
         let index = self
             .indexes
-            .try_get_with(link.digest.clone(), self.load_or_build(registry, link))
+            .try_get_with(link.digest.clone(), self.load_or_build(link))
             .await
             .map_err(|e| Error::clone(&e))?;
         if !index.serves(&origin(link)) {
             // Unverified, and read from another repository: read this one's own blob.
-            let own = self.build(registry, link).await?;
+            let own = self.build(link).await?;
             self.indexes.insert(link.digest.clone(), own.clone()).await;
             self.tell(link, &own);
             return Ok(own);
         }
-        self.check_access(registry, link).await?;
+        self.check_access(link).await?;
         self.tell(link, &index);
         Ok(index)
     }
 
-    async fn load_or_build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
+    async fn load_or_build(&self, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
         if let Some(store) = self.store.clone() {
             let digest = link.digest.clone();
             if let Ok(Some(index)) = tokio::task::spawn_blocking(move || store.load(&digest)).await {
                 return Ok(Arc::new(index));
             }
         }
-        self.build(registry, link).await
+        self.build(link).await
     }
 
     /// Reads the whole blob once: its listing, resume points and (with
     /// `verify_digests`) its digest checked. The result is stored before it is used.
-    async fn build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
+    async fn build(&self, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
         let _slot = take(&self.listing_slots, "layer listings")?;
-        let body = self.blob(registry, link).await?;
+        let body = self.blob(link).await?;
         let progress = Arc::new(ScanProgress::default());
         progress.total.store(body.size_hint().exact().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         let _reading = Reading::start(&self.reading, &link.digest, progress.clone());
@@ -261,12 +272,12 @@ impl Inspector {
 
     /// Makes sure `link`'s repository has the blob before its index answers for it: a
     /// HEAD, with that repository's token, unless seen lately.
-    async fn check_access(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<(), Error> {
+    async fn check_access(&self, link: &DownloadLink) -> Result<(), Error> {
         let key = access_key(link);
         if self.access.contains_key(&key) {
             return Ok(());
         }
-        let response = registry.blob(&link.image, &link.digest, &Method::HEAD, HeaderMap::new()).await?;
+        let response = self.registry.blob(&link.image, &link.digest, &Method::HEAD, HeaderMap::new()).await?;
         if !response.status().is_success() {
             return Err(Error::bad_gateway(format!(
                 "the registry answered {} when asked whether {} has blob {}",
@@ -304,7 +315,6 @@ impl Inspector {
     /// [`Error::digest_mismatch`].
     pub async fn preview(
         &self,
-        registry: &RegistryClient,
         link: &DownloadLink,
         layer: &Arc<LayerIndex>,
         index: usize,
@@ -314,11 +324,11 @@ impl Inspector {
         let plan = layer.plan(index, PREVIEW_BYTES as u64);
         let (body, visitor, options) = match &plan {
             Some(plan) => {
-                let (body, options) = self.range_read(registry, link, layer, plan).await?;
+                let (body, options) = self.range_read(link, layer, plan).await?;
                 (body, Expect::new(expected, PreviewVisitor::new(0)), options)
             }
             None => {
-                let (body, options) = self.whole_read(registry, link).await?;
+                let (body, options) = self.whole_read(link).await?;
                 (body, Expect::at(index, expected, PreviewVisitor::new(index)), options)
             }
         };
@@ -348,7 +358,6 @@ impl Inspector {
     /// entry there. For HEAD, the headers alone.
     pub async fn save(
         &self,
-        registry: &RegistryClient,
         link: &DownloadLink,
         method: &Method,
         layer: &Arc<LayerIndex>,
@@ -372,11 +381,11 @@ impl Inspector {
         let plan = layer.plan(index, length);
         let (body, options, at) = match &plan {
             Some(plan) => {
-                let (body, options) = self.range_read(registry, link, layer, plan).await?;
+                let (body, options) = self.range_read(link, layer, plan).await?;
                 (body, options, None)
             }
             None => {
-                let (body, options) = self.whole_read(registry, link).await?;
+                let (body, options) = self.whole_read(link).await?;
                 (body, options, Some(index))
             }
         };
@@ -415,7 +424,7 @@ impl Inspector {
     /// mismatch ends the body in an error instead, so the client never has the whole file.
     fn spawn_save<V: Visitor + Saving + Send + 'static>(
         &self,
-        body: UpstreamBody,
+        body: Fetch,
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
@@ -477,11 +486,10 @@ impl Inspector {
     /// against the digest ([`Inspector::whole_read_check`]).
     async fn range_read(
         &self,
-        registry: &RegistryClient,
         link: &DownloadLink,
         layer: &LayerIndex,
         plan: &Plan,
-    ) -> Result<(UpstreamBody, ScanOptions), Error> {
+    ) -> Result<(Fetch, ScanOptions), Error> {
         let verify = self.whole_read_check(link).filter(|_| layer.spans_blob(plan));
         let range = if verify.is_some() { ByteRange::From { first: 0, last: None } } else { plan.range() };
         let first = if verify.is_some() { 0 } else { plan.start };
@@ -489,7 +497,7 @@ impl Inspector {
         let range = HeaderValue::from_str(&range.to_string()).expect("a range header is ASCII");
         headers.insert(header::RANGE, range);
         // The registry client already refuses a 206 that is not exactly this range.
-        let response = registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
+        let response = self.registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
         let discard = match response.status() {
             StatusCode::OK => plan.start,
             StatusCode::PARTIAL_CONTENT => plan.start - first,
@@ -499,7 +507,7 @@ impl Inspector {
         };
         let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
         Ok((
-            response.into_body(),
+            Fetch::new(response.into_body(), None),
             ScanOptions { resume: Some(resume), verify, ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
         ))
     }
@@ -524,9 +532,9 @@ impl Inspector {
 
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
     /// whole (no longer than that) is checked against its digest before it is shown.
-    pub async fn blob_head(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<BlobHead, Error> {
+    pub async fn blob_head(&self, link: &DownloadLink) -> Result<BlobHead, Error> {
         let _slot = take(&self.extract_slots, "file previews and saves")?;
-        let mut body = self.blob(registry, link).await?;
+        let mut body = self.blob(link).await?;
         let mut head = BytesMut::new();
         let mut cut = false;
         let ended = loop {
@@ -537,7 +545,7 @@ impl Inspector {
             let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break true,
-                Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e))),
+                Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e.into()))),
                 Err(_) => return Err(self.scan_error(ScanError::Stalled(self.idle_timeout))),
             };
             if let Ok(data) = frame.into_data() {
@@ -559,12 +567,8 @@ impl Inspector {
 
     /// The whole blob, and how to scan it: from its first byte, checked against the
     /// digest ([`Inspector::whole_read_check`]).
-    async fn whole_read(
-        &self,
-        registry: &RegistryClient,
-        link: &DownloadLink,
-    ) -> Result<(UpstreamBody, ScanOptions), Error> {
-        let body = self.blob(registry, link).await?;
+    async fn whole_read(&self, link: &DownloadLink) -> Result<(Fetch, ScanOptions), Error> {
+        let body = self.blob(link).await?;
         let options =
             ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
         Ok((body, options))
@@ -579,16 +583,18 @@ impl Inspector {
         }
     }
 
-    /// The whole blob's body.
-    async fn blob(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<UpstreamBody, Error> {
-        let response = registry.blob(&link.image, &link.digest, &Method::GET, HeaderMap::new()).await?;
+    /// The whole blob's body, in order, over several connections when the link is capped
+    /// and the blob large ([`crate::upstream::multipart`]), as a download would be.
+    async fn blob(&self, link: &DownloadLink) -> Result<Fetch, Error> {
+        let response = self.registry.blob(&link.image, &link.digest, &Method::GET, HeaderMap::new()).await?;
         if response.status() != StatusCode::OK {
             return Err(Error::bad_gateway(format!(
                 "the registry answered {} to a whole-blob request",
                 response.status()
             )));
         }
-        Ok(response.into_body())
+        let plan = self.multipart.plan(&response, || self.registry.blob_ranges(&link.image, &link.digest, &response));
+        Ok(Fetch::new(response.into_body(), plan))
     }
 }
 

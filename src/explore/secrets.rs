@@ -24,7 +24,6 @@ use crate::explore::layers::{ByIndex, Inspector};
 use crate::image::merged::{Fate, MergedFs};
 use crate::layer::entry::Kind;
 use crate::manifest::config::ImageConfig;
-use crate::registry::RegistryClient;
 use crate::secrets::plan::{self, Candidate};
 use crate::secrets::{name_rule, scan_bytes, scan_config, ConfigPlace, LayerSecrets, Masked, SecretRow};
 
@@ -86,7 +85,6 @@ pub struct ImageScan {
 /// Scans the image whose layers are `links` (merged as `fs`) and whose config is
 /// `config`; `before[i]` is layer `i`'s earlier scan, if any. See the module docs.
 pub async fn scan_image(
-    registry: &Arc<RegistryClient>,
     inspector: &Arc<Inspector>,
     links: &[DownloadLink],
     fs: &MergedFs,
@@ -144,8 +142,8 @@ pub async fn scan_image(
     loop {
         while running.len() < READS_AT_ONCE {
             let Some((layer, index, path)) = reads.next() else { break };
-            let (registry, inspector, link) = (registry.clone(), inspector.clone(), links[layer].clone());
-            running.spawn(async move { (layer, path, read_file(&registry, &inspector, &link, index).await) });
+            let (inspector, link) = (inspector.clone(), links[layer].clone());
+            running.spawn(async move { (layer, path, read_file(&inspector, &link, index).await) });
         }
         let Some(joined) = running.join_next().await else { break };
         let Ok((layer, path, read)) = joined else { continue };
@@ -254,14 +252,9 @@ fn config_findings(config: &ImageConfig) -> Vec<Placed> {
 
 /// The first 64 KiB of entry `index` of the layer `link` names, and whether that is all
 /// of it.
-async fn read_file(
-    registry: &RegistryClient,
-    inspector: &Inspector,
-    link: &DownloadLink,
-    index: usize,
-) -> Result<(Vec<u8>, bool), Error> {
-    let layer = inspector.index(registry, link).await?;
-    match inspector.preview(registry, link, &layer, index).await? {
+async fn read_file(inspector: &Inspector, link: &DownloadLink, index: usize) -> Result<(Vec<u8>, bool), Error> {
+    let layer = inspector.index(link).await?;
+    match inspector.preview(link, &layer, index).await? {
         ByIndex::Read(preview) => Ok((preview.bytes, preview.complete)),
         // The index no longer matches the blob: its entry numbers mean nothing now.
         ByIndex::Stale => Err(Error::bad_gateway("the layer changed since it was listed")),

@@ -17,13 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use super::decompress::{Compression, DecompressError, Decompressor, Recorded, ResumePoint, Spacing};
 use super::tar::{Outcome, Scanner, Visitor};
 use crate::digest::{Digest, Hasher};
-use crate::upstream::UpstreamBody;
+use crate::error::BoxError;
 
 /// Registry frames queued for the decompressing thread at most.
 pub const FRAMES_IN_FLIGHT: usize = 8;
@@ -157,8 +158,8 @@ impl<V> Scanned<V> {
 /// Why a blob could not be read.
 #[derive(Debug)]
 pub enum ScanError {
-    /// The registry's stream broke.
-    Upstream(hyper::Error),
+    /// The registry's stream broke (one connection's, or a range's that could not be had).
+    Upstream(BoxError),
     /// The registry sent nothing for too long.
     Stalled(Duration),
     /// The registry sent fewer bytes than the minimum rate over its window.
@@ -175,8 +176,10 @@ enum Chunk {
 }
 
 /// Reads `body` through `visitor`; see the module docs.
-pub async fn scan<V>(body: UpstreamBody, visitor: V, options: ScanOptions) -> Result<Scanned<V>, ScanError>
+pub async fn scan<B, V>(body: B, visitor: V, options: ScanOptions) -> Result<Scanned<V>, ScanError>
 where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
     V: Visitor + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
@@ -196,7 +199,11 @@ where
 
 /// Moves the registry's frames into `tx` until the body ends, fails, stalls, trickles,
 /// or the thread stops listening.
-async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration, min: MinRate) -> Result<(), ScanError> {
+async fn read<B>(mut body: B, tx: mpsc::Sender<Chunk>, idle: Duration, min: MinRate) -> Result<(), ScanError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     let (mut waited, mut got) = (Duration::ZERO, 0u64);
     loop {
         // Only the registry's silence counts: time spent waiting on a full channel is
@@ -216,7 +223,7 @@ async fn read(mut body: UpstreamBody, tx: mpsc::Sender<Chunk>, idle: Duration, m
                 let _ = tx.send(Chunk::End).await;
                 return Ok(());
             }
-            Ok(Some(Err(e))) => return Err(ScanError::Upstream(e)),
+            Ok(Some(Err(e))) => return Err(ScanError::Upstream(e.into())),
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else { continue };

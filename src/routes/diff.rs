@@ -62,8 +62,8 @@ impl App {
                 size: v.entry.entry.size,
             });
             let [fa, fb] = files;
-            let hashed = match self.hashes.hash(&self.registry, &self.layers, fa, &mut budget).await {
-                Ok(ha) => self.hashes.hash(&self.registry, &self.layers, fb, &mut budget).await.map(|hb| ha == hb),
+            let hashed = match self.hashes.hash(&self.layers, fa, &mut budget).await {
+                Ok(ha) => self.hashes.hash(&self.layers, fb, &mut budget).await.map(|hb| ha == hb),
                 Err(e) => Err(e),
             };
             match hashed {

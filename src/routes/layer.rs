@@ -46,7 +46,7 @@ impl App {
                 move |link: &DownloadLink, listing: &Listing| pages::layer_files(link, listing, 1, search.as_ref());
             return self.first_visit(link, render).await;
         }
-        let listing = self.layers.listing(&self.registry, &link).await?;
+        let listing = self.layers.listing(&link).await?;
         if format == Format::Html && page > pages::file_pages(&link, &listing, search.as_ref()) {
             return Err(Error::not_found(format!("the list of files has no page {page}")));
         }
@@ -91,7 +91,7 @@ impl App {
         // A preview that finds the index stale has dropped it: the page is made again,
         // the file looked up by its path in the fresh read.
         for _ in 0..2 {
-            let layer = self.layers.index(&self.registry, &link).await?;
+            let layer = self.layers.index(&link).await?;
             let asked = Asked { path: &path, wants_dir, format };
             if let Some(response) = self.browse_in(method, &link, asked, pairs, &layer).await? {
                 return Ok(response);
@@ -139,7 +139,7 @@ impl App {
             (Some(e), false) => {
                 let content = listing.content_of(e.index).filter(|c| c.entry.size > 0 && *method != Method::HEAD);
                 let preview = match content {
-                    Some(c) => match self.layers.preview(&self.registry, link, layer, c.index).await {
+                    Some(c) => match self.layers.preview(link, layer, c.index).await {
                         Ok(ByIndex::Stale) => return Ok(None),
                         Ok(ByIndex::Read(preview)) => Some(Ok(preview)),
                         // Busy is the whole answer: 503 with Retry-After, as for downloads;
@@ -179,7 +179,7 @@ impl App {
         // A save that finds the index stale has dropped it: the file is looked up again
         // by its path, its size and kind as the fresh read found them.
         for _ in 0..2 {
-            let layer = self.layers.index(&self.registry, &link).await?;
+            let layer = self.layers.index(&link).await?;
             let listing = &layer.listing;
             let Lookup::Entry(e) = listing.lookup(path.as_bytes()) else {
                 return Err(missing(listing, &path));
@@ -191,7 +191,7 @@ impl App {
                 ))
             })?;
             let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
-            if let ByIndex::Read(response) = self.layers.save(&self.registry, &link, method, &layer, file).await? {
+            if let ByIndex::Read(response) = self.layers.save(&link, method, &layer, file).await? {
                 return Ok(response);
             }
         }
@@ -209,9 +209,9 @@ impl App {
         link: DownloadLink,
         render: impl FnOnce(&DownloadLink, &Listing) -> String + Send + 'static,
     ) -> Result<Response<Body>, Error> {
-        let (registry, layers) = (self.registry.clone(), self.layers.clone());
+        let layers = self.layers.clone();
         let reading = (layers.clone(), link.clone());
-        let mut index = Box::pin(async move { reading.0.index(&registry, &reading.1).await });
+        let mut index = Box::pin(async move { reading.0.index(&reading.1).await });
         tokio::select! {
             result = &mut index => {
                 let listing = result?.listing.clone();
@@ -266,7 +266,7 @@ impl App {
     /// A blob that is not what its digest says is the whole answer (a 502).
     async fn not_a_layer(&self, link: &DownloadLink, here: Here, format: Format) -> Result<Response<Body>, Error> {
         let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
-        let head = if is_json { Some(self.layers.blob_head(&self.registry, link).await) } else { None };
+        let head = if is_json { Some(self.layers.blob_head(link).await) } else { None };
         let head = match head {
             Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
             head => head,

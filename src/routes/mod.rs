@@ -98,6 +98,8 @@ impl App {
     pub fn try_new(config: Arc<Config>) -> Result<App, String> {
         let metrics = Arc::new(Metrics::default());
         let catalog = Catalog::open(&config)?;
+        let multipart = Multipart::new(&config);
+        let registry = Arc::new(RegistryClient::new(config.clone(), metrics.clone()));
         Ok(App {
             downloads: DownloadSlots::new(config.limits.max_concurrent_downloads, metrics.clone()),
             stream: StreamOptions {
@@ -105,11 +107,14 @@ impl App {
                 idle_timeout: config.timeouts.idle_read(),
                 hashing: Arc::new(HashWorkers::per_core()),
             },
-            multipart: Multipart::new(&config),
-            layers: Arc::new(Inspector::new(&config, metrics.clone()).observed_by(Arc::new(catalog.clone()))),
+            multipart: multipart.clone(),
+            layers: Arc::new(
+                Inspector::new(&config, metrics.clone(), registry.clone(), multipart)
+                    .observed_by(Arc::new(catalog.clone())),
+            ),
             renders: RenderSlots::new(config.limits.max_concurrent_renders),
             images: ImageLoader::default(),
-            registry: Arc::new(RegistryClient::new(config, metrics.clone())),
+            registry,
             metrics,
             catalog,
             hashes: ContentHashes::default(),

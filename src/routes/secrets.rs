@@ -65,7 +65,7 @@ impl App {
         } else {
             vec![None; digests.len()]
         };
-        let scan = scan_image(&self.registry, &self.layers, &merged.layers, &merged.fs, &config.config, before).await;
+        let scan = scan_image(&self.layers, &merged.layers, &merged.fs, &config.config, before).await;
         for (l, secrets) in &scan.scanned_now {
             self.catalog.record_secrets(&merged.layers[*l].digest, secrets.clone());
         }

@@ -34,6 +34,20 @@ use super::{BoxError, SendError};
 /// What the connectors yield: TCP, with TLS for https.
 pub type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
 
+/// The address a blob connection reached, in its response's extensions: a registry on
+/// loopback or a private network is a local link, which multipart never splits
+/// ([`crate::upstream::multipart`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// The remote address under TLS or not.
+fn peer_of(stream: &Stream) -> Option<std::net::SocketAddr> {
+    match stream {
+        MaybeHttpsStream::Http(tcp) => tcp.inner().peer_addr().ok(),
+        MaybeHttpsStream::Https(tls) => tls.inner().get_ref().0.inner().inner().peer_addr().ok(),
+    }
+}
+
 type Connection = hyper::client::conn::http1::Connection<Stream, Empty<Bytes>>;
 
 /// How much a blob connection reads at a time without a loan.
@@ -138,6 +152,7 @@ where
 {
     let uri = request.uri().clone();
     let io = connector.call(uri.clone()).await.map_err(SendError::connecting)?;
+    let peer = peer_of(&io);
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
         .read_buf_exact_size(Some(loan.read_size()))
         .handshake(io)
@@ -159,7 +174,11 @@ where
     })
     .await
     .map_err(SendError::sending)?;
-    Ok(response.map(|incoming| DedicatedBody { connection, incoming, _loan: loan }))
+    let mut response = response.map(|incoming| DedicatedBody { connection, incoming, _loan: loan });
+    if let Some(peer) = peer {
+        response.extensions_mut().insert(Peer(peer));
+    }
+    Ok(response)
 }
 
 /// `host[:port]` of `uri`, with the port only when it is not the scheme's default.

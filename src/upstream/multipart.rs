@@ -2,13 +2,13 @@
 //! file: the judge, the parts and the reassembly share one budget and one state machine.)
 //!
 //! A download starts as it always has: one dedicated connection, its frames passed on as
-//! they come. Only a large blob (or client range) is watched: once its first connection
-//! has streamed for `multipart.probe_ms`, its rate is judged, as bytes over the time
-//! spent waiting on it (not the time the client or the CPU took). A link that gives one
-//! TCP connection a fraction of the pipe (a CDN's per-connection shaping, long round
-//! trips) shows as a rate below `multipart.capped_below_bytes_per_sec`; on loopback the
-//! bytes are there whenever asked for, so nothing changes there: no extra connection, no
-//! copy, no buffer, even with 64 downloads sharing the CPU.
+//! they come. Only a large blob (or client range) from a registry that is not on a local
+//! link is watched: once its first connection has streamed for `multipart.probe_ms`,
+//! [`judge`] decides whether the link is what holds the download back. A link that gives
+//! one TCP connection a fraction of the pipe (a CDN's per-connection shaping, long round
+//! trips) shows as a rate below `multipart.capped_below_bytes_per_sec` while the download
+//! waits on it; a slow client, a busy CPU and a local link never split: no extra
+//! connection, no copy, no buffer.
 //!
 //! A capped download reserves its window from the process-wide budget (`connections ×
 //! chunk_bytes`; none left means it stays on one connection), lets its first connection
@@ -36,6 +36,8 @@
 //! Which URL a chunk comes from (the CDN's, again after a signed URL expires) and with
 //! which credentials is the registry's business: see [`RangeSource`].
 
+pub mod judge;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -53,10 +55,12 @@ use http_body_util::BodyExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::dedicated::Peer;
 use super::UpstreamBody;
 use crate::config::Config;
 use crate::error::Error;
 use crate::range::ByteRange;
+use judge::{Probe, Verdict};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -73,7 +77,9 @@ pub trait RangeSource: Send + Sync + 'static {
 /// The budget is counted in KiB, so that tokio's `u32` permit counts cover any window.
 const PERMIT_BYTES: u64 = 1024;
 
-/// Multipart settings and the process-wide budget; one per process.
+/// Multipart settings and the process-wide budget; one per process, its clones sharing
+/// the budget (downloads and the explorer's first reads).
+#[derive(Clone)]
 pub struct Multipart {
     settings: Arc<Settings>,
     budget: Arc<Semaphore>,
@@ -87,6 +93,8 @@ struct Settings {
     min_size: u64,
     probe: Duration,
     capped_below: u64,
+    /// Whether a registry on a loopback or private address may be split ([`judge`]).
+    split_local: bool,
     /// Tries per chunk, the first included.
     attempts: u32,
     /// A chunk's connection silent this long is dropped and the chunk asked for again.
@@ -104,6 +112,7 @@ impl Multipart {
             min_size: m.min_blob_bytes,
             probe: Duration::from_millis(m.probe_ms),
             capped_below: m.capped_below_bytes_per_sec,
+            split_local: m.split_local_links,
             attempts: config.retries.attempts,
             idle: config.timeouts.idle_read() / 2,
         };
@@ -118,13 +127,18 @@ impl Multipart {
 
     /// The plan for a blob response, when it may be fetched in parts: a GET answered 200
     /// with a `Content-Length`, or 206 with a `Content-Range` carrying the total, at
-    /// least `min_blob_bytes` long. `source` is asked only then.
+    /// least `min_blob_bytes` long, from a registry that is not on a local link
+    /// ([`judge::may_split`]). `source` is asked only then.
     pub fn plan(
         &self,
         response: &Response<UpstreamBody>,
         source: impl FnOnce() -> Option<Arc<dyn RangeSource>>,
     ) -> Option<Plan> {
         if self.settings.connections < 2 || self.settings.capped_below == 0 {
+            return None;
+        }
+        let peer = response.extensions().get::<Peer>().map(|Peer(addr)| *addr);
+        if !judge::may_split(peer, self.settings.split_local) {
             return None;
         }
         let headers = response.headers();
@@ -258,7 +272,7 @@ enum Mode {
     /// One connection, as always.
     Single,
     /// One connection, timed until its rate is judged.
-    Watching { plan: Box<Plan>, since: Option<Instant>, bytes: u64, wait: Wait },
+    Watching { plan: Box<Plan>, probe: Probe },
     /// The rest comes in chunks.
     Split(Box<Chunked>),
     /// A chunk could not be had: the rest is being asked for over one connection.
@@ -271,16 +285,6 @@ struct Resuming {
     /// The response's end (exclusive) and the blob's size.
     end: u64,
     total: u64,
-}
-
-/// Time spent waiting on the first connection: the link's share of the time, as opposed
-/// to the client's (backpressure) or the CPU's (a busy loopback run, where the bytes are
-/// always there when asked for and the rate over waiting time is high).
-#[derive(Default)]
-struct Wait {
-    /// When the connection last had nothing for us.
-    since: Option<Instant>,
-    total: Duration,
 }
 
 /// A download in parts.
@@ -319,7 +323,8 @@ impl Fetch {
     pub fn new(first: UpstreamBody, plan: Option<Plan>) -> Fetch {
         let (pos, mode) = match plan {
             Some(plan) => {
-                (plan.start, Mode::Watching { plan: Box::new(plan), since: None, bytes: 0, wait: Wait::default() })
+                let probe = Probe::new(plan.settings.probe, plan.settings.capped_below);
+                (plan.start, Mode::Watching { plan: Box::new(plan), probe })
             }
             None => (0, Mode::Single),
         };
@@ -332,27 +337,18 @@ impl Fetch {
     }
 
     /// After a frame of `len` bytes from a watched first connection: time to split?
-    /// The rate is bytes over the time spent waiting on the connection, so that a slow
-    /// client or a busy CPU is not taken for a capped link.
+    /// ([`judge`]).
     fn judge(&mut self, len: u64) {
-        let Mode::Watching { plan, since, bytes, wait } = &mut self.mode else { return };
-        let now = Instant::now();
-        let since = *since.get_or_insert(now);
-        if let Some(waiting) = wait.since.take() {
-            wait.total += now - waiting;
-        }
-        *bytes += len;
-        if now - since < plan.settings.probe {
-            return;
-        }
-        let rate = u128::from(*bytes) * 1_000_000 / wait.total.as_micros().max(1);
-        let capped = rate < u128::from(plan.settings.capped_below);
+        let Mode::Watching { probe, .. } = &mut self.mode else { return };
+        let Some(verdict) = probe.frame(len, Instant::now()) else { return };
         let Mode::Watching { plan, .. } = std::mem::replace(&mut self.mode, Mode::Single) else { return };
-        if capped {
-            if let Some(chunked) = Chunked::start(*plan, self.pos) {
-                tracing::debug!(rate, split = chunked.split, window = chunked.window, "download split into ranges");
-                self.mode = Mode::Split(Box::new(chunked));
-            }
+        let Verdict::Capped { rate } = verdict else {
+            tracing::debug!(?verdict, "download stays on one connection");
+            return;
+        };
+        if let Some(chunked) = Chunked::start(*plan, self.pos) {
+            tracing::debug!(rate, split = chunked.split, window = chunked.window, "download split into ranges");
+            self.mode = Mode::Split(Box::new(chunked));
         }
     }
 
@@ -658,8 +654,8 @@ impl Body for Fetch {
             Mode::Single => this.poll_single(cx),
             Mode::Watching { .. } => {
                 let Poll::Ready(frame) = this.poll_first(cx, None) else {
-                    if let Mode::Watching { wait, .. } = &mut this.mode {
-                        wait.since.get_or_insert_with(Instant::now);
+                    if let Mode::Watching { probe, .. } = &mut this.mode {
+                        probe.waiting(Instant::now());
                     }
                     return Poll::Pending;
                 };

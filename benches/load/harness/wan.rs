@@ -5,7 +5,8 @@
 //!
 //! - direct: the client through the relay, one connection (the token in the client);
 //! - nginx, tuned, proxying through the relay;
-//! - layerpipe (verify_digests on, multipart defaults unless `LOAD_WAN_LAYERPIPE_JSON`
+//! - layerpipe (verify_digests on, multipart defaults with `split_local_links` on, since
+//!   the relay is on loopback, unless `LOAD_WAN_LAYERPIPE_JSON`
 //!   adds keys), reaching the registry through the relay.
 //!
 //! Settings: `LOAD_WAN_RATE_MBPS` (per connection, MB/s, default 25),
@@ -188,7 +189,13 @@ pub fn run(options: &Options) -> Result<WanReport, String> {
         delay: Duration::from_millis(var("LOAD_WAN_DELAY_MS", 30)?),
     };
     let blob_mib = var("LOAD_BLOB_MIB", 256)?;
-    let extra = std::env::var("LOAD_WAN_LAYERPIPE_JSON").map(|s| format!("{s},")).unwrap_or_default();
+    // The relay is on loopback, which layerpipe never splits unless told that a relay
+    // shapes it; a `multipart` object of one's own must say so itself.
+    let extra = match std::env::var("LOAD_WAN_LAYERPIPE_JSON") {
+        Ok(s) if s.contains(r#""multipart""#) => format!("{s},"),
+        Ok(s) => format!(r#"{s},"multipart":{{"split_local_links":true}},"#),
+        Err(_) => r#""multipart":{"split_local_links":true},"#.to_owned(),
+    };
     require_nginx(&options.nginx)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let size = blob_mib * MIB;
