@@ -1,6 +1,7 @@
 //! Reading layers for the pages: a layer's listing, the first bytes of one of its
 //! files, one file streamed to the client, and the first bytes of a blob that is not a
-//! layer. (One file of ~700 lines: the four reads share one admission and index cache.)
+//! layer. (About 590 lines, with how bytes are asked for in `layers/reads.rs`: the four
+//! reads share one admission and index cache.)
 //!
 //! The first listing of a layer reads the whole blob and builds its [`LayerIndex`]
 //! (kept in memory by digest and, with `index.dir`, on disk). After that, a listing
@@ -19,14 +20,15 @@
 //! number at once with 503 beyond, like downloads: a listing holds up to ~120 MiB and
 //! a CPU, a preview or a saved file holds a thread and a connection.
 
+mod reads;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use http_body::Body as _;
-use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::Body;
@@ -36,15 +38,14 @@ use crate::download::{content_disposition, DownloadLink};
 use crate::error::Error;
 use crate::index::resume::{Expect, Expected};
 use crate::index::store::IndexStore;
-use crate::index::{LayerIndex, Plan, DEFAULT_SPACING};
+use crate::index::{LayerIndex, DEFAULT_SPACING};
 use crate::layer::decompress::Spacing;
 use crate::layer::listing::{Listing, ListingBuilder, Summary};
 use crate::layer::preview::{PreviewVisitor, PREVIEW_BYTES};
 use crate::layer::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
-use crate::layer::scan::{scan, MinRate, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
+use crate::layer::scan::{scan, MinRate, ScanError, ScanOptions, ScanProgress};
 use crate::layer::tar::Visitor;
 use crate::metrics::{Metrics, UpstreamError};
-use crate::range::ByteRange;
 use crate::registry::RegistryClient;
 use crate::upstream::multipart::{Fetch, Multipart};
 
@@ -477,124 +478,6 @@ impl Inspector {
             tracing::warn!(error = %failure, "saving a file from a layer failed");
             let _ = tx.send(Err(failure.into())).await;
         });
-    }
-
-    /// The blob bytes `plan` needs, and how to scan them: a `Range` request, from the
-    /// blob's start when the registry ignores ranges (a 200). A plan that reads from the
-    /// layer's first resume point to its end ([`LayerIndex::spans_blob`]) asks for the
-    /// few bytes before that point too: the read is then the whole blob, and is checked
-    /// against the digest ([`Inspector::whole_read_check`]).
-    async fn range_read(
-        &self,
-        link: &DownloadLink,
-        layer: &LayerIndex,
-        plan: &Plan,
-    ) -> Result<(Fetch, ScanOptions), Error> {
-        let verify = self.whole_read_check(link).filter(|_| layer.spans_blob(plan));
-        let range = if verify.is_some() { ByteRange::From { first: 0, last: None } } else { plan.range() };
-        let first = if verify.is_some() { 0 } else { plan.start };
-        let mut headers = HeaderMap::new();
-        let range = HeaderValue::from_str(&range.to_string()).expect("a range header is ASCII");
-        headers.insert(header::RANGE, range);
-        // The registry client already refuses a 206 that is not exactly this range.
-        let response = self.registry.blob(&link.image, &link.digest, &Method::GET, headers).await?;
-        let discard = match response.status() {
-            StatusCode::OK => plan.start,
-            StatusCode::PARTIAL_CONTENT => plan.start - first,
-            other => {
-                return Err(Error::bad_gateway(format!("the registry answered {other} to a range request")));
-            }
-        };
-        let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
-        Ok((
-            Fetch::new(response.into_body(), None),
-            ScanOptions { resume: Some(resume), verify, ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
-        ))
-    }
-
-    /// The digest a read of the whole blob, from its first byte to its end, is checked
-    /// against: `link`'s, with `verify_digests` on. Such a read goes on to the blob's
-    /// end after the entry it wants, so that the check can be made.
-    fn whole_read_check(&self, link: &DownloadLink) -> Option<Digest> {
-        self.verify.then(|| link.digest.clone())
-    }
-
-    /// [`Error::digest_mismatch`] (counted) when a checked read hashed to another digest.
-    fn check_digest<V>(&self, link: &DownloadLink, scanned: &Scanned<V>) -> Result<(), Error> {
-        match &scanned.digest {
-            Some(actual) if *actual != link.digest => {
-                self.metrics.digest_mismatch();
-                Err(Error::digest_mismatch(&link.digest, actual))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
-    /// whole (no longer than that) is checked against its digest before it is shown.
-    pub async fn blob_head(&self, link: &DownloadLink) -> Result<BlobHead, Error> {
-        let _slot = take(&self.extract_slots, "file previews and saves")?;
-        let mut body = self.blob(link).await?;
-        let mut head = BytesMut::new();
-        let mut cut = false;
-        let ended = loop {
-            if head.len() >= PREVIEW_BYTES {
-                // Whole only if nothing follows.
-                break !cut && body.is_end_stream();
-            }
-            let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
-                Ok(Some(Ok(frame))) => frame,
-                Ok(None) => break true,
-                Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e.into()))),
-                Err(_) => return Err(self.scan_error(ScanError::Stalled(self.idle_timeout))),
-            };
-            if let Ok(data) = frame.into_data() {
-                let n = data.len().min(PREVIEW_BYTES - head.len());
-                cut |= n < data.len();
-                head.extend_from_slice(&data[..n]);
-            }
-        };
-        let bytes = head.freeze();
-        if let Some(expected) = self.whole_read_check(link).filter(|_| ended) {
-            let actual = Digest::of(expected.algorithm(), &bytes);
-            if actual != expected {
-                self.metrics.digest_mismatch();
-                return Err(Error::digest_mismatch(&expected, &actual));
-            }
-        }
-        Ok(BlobHead { bytes, complete: ended })
-    }
-
-    /// The whole blob, and how to scan it: from its first byte, checked against the
-    /// digest ([`Inspector::whole_read_check`]).
-    async fn whole_read(&self, link: &DownloadLink) -> Result<(Fetch, ScanOptions), Error> {
-        let body = self.blob(link).await?;
-        let options =
-            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
-        Ok((body, options))
-    }
-
-    /// A registry failure while reading, counted and made the user's error.
-    fn scan_error(&self, e: ScanError) -> Error {
-        count(&self.metrics, &e);
-        match e {
-            ScanError::Stalled(_) | ScanError::TooSlow(_) => Error::gateway_timeout(scan_error_message(&e)),
-            ScanError::Upstream(_) | ScanError::Worker(_) => Error::bad_gateway(scan_error_message(&e)),
-        }
-    }
-
-    /// The whole blob's body, in order, over several connections when the link is capped
-    /// and the blob large ([`crate::upstream::multipart`]), as a download would be.
-    async fn blob(&self, link: &DownloadLink) -> Result<Fetch, Error> {
-        let response = self.registry.blob(&link.image, &link.digest, &Method::GET, HeaderMap::new()).await?;
-        if response.status() != StatusCode::OK {
-            return Err(Error::bad_gateway(format!(
-                "the registry answered {} to a whole-blob request",
-                response.status()
-            )));
-        }
-        let plan = self.multipart.plan(&response, || self.registry.blob_ranges(&link.image, &link.digest, &response));
-        Ok(Fetch::new(response.into_body(), plan))
     }
 }
 
