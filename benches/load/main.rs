@@ -29,6 +29,18 @@ fn main() {
         }
         return;
     }
+    if std::env::var("LOAD_PROFILE").as_deref() == Ok("busy") {
+        let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
+            .and_then(|options| harness::busy::run(&options));
+        match report {
+            Ok(report) => print!("{}", report.markdown()),
+            Err(e) => {
+                eprintln!("load benchmark (busy) failed: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if std::env::var("LOAD_PROFILE").as_deref() == Ok("tls") {
         let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
             .and_then(|options| harness::tls::run(&options));

@@ -28,11 +28,12 @@
 //! - `report`: the samples, the table and the targets;
 //! - `profile`: perf and strace, with `LOAD_PERF_DIR`;
 //! - `run`: the main profile's measurements;
-//! - `tls` and `wan`: the other two profiles (`LOAD_PROFILE`), from the same parts.
+//! - `tls`, `wan` and `busy`: the other profiles (`LOAD_PROFILE`), from the same parts.
 // The smoke test runs only the main profile: much here is dead code in its binary.
 #![allow(dead_code)]
 
 mod blobs;
+pub mod busy;
 mod client;
 mod nginx;
 mod options;

@@ -30,6 +30,8 @@ pub(super) struct OriginState {
     token_json: Bytes,
     blobs: Arc<Blobs>,
     pub(super) token_requests: AtomicUsize,
+    /// Blob requests that carried a `Range` (multipart fetch's chunks).
+    pub(super) ranged_requests: AtomicUsize,
 }
 
 /// The fake registry every path downloads from.
@@ -51,6 +53,7 @@ impl Origin {
             token_json: Bytes::from(format!(r#"{{"token":"{token}","expires_in":300}}"#)),
             blobs,
             token_requests: AtomicUsize::new(0),
+            ranged_requests: AtomicUsize::new(0),
         });
         let serving = state.clone();
         let accept = tokio::spawn(async move {
@@ -134,6 +137,9 @@ fn origin_answer(state: &OriginState, request: &Request<Incoming>) -> Response<O
             let last: u64 = if b.is_empty() { size - 1 } else { b.parse::<u64>().ok()?.min(size - 1) };
             (first <= last).then_some((first, last))
         });
+    if range.is_some() {
+        state.ranged_requests.fetch_add(1, Ordering::Relaxed);
+    }
     let (position, end) = range.map_or((0, size), |(first, last)| (first, last + 1));
     let body = if request.method() == Method::HEAD {
         OriginBody::Full(None)
