@@ -58,10 +58,10 @@ fn index_file(dir: &Path, digest: &str) -> std::path::PathBuf {
 /// changed and the checksum made good, so that the store loads it as `to`'s own.
 fn relabel(dir: &Path, from: &str, to: &str) {
     let bytes = std::fs::read(index_file(dir, from)).expect("the first layer's index was stored");
-    let mut index = codec::decode(&bytes).expect("a stored index decodes");
+    let mut index = codec::decode(&bytes[..]).expect("a stored index decodes");
     index.digest = to.parse().unwrap();
     std::fs::write(index_file(dir, to), codec::encode(&index)).unwrap();
-    let back = codec::decode(&std::fs::read(index_file(dir, to)).unwrap()).unwrap();
+    let back = codec::decode(&std::fs::read(index_file(dir, to)).unwrap()[..]).unwrap();
     assert_eq!(back.digest.as_str(), to, "the relabelled index loads as the other layer's");
 }
 
@@ -110,7 +110,7 @@ async fn a_relabelled_index_never_serves_another_files_bytes() {
     assert_eq!(got.status, StatusCode::OK, "{page}");
     assert!(page.contains("this is file ONE"), "{page}");
     // The fresh index is the one kept: B's own, with `two` first.
-    let stored = codec::decode(&std::fs::read(index_file(&dir, &b_blob.digest)).unwrap()).unwrap();
+    let stored = codec::decode(&std::fs::read(index_file(&dir, &b_blob.digest)).unwrap()[..]).unwrap();
     let first_file = stored.listing.entries().find(|e| e.path().starts_with(b"x/")).unwrap();
     assert_eq!(first_file.path(), b"x/two");
     // A's own index and pages were never wrong.

@@ -2,13 +2,19 @@
 //! little-endian layout, and a SHA-256 of everything before it at the end, so that a
 //! truncated or damaged file is found out and never trusted.
 //!
+//! A file is decoded as it is read, never whole in memory: a million-entry index is
+//! ~60 MB of file, and several merges load indexes at once. The checksum covers every
+//! byte but its own 32, so [`Checked`] hashes what passes through it and holds back the
+//! last 32 bytes seen; a damaged file's listing is built and then thrown away.
+//!
 //! Entries are stored as the tar reader saw them (raw name where cleaning changed it,
 //! type flag, size, offsets…) and replayed through [`ListingBuilder`] on load, so a
 //! loaded listing is built by the same code, to the same limits, as a fresh one.
 
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::layer::decompress::{Compression, ResumePoint};
 use crate::layer::entry::Kind;
 use crate::layer::listing::{Listing, ListingBuilder, Summary};
@@ -73,18 +79,25 @@ pub fn encode(index: &LayerIndex) -> Vec<u8> {
     w.0
 }
 
-/// The index in `bytes`, or why it cannot be trusted.
-pub fn decode(bytes: &[u8]) -> Result<LayerIndex, String> {
-    if bytes.len() < MAGIC.len() + SUM || !bytes.starts_with(MAGIC) {
+/// The index `input` holds (a file, or bytes), or why it cannot be trusted.
+pub fn decode(input: impl Read) -> Result<LayerIndex, String> {
+    let mut r = Reader { input: BufReader::with_capacity(64 << 10, Checked::new(input)), buf: Vec::new() };
+    if r.take(MAGIC.len()).map_err(|_| "not a layerpipe index of this version")? != MAGIC {
         return Err("not a layerpipe index of this version".into());
     }
-    let (body, sum) = bytes.split_at(bytes.len() - SUM);
-    if hex_bytes(Digest::of(Algorithm::Sha256, body).hex()) != sum {
+    let index = decode_body(&mut r)?;
+    let checked = r.finish()?;
+    if !checked {
         return Err("its checksum does not match (truncated or damaged)".into());
     }
-    let mut r = Reader { bytes: &body[MAGIC.len()..] };
+    Ok(index)
+}
+
+/// Everything between the magic and the checksum.
+fn decode_body<R: Read>(r: &mut Reader<R>) -> Result<LayerIndex, String> {
     let digest: Digest = text(r.bytes()?)?.parse().map_err(|e| format!("bad digest: {e}"))?;
     let origin = text(r.bytes()?)?.to_owned();
+
     let verified = r.u8()? != 0;
     let compression = match r.u8()? {
         0 => None,
@@ -124,9 +137,6 @@ pub fn decode(bytes: &[u8]) -> Result<LayerIndex, String> {
     let mut marks = Vec::with_capacity(usize::try_from(count.min(1 << 20)).unwrap_or(0));
     for _ in 0..count {
         marks.push((r.u64()?, r.u64()?));
-    }
-    if !r.bytes.is_empty() {
-        return Err("bytes left over after the index".into());
     }
     let summary = Summary { compression, compressed_bytes, tar_bytes, stopped };
     let listing: Listing = builder.finish(summary);
@@ -175,31 +185,90 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// Reads the fields of an index as they come.
+struct Reader<R> {
+    input: BufReader<Checked<R>>,
+    /// The last field read.
+    buf: Vec<u8>,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.bytes.len() < n {
+impl<R: Read> Reader<R> {
+    /// The next `n` bytes. Read through `take`, so that a damaged length allocates no
+    /// more than the file holds.
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        self.buf.clear();
+        let got = (&mut self.input).take(n as u64).read_to_end(&mut self.buf).map_err(|e| e.to_string())?;
+        if got < n {
             return Err("the index ends early".into());
         }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
+        Ok(&self.buf)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0; N];
+        self.input.read_exact(&mut out).map_err(|_| "the index ends early".to_owned())?;
+        Ok(out)
     }
     fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(self.array()?))
     }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    fn bytes(&mut self) -> Result<&[u8], String> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+
+    /// After the last field: whether what follows is exactly the checksum of everything
+    /// before it. Bytes left over after the index are an error.
+    fn finish(mut self) -> Result<bool, String> {
+        let mut rest = Vec::with_capacity(SUM);
+        self.input.read_to_end(&mut rest).map_err(|e| e.to_string())?;
+        match rest.len() {
+            n if n < SUM => Err("the index ends early".into()),
+            n if n > SUM => Err("bytes left over after the index".into()),
+            _ => Ok(self.input.into_inner().sum() == rest),
+        }
+    }
+}
+
+/// A reader that hashes every byte through it but the last [`SUM`], which it holds
+/// back: at the end, they are the checksum, and the hash is of everything before them.
+struct Checked<R> {
+    inner: R,
+    hasher: Hasher,
+    /// The last bytes seen, not yet hashed; at most `SUM`.
+    held: Vec<u8>,
+}
+
+impl<R> Checked<R> {
+    fn new(inner: R) -> Checked<R> {
+        Checked { inner, hasher: Hasher::new(Algorithm::Sha256), held: Vec::with_capacity(2 * SUM) }
+    }
+
+    /// Once the input has ended: the hash of all but its last `SUM` bytes, as bytes.
+    fn sum(self) -> Vec<u8> {
+        hex_bytes(self.hasher.finish().hex())
+    }
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let hasher = &mut self.hasher;
+        let seen = &out[..n];
+        // Of held + seen, all but the last SUM bytes are hashed now.
+        let total = self.held.len() + n;
+        let hash_now = total.saturating_sub(SUM);
+        let from_held = hash_now.min(self.held.len());
+        hasher.update(&self.held[..from_held]);
+        hasher.update(&seen[..hash_now - from_held]);
+        self.held.drain(..from_held);
+        self.held.extend_from_slice(&seen[hash_now - from_held..]);
+        Ok(n)
     }
 }
 
@@ -254,7 +323,7 @@ mod tests {
     #[test]
     fn an_index_round_trips() {
         let index = sample();
-        let back = decode(&encode(&index)).unwrap();
+        let back = decode(&encode(&index)[..]).unwrap();
         assert_eq!(back.digest, index.digest);
         assert_eq!(back.points, index.points);
         assert_eq!(back.marks, index.marks);
@@ -280,7 +349,38 @@ mod tests {
         for at in [0, 9, bytes.len() / 2, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[at] ^= 0x40;
-            assert!(decode(&bad).is_err(), "flipped byte {at}");
+            assert!(decode(&bad[..]).is_err(), "flipped byte {at}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer[..]).is_err(), "a byte after the checksum");
+    }
+
+    /// Reads of every size from 1 to 70 bytes, so that fields and the checksum straddle
+    /// reads wherever they can.
+    struct Dribble<'a>(&'a [u8], usize);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            self.1 = self.1 % 70 + 1;
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_index_read_in_pieces_is_checked_as_one_read_whole() {
+        let bytes = encode(&sample());
+        for start in 0..70 {
+            let back = decode(Dribble(&bytes, start)).unwrap();
+            assert_eq!(back.listing.len(), sample().listing.len());
+        }
+        for at in [9, bytes.len() / 2, bytes.len() - SUM - 1, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            assert!(decode(Dribble(&bad, 3)).is_err(), "flipped byte {at}");
         }
     }
 }

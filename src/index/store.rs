@@ -92,8 +92,8 @@ impl IndexStore {
     pub fn load(&self, digest: &Digest) -> Option<LayerIndex> {
         let name = file_name(digest);
         let path = self.dir.join(&name);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.forget(&name);
                 return None;
@@ -103,7 +103,7 @@ impl IndexStore {
                 return None;
             }
         };
-        match codec::decode(&bytes).and_then(|index| {
+        match codec::decode(file).and_then(|index| {
             if index.digest == *digest {
                 Ok(index)
             } else {
