@@ -29,6 +29,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::read_log::{LayerRead, Reading};
 use crate::body::Body;
 use crate::config::Config;
 use crate::digest::Digest;
@@ -43,6 +44,7 @@ use crate::layer::preview::{PreviewVisitor, PREVIEW_BYTES};
 use crate::layer::save::{EntryBody, Piece, SaveVisitor, PIECES_IN_FLIGHT};
 use crate::layer::scan::{scan, MinRate, Resume, ScanError, ScanOptions, ScanProgress, Scanned};
 use crate::layer::tar::Visitor;
+use crate::metrics::flow::{FlowKind, FlowSink};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::range::ByteRange;
 use crate::registry::RegistryClient;
@@ -219,19 +221,22 @@ impl Inspector {
     /// Reads the whole blob once: its listing, resume points and (with
     /// `verify_digests`) its digest checked. The result is stored before it is used.
     async fn build(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
-        let _slot = take(&self.listing_slots, "layer listings")?;
+        let _slot = take(&self.listing_slots, "listings", "layer listings")?;
         let body = self.blob(registry, link).await?;
         let progress = Arc::new(ScanProgress::default());
         progress.total.store(body.size_hint().exact().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         let _reading = Reading::start(&self.reading, &link.digest, progress.clone());
+        let read = LayerRead::start(&self.metrics, link, body.size_hint().exact());
         let options = ScanOptions {
             verify: self.verify.then(|| link.digest.clone()),
             record: Some(self.spacing),
-            progress: Some(progress),
-            ..ScanOptions::plain(self.idle_timeout, self.min_rate)
+            progress: Some(progress.clone()),
+            ..self.plain(link)
         };
-        let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
-        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        let scanned = match scan(body, ListingBuilder::default(), options).await {
+            Ok(scanned) => scanned,
+            Err(e) => return Err(read.failed(&progress, self.scan_error(link, e))),
+        };
         self.check_digest(link, &scanned)?;
         let summary = Summary {
             compression: scanned.compression,
@@ -248,14 +253,16 @@ impl Inspector {
             origin: origin(link),
         });
         self.access.insert(access_key(link), ()).await;
+        let mut index_written = false;
         if let Some(store) = self.store.clone() {
             let saved = index.clone();
             match tokio::task::spawn_blocking(move || store.save(&saved)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => index_written = true,
                 Ok(Err(e)) => tracing::warn!(digest = %link.digest, error = %e, "cannot store a layer index"),
                 Err(e) => tracing::warn!(digest = %link.digest, error = %e, "storing a layer index failed"),
             }
         }
+        read.ended(&index, index_written);
         Ok(index)
     }
 
@@ -309,7 +316,7 @@ impl Inspector {
         layer: &Arc<LayerIndex>,
         index: usize,
     ) -> Result<ByIndex<Preview>, Error> {
-        let _slot = take(&self.extract_slots, "file previews and saves")?;
+        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
         let expected = Expected::entry(&layer.listing, index);
         let plan = layer.plan(index, PREVIEW_BYTES as u64);
         let (body, visitor, options) = match &plan {
@@ -322,8 +329,7 @@ impl Inspector {
                 (body, Expect::at(index, expected, PreviewVisitor::new(index)), options)
             }
         };
-        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
-        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(link, e))?;
         self.check_digest(link, &scanned)?;
         if scanned.visitor.mismatch {
             self.drop_index(layer).await;
@@ -364,8 +370,8 @@ impl Inspector {
         if *method == Method::HEAD || length == 0 {
             return Ok(ByIndex::Read(response));
         }
-        let save_slot = take(&self.save_slots, "file saves")?;
-        let slot = (save_slot, take(&self.extract_slots, "file previews and saves")?);
+        let save_slot = take(&self.save_slots, "saves", "file saves")?;
+        let slot = (save_slot, take(&self.extract_slots, "previews", "file previews and saves")?);
         let expected = Expected::entry(&layer.listing, index);
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let (verdict, checked) = oneshot::channel();
@@ -383,7 +389,7 @@ impl Inspector {
         let saver = SaveVisitor::new(at.unwrap_or(0), tx.clone());
         let saver = if options.verify.is_some() { saver.holding_last() } else { saver };
         let visitor = Expect::at(at.unwrap_or(0), expected, saver).telling(verdict);
-        self.spawn_save(body, visitor, options, tx, slot);
+        self.spawn_save(link, body, visitor, options, tx, slot);
         match checked.await {
             Ok(true) => {
                 if plan.is_some() {
@@ -415,29 +421,24 @@ impl Inspector {
     /// mismatch ends the body in an error instead, so the client never has the whole file.
     fn spawn_save<V: Visitor + Saving + Send + 'static>(
         &self,
+        link: &DownloadLink,
         body: UpstreamBody,
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
         slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) {
-        let metrics = self.metrics.clone();
+        let (metrics, registry) = (self.metrics.clone(), link.image.registry().to_owned());
         let expected = options.verify.clone();
-        let progress = Arc::new(ScanProgress::default());
-        let options = ScanOptions { progress: Some(progress.clone()), ..options };
         tokio::spawn(async move {
             let _slot = slot;
             let read = tokio::select! {
                 read = scan(body, visitor, options) => read,
                 // A checked read goes on past the file; a client gone makes that moot.
-                () = tx.closed(), if expected.is_some() => {
-                    metrics.layer_blob_bytes(progress.get().0);
-                    return;
-                }
+                () = tx.closed(), if expected.is_some() => return,
             };
             let failure = match read {
                 Ok(mut scanned) => {
-                    metrics.layer_blob_bytes(scanned.compressed_bytes);
                     if tx.is_closed() || scanned.visitor.mismatched() {
                         // The client went away (nobody to tell), or another read takes over.
                         return;
@@ -461,7 +462,7 @@ impl Inspector {
                     }
                 }
                 Err(e) => {
-                    count(&metrics, &e);
+                    count(&metrics, &registry, &e);
                     scan_error_message(&e)
                 }
             };
@@ -498,10 +499,7 @@ impl Inspector {
             }
         };
         let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
-        Ok((
-            response.into_body(),
-            ScanOptions { resume: Some(resume), verify, ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
-        ))
+        Ok((response.into_body(), ScanOptions { resume: Some(resume), verify, ..self.plain(link) }))
     }
 
     /// The digest a read of the whole blob, from its first byte to its end, is checked
@@ -525,7 +523,7 @@ impl Inspector {
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
     /// whole (no longer than that) is checked against its digest before it is shown.
     pub async fn blob_head(&self, registry: &RegistryClient, link: &DownloadLink) -> Result<BlobHead, Error> {
-        let _slot = take(&self.extract_slots, "file previews and saves")?;
+        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
         let mut body = self.blob(registry, link).await?;
         let mut head = BytesMut::new();
         let mut cut = false;
@@ -537,8 +535,8 @@ impl Inspector {
             let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break true,
-                Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e))),
-                Err(_) => return Err(self.scan_error(ScanError::Stalled(self.idle_timeout))),
+                Ok(Some(Err(e))) => return Err(self.scan_error(link, ScanError::Upstream(e))),
+                Err(_) => return Err(self.scan_error(link, ScanError::Stalled(self.idle_timeout))),
             };
             if let Ok(data) = frame.into_data() {
                 let n = data.len().min(PREVIEW_BYTES - head.len());
@@ -565,14 +563,19 @@ impl Inspector {
         link: &DownloadLink,
     ) -> Result<(UpstreamBody, ScanOptions), Error> {
         let body = self.blob(registry, link).await?;
-        let options =
-            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
+        let options = ScanOptions { verify: self.whole_read_check(link), ..self.plain(link) };
         Ok((body, options))
     }
 
+    /// A plain read of `link`'s blob, its bytes counted as they arrive.
+    fn plain(&self, link: &DownloadLink) -> ScanOptions {
+        let counted = FlowSink::new(&self.metrics, link.image.registry(), FlowKind::LayerRead);
+        ScanOptions { counted: Some(counted), ..ScanOptions::plain(self.idle_timeout, self.min_rate) }
+    }
+
     /// A registry failure while reading, counted and made the user's error.
-    fn scan_error(&self, e: ScanError) -> Error {
-        count(&self.metrics, &e);
+    fn scan_error(&self, link: &DownloadLink, e: ScanError) -> Error {
+        count(&self.metrics, link.image.registry(), &e);
         match e {
             ScanError::Stalled(_) | ScanError::TooSlow(_) => Error::gateway_timeout(scan_error_message(&e)),
             ScanError::Upstream(_) | ScanError::Worker(_) => Error::bad_gateway(scan_error_message(&e)),
@@ -589,29 +592,6 @@ impl Inspector {
             )));
         }
         Ok(response.into_body())
-    }
-}
-
-/// A layer's entry in [`Inspector::progress`] for as long as its reading runs.
-struct Reading<'a> {
-    map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
-    digest: Digest,
-}
-
-impl<'a> Reading<'a> {
-    fn start(
-        map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
-        digest: &Digest,
-        progress: Arc<ScanProgress>,
-    ) -> Reading<'a> {
-        map.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.clone(), progress);
-        Reading { map, digest: digest.clone() }
-    }
-}
-
-impl Drop for Reading<'_> {
-    fn drop(&mut self) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.digest);
     }
 }
 
@@ -667,12 +647,12 @@ fn access_key(link: &DownloadLink) -> String {
     format!("{}@{}", origin(link), link.digest)
 }
 
-/// A slot from `slots`, or 503 when all are taken.
-fn take(slots: &Arc<Semaphore>, what: &str) -> Result<OwnedSemaphorePermit, Error> {
+/// A slot from `slots`, or 503 when all are taken (`limit` names them in the metrics).
+fn take(slots: &Arc<Semaphore>, limit: &'static str, what: &str) -> Result<OwnedSemaphorePermit, Error> {
     slots
         .clone()
         .try_acquire_owned()
-        .map_err(|_| Error::busy(format!("layerpipe is busy with its limit of {what}; try again shortly")))
+        .map_err(|_| Error::busy(limit, format!("layerpipe is busy with its limit of {what}; try again shortly")))
 }
 
 fn scan_error_message(e: &ScanError) -> String {
@@ -689,10 +669,10 @@ fn scan_error_message(e: &ScanError) -> String {
 }
 
 /// Counts a scan's registry failure (also after the request is gone, for saves).
-fn count(metrics: &Metrics, e: &ScanError) {
+fn count(metrics: &Metrics, registry: &str, e: &ScanError) {
     match e {
-        ScanError::Upstream(_) => metrics.upstream_error(UpstreamError::StreamBroken),
-        ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(UpstreamError::Timeout),
+        ScanError::Upstream(_) => metrics.upstream_error(registry, UpstreamError::StreamBroken),
+        ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(registry, UpstreamError::Timeout),
         ScanError::Worker(_) => {}
     }
 }
