@@ -29,6 +29,7 @@ use tokio::time::Sleep;
 use crate::digest::{Digest, Hasher};
 use crate::error::{BoxError, Error};
 use crate::hashing::{HashLease, HashWorkers};
+use crate::metrics::flow::{Flow, FlowKind, FlowSink};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::range::content_length;
 use crate::reference::ImageReference;
@@ -183,27 +184,35 @@ impl DownloadSlots {
         DownloadSlots { semaphore: Arc::new(Semaphore::new(limit)), limit, metrics }
     }
 
-    /// A slot for one download, or 503 when all are taken.
-    pub fn take(&self) -> Result<DownloadSlot, Error> {
+    /// A slot for one download from `registry` (its host), or 503 when all are taken.
+    pub fn take(&self, registry: &str) -> Result<DownloadSlot, Error> {
         let permit = self.semaphore.clone().try_acquire_owned().map_err(|_| {
-            Error::busy(format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit))
+            Error::busy(
+                "downloads",
+                format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit),
+            )
         })?;
         self.metrics.download_started();
-        Ok(DownloadSlot { _permit: permit, metrics: self.metrics.clone(), started: Instant::now(), bytes: 0 })
+        let flow = FlowSink::new(&self.metrics, registry, FlowKind::Download).flow();
+        let (metrics, registry, started) = (self.metrics.clone(), registry.to_owned(), Instant::now());
+        Ok(DownloadSlot { _permit: permit, metrics, registry, started, flow })
     }
 }
 
-/// One download's place: released, and its duration and bytes counted, when dropped.
+/// One download's place: released, and its duration counted, when dropped. Its bytes
+/// are counted as they are sent ([`Flow`]: a local count per frame, shared every few
+/// MiB); its failures under its `registry` (host).
 pub struct DownloadSlot {
     _permit: OwnedSemaphorePermit,
     metrics: Arc<Metrics>,
+    registry: String,
     started: Instant,
-    bytes: u64,
+    flow: Flow,
 }
 
 impl Drop for DownloadSlot {
     fn drop(&mut self) {
-        self.metrics.download_ended(self.started.elapsed(), self.bytes);
+        self.metrics.download_ended(self.started.elapsed());
     }
 }
 
@@ -441,7 +450,7 @@ impl BlobBody {
             };
             this.waiting = false;
             let Some(v) = &mut this.verification else {
-                this.slot.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                this.slot.flow.add(frame.data_ref().map_or(0, |d| d.len() as u64));
                 return Poll::Ready(Some(Ok(frame)));
             };
             let Ok(data) = frame.into_data() else { continue }; // trailers: nothing to pass on
@@ -455,20 +464,20 @@ impl BlobBody {
 
     fn send(&mut self, data: Option<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Poll::Ready(data.map(|data| {
-            self.slot.bytes += data.len() as u64;
+            self.slot.flow.add(data.len() as u64);
             Ok(Frame::data(data))
         }))
     }
 
     /// Ends the body in an error, which makes hyper abort the client's connection.
     fn abort(&mut self, e: DownloadError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let metrics = &self.slot.metrics;
+        let (metrics, registry) = (&self.slot.metrics, self.slot.registry.as_str());
         match &e {
             DownloadError::DigestMismatch { .. } | DownloadError::HashingFailed => metrics.digest_mismatch(),
             DownloadError::Upstream(_) | DownloadError::TooLong { .. } => {
-                metrics.upstream_error(UpstreamError::StreamBroken)
+                metrics.upstream_error(registry, UpstreamError::StreamBroken)
             }
-            DownloadError::Stalled(_) => metrics.upstream_error(UpstreamError::Timeout),
+            DownloadError::Stalled(_) => metrics.upstream_error(registry, UpstreamError::Timeout),
         }
         tracing::warn!(error = %e, "download aborted");
         Poll::Ready(Some(Err(Box::new(e))))

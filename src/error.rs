@@ -25,11 +25,14 @@ pub struct Error {
     /// The repository whose tag list the error page links to: a tag or manifest is
     /// missing from a repository that exists.
     tags_of: Option<String>,
+    /// The limit of layerpipe's own that had no slot free, for a 503 from [`Error::busy`]:
+    /// the `limit` label of `layerpipe_limited_total`.
+    limit: Option<&'static str>,
 }
 
 impl Error {
     fn new(status: StatusCode, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), retry_after: None, mismatch: false, tags_of: None }
+        Error { status, message: message.into(), retry_after: None, mismatch: false, tags_of: None, limit: None }
     }
 
     /// 400: the request itself is wrong (a bad reference, digest or parameter).
@@ -83,9 +86,10 @@ impl Error {
     }
 
     /// 503 with `Retry-After: 5`: one of layerpipe's own limits (download, preview,
-    /// render or catalog slots) is full; `message` says which.
-    pub fn busy(message: impl Into<String>) -> Error {
-        Error::service_unavailable(message, BUSY_RETRY_AFTER_SECS)
+    /// render or catalog slots) is full; `message` says which to the user, and `limit`
+    /// (a fixed word: `downloads`, `renders`, …) to the metrics.
+    pub fn busy(limit: &'static str, message: impl Into<String>) -> Error {
+        Error { limit: Some(limit), ..Error::service_unavailable(message, BUSY_RETRY_AFTER_SECS) }
     }
 
     /// 502: the registry failed or answered something layerpipe cannot use.
@@ -126,6 +130,11 @@ impl Error {
     /// The repository whose tags the error page offers, for [`Error::not_in_repository`].
     pub fn tags_of(&self) -> Option<&str> {
         self.tags_of.as_deref()
+    }
+
+    /// Which of layerpipe's own limits refused this request, for a [`Error::busy`] 503.
+    pub fn limit(&self) -> Option<&'static str> {
+        self.limit
     }
 
     /// The `Retry-After` value to send with a 429 (if the registry gave one) or a 503.

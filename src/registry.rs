@@ -97,7 +97,7 @@ impl RegistryClient {
     }
 
     /// The metrics registry failures are counted in.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         self.upstream.metrics()
     }
 
@@ -128,13 +128,16 @@ impl RegistryClient {
                 if range.answered_by(content_range.unwrap_or(""), content_length(response.headers())) {
                     Ok(response)
                 } else {
-                    Err(self.invalid(format!("the registry answered {range} of blob {digest} with other bytes")))
+                    Err(self.invalid(
+                        reference.registry(),
+                        format!("the registry answered {range} of blob {digest} with other bytes"),
+                    ))
                 }
             }
-            (StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE, None) => Err(self.invalid(format!(
-                "the registry answered {} to a request for the whole blob {digest}",
-                response.status()
-            ))),
+            (StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE, None) => Err(self.invalid(
+                reference.registry(),
+                format!("the registry answered {} to a request for the whole blob {digest}", response.status()),
+            )),
             _ => Err(status_error(&response, &format!("blob {digest} not found in {}", reference.repository()))),
         }
     }
@@ -171,7 +174,9 @@ impl RegistryClient {
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, complete)| complete.parse::<u64>().ok())
             .filter(|&n| (n == 0) == (response.status() == StatusCode::RANGE_NOT_SATISFIABLE))
-            .ok_or_else(|| self.invalid(format!("the registry did not say the length of blob {digest}")))?;
+            .ok_or_else(|| {
+                self.invalid(reference.registry(), format!("the registry did not say the length of blob {digest}"))
+            })?;
         let (mut parts, body) = response.into_parts();
         parts.status = StatusCode::OK;
         parts.headers.remove(header::CONTENT_RANGE);
@@ -259,13 +264,13 @@ impl RegistryClient {
                 | StatusCode::PERMANENT_REDIRECT => response.headers().get(header::LOCATION),
                 _ => return Ok(response),
             };
-            let location = location
-                .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| self.invalid("the registry sent a redirect without a usable Location"))?;
+            let location = location.and_then(|l| l.to_str().ok()).ok_or_else(|| {
+                self.invalid(&registry.host, "the registry sent a redirect without a usable Location")
+            })?;
             url = resolve_location(&url, location)
-                .ok_or_else(|| self.invalid("the registry redirected to an invalid URL"))?;
+                .ok_or_else(|| self.invalid(&registry.host, "the registry redirected to an invalid URL"))?;
         }
-        Err(self.invalid(format!("the registry redirected more than {max} times")))
+        Err(self.invalid(&registry.host, format!("the registry redirected more than {max} times")))
     }
 
     /// The `Authorization` for pulling `repository`, by the scheme the repository's own
@@ -335,9 +340,8 @@ impl RegistryClient {
             .await?;
         match response.status() {
             StatusCode::OK => Ok(Scheme::Anonymous),
-            StatusCode::UNAUTHORIZED => {
-                Scheme::from_headers(response.headers()).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
-            }
+            StatusCode::UNAUTHORIZED => Scheme::from_headers(response.headers())
+                .map_err(|e| self.invalid(&registry.host, format!("{}: {e}", registry.host))),
             _ => Err(status_error(&response, &format!("{} is not a registry (no /v2/)", registry.host))),
         }
     }
@@ -359,12 +363,13 @@ impl RegistryClient {
             crate::query::encode(&key.scope)
         )
         .parse()
-        .map_err(|_| self.invalid(format!("{} names an invalid token realm", registry.host)))?;
+        .map_err(|_| self.invalid(&registry.host, format!("{} names an invalid token realm", registry.host)))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
-            return Err(self.invalid(format!("{} names a token realm that is not an http(s) URL", registry.host)));
+            return Err(self
+                .invalid(&registry.host, format!("{} names a token realm that is not an http(s) URL", registry.host)));
         }
         let credentials = realm::judge(&url, &registry.host, &registry.endpoint).map_err(|refusal| {
-            self.metrics().upstream_error(UpstreamError::Refused);
+            self.metrics().upstream_error(&registry.host, UpstreamError::Refused);
             Error::forbidden(refusal)
         })?;
         let mut headers = HeaderMap::new();
@@ -379,13 +384,12 @@ impl RegistryClient {
             }
             credential => credential,
         };
-        self.metrics().token_fetch();
+        self.metrics().token_fetch(&registry.host);
         let response = match credential {
             Some(Credential::IdentityToken(refresh)) => {
-                let realm_url: Uri = key
-                    .realm
-                    .parse()
-                    .map_err(|_| self.invalid(format!("{} names an invalid token realm", registry.host)))?;
+                let realm_url: Uri = key.realm.parse().map_err(|_| {
+                    self.invalid(&registry.host, format!("{} names an invalid token realm", registry.host))
+                })?;
                 let form = refresh_token_form(refresh, &key.service, &key.scope);
                 self.upstream.post_form(&registry.host, trust(registry), &realm_url, &headers, form).await?
             }
@@ -409,13 +413,22 @@ impl RegistryClient {
             }
             _ => return Err(status_error(&response, "the token server was not found")),
         }
-        let body = self.read_limited(response, self.config.limits.max_token_response_bytes, "token response").await?;
-        Token::from_response(&body, SystemTime::now()).map_err(|e| self.invalid(format!("{}: {e}", registry.host)))
+        let body = self
+            .read_limited(&registry.host, response, self.config.limits.max_token_response_bytes, "token response")
+            .await?;
+        Token::from_response(&body, SystemTime::now())
+            .map_err(|e| self.invalid(&registry.host, format!("{}: {e}", registry.host)))
     }
 
     /// Reads a small body whole, failing past `limit` bytes or the response timeout.
-    async fn read_limited(&self, response: Response<UpstreamBody>, limit: usize, what: &str) -> Result<Bytes, Error> {
-        let too_large = || self.invalid(format!("the {what} is larger than {limit} bytes"));
+    async fn read_limited(
+        &self,
+        registry: &str,
+        response: Response<UpstreamBody>,
+        limit: usize,
+        what: &str,
+    ) -> Result<Bytes, Error> {
+        let too_large = || self.invalid(registry, format!("the {what} is larger than {limit} bytes"));
         if content_length(response.headers()).is_some_and(|length| length > limit as u64) {
             return Err(too_large());
         }
@@ -424,19 +437,19 @@ impl RegistryClient {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Ok(Err(_)) => {
-                self.metrics().upstream_error(UpstreamError::StreamBroken);
+                self.metrics().upstream_error(registry, UpstreamError::StreamBroken);
                 Err(Error::bad_gateway(format!("the connection broke while reading the {what}")))
             }
             Err(_) => {
-                self.metrics().upstream_error(UpstreamError::Timeout);
+                self.metrics().upstream_error(registry, UpstreamError::Timeout);
                 Err(Error::gateway_timeout(format!("the {what} did not arrive within {} s", timeout.as_secs_f64())))
             }
         }
     }
 
-    /// Counts an unusable registry answer and makes it the user's 502.
-    fn invalid(&self, message: impl Into<String>) -> Error {
-        self.metrics().upstream_error(UpstreamError::InvalidResponse);
+    /// Counts an unusable answer of `registry` (its host) and makes it the user's 502.
+    fn invalid(&self, registry: &str, message: impl Into<String>) -> Error {
+        self.metrics().upstream_error(registry, UpstreamError::InvalidResponse);
         Error::bad_gateway(message)
     }
 }

@@ -92,7 +92,7 @@ async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr, progres
     progress.answering(route);
     let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), ToString::to_string);
     let response = app.handle(request).await;
-    app.metrics().request(route, response.status().as_u16());
+    app.metrics().request(route, response.status().as_u16(), started.elapsed());
     let status = response.status();
     response
         .map(|body| Logged { body, access: Access { method, target, peer, status, started, bytes: 0, failed: false } })

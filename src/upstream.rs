@@ -203,7 +203,7 @@ impl Upstream {
     }
 
     /// The metrics failures are counted in.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -278,7 +278,7 @@ impl Upstream {
         let uri = outgoing.uri;
         let host = uri.host().unwrap_or_default();
         let fail = |kind: UpstreamError, e: Error| {
-            self.metrics.upstream_error(kind);
+            self.metrics.upstream_error(registry, kind);
             Err((kind, e))
         };
         if trust == Trust::PublicOnly && uri.scheme_str() != Some("https") {
@@ -313,8 +313,8 @@ impl Upstream {
         match tokio::time::timeout(self.response_headers, sending).await {
             Ok(Ok(response)) => {
                 match response.status() {
-                    StatusCode::TOO_MANY_REQUESTS => self.metrics.upstream_error(UpstreamError::RateLimited),
-                    s if s.is_server_error() => self.metrics.upstream_error(UpstreamError::ServerError),
+                    StatusCode::TOO_MANY_REQUESTS => self.metrics.upstream_error(registry, UpstreamError::RateLimited),
+                    s if s.is_server_error() => self.metrics.upstream_error(registry, UpstreamError::ServerError),
                     _ => {}
                 }
                 Ok(response)

@@ -83,7 +83,12 @@ async fn a_registry_that_stalls_mid_stream_aborts_the_download() {
     assert_eq!(got.status, StatusCode::OK);
     assert!(got.body.is_err(), "a stalled download ended cleanly");
     let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
-    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("layerpipe_upstream_errors_total{kind=\"timeout\",registry=") && l.ends_with("} 1")),
+        "{metrics}"
+    );
     // Aborted, not retried behind the client's back: the registry saw one blob request.
     let blob_path = format!("/v2/{REPO}/blobs/{}", digest(&data));
     let requests = fake.seen.registry_requests.lock().unwrap().clone();
@@ -886,7 +891,12 @@ async fn a_connect_that_hangs_is_a_504_after_the_connect_timeout() {
     // The connect deadline answered, not the response's own 30 s (which says otherwise).
     assert!(got.text().contains(&format!("connecting to {} timed out", addr.ip())), "{}", got.text());
     let metrics = fetch(&lp.url("/metrics"), &[]).await.text();
-    assert!(metrics.contains("layerpipe_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("layerpipe_upstream_errors_total{kind=\"timeout\",registry=") && l.ends_with("} 1")),
+        "{metrics}"
+    );
 }
 
 /// `timeouts.tls_handshake_secs`: a listed https registry that accepts the connection and

@@ -213,14 +213,14 @@ impl Catalog {
         inner
             .reads
             .try_send(job)
-            .map_err(|_| Error::busy("the catalog is busy with other searches; try again shortly"))?;
+            .map_err(|_| Error::busy("catalog", "the catalog is busy with other searches; try again shortly"))?;
         match answered.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "a catalog read failed");
-                Err(Error::busy(format!("the catalog could not be read: {e}")))
+                Err(Error::busy("catalog", format!("the catalog could not be read: {e}")))
             }
-            Err(_) => Err(Error::busy("the catalog's reader stopped")),
+            Err(_) => Err(Error::busy("catalog", "the catalog's reader stopped")),
         }
     }
 }

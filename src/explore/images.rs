@@ -27,6 +27,7 @@ use crate::image::merged::{self, MergedFs};
 use crate::layer::listing::Listing;
 use crate::manifest::config::{self, ImageConfig};
 use crate::manifest::{Descriptor, ImageManifest};
+use crate::metrics::in_flight::Work;
 use crate::reference::ImageReference;
 use crate::registry::{ContentKey, RegistryClient};
 
@@ -138,11 +139,12 @@ impl ImageLoader {
         let build = async {
             // Requests for the same view wait on this one build, not for turns of their own.
             let Ok(Ok(_turn)) = tokio::time::timeout(MERGE_WAIT, self.merging.acquire()).await else {
-                return Err(Error::service_unavailable(
+                return Err(Error::busy(
+                    "merges",
                     format!("layerpipe is merging its limit of {MERGES_AT_ONCE} images at once; try again shortly"),
-                    5,
                 ));
             };
+            let _merging = registry.metrics().in_flight(Work::Merge);
             let listings = match listings(inspector, image, manifest).await {
                 Err(Listings::Refused(e)) => {
                     self.refused.insert(key.clone(), e.clone()).await;

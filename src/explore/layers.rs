@@ -31,6 +31,7 @@ use http::{Method, Response};
 use http_body::Body as _;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::read_log::{LayerRead, Reading};
 use crate::body::Body;
 use crate::config::Config;
 use crate::digest::Digest;
@@ -231,19 +232,22 @@ impl Inspector {
     /// Reads the whole blob once: its listing, resume points and (with
     /// `verify_digests`) its digest checked. The result is stored before it is used.
     async fn build(&self, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
-        let _slot = take(&self.listing_slots, "layer listings")?;
+        let _slot = take(&self.listing_slots, "listings", "layer listings")?;
         let body = self.blob(link).await?;
         let progress = Arc::new(ScanProgress::default());
         progress.total.store(body.size_hint().exact().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         let _reading = Reading::start(&self.reading, &link.digest, progress.clone());
+        let read = LayerRead::start(&self.metrics, link, body.size_hint().exact());
         let options = ScanOptions {
             verify: self.verify.then(|| link.digest.clone()),
             record: Some(self.spacing),
-            progress: Some(progress),
-            ..ScanOptions::plain(self.idle_timeout, self.min_rate)
+            progress: Some(progress.clone()),
+            ..self.plain(link)
         };
-        let scanned = scan(body, ListingBuilder::default(), options).await.map_err(|e| self.scan_error(e))?;
-        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        let scanned = match scan(body, ListingBuilder::default(), options).await {
+            Ok(scanned) => scanned,
+            Err(e) => return Err(read.failed(&progress, self.scan_error(link, e))),
+        };
         self.check_digest(link, &scanned)?;
         let summary = Summary {
             compression: scanned.compression,
@@ -260,14 +264,16 @@ impl Inspector {
             origin: origin(link),
         });
         self.access.insert(access_key(link), ()).await;
+        let mut index_written = false;
         if let Some(store) = self.store.clone() {
             let saved = index.clone();
             match tokio::task::spawn_blocking(move || store.save(&saved)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => index_written = true,
                 Ok(Err(e)) => tracing::warn!(digest = %link.digest, error = %e, "cannot store a layer index"),
                 Err(e) => tracing::warn!(digest = %link.digest, error = %e, "storing a layer index failed"),
             }
         }
+        read.ended(&index, index_written);
         Ok(index)
     }
 
@@ -320,7 +326,7 @@ impl Inspector {
         layer: &Arc<LayerIndex>,
         index: usize,
     ) -> Result<ByIndex<Preview>, Error> {
-        let _slot = take(&self.extract_slots, "file previews and saves")?;
+        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
         let expected = Expected::entry(&layer.listing, index);
         let plan = layer.plan(index, PREVIEW_BYTES as u64);
         let (body, visitor, options) = match &plan {
@@ -333,8 +339,7 @@ impl Inspector {
                 (body, Expect::at(index, expected, PreviewVisitor::new(index)), options)
             }
         };
-        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(e))?;
-        self.metrics.layer_blob_bytes(scanned.compressed_bytes);
+        let scanned = scan(body, visitor, options).await.map_err(|e| self.scan_error(link, e))?;
         self.check_digest(link, &scanned)?;
         if scanned.visitor.mismatch {
             self.drop_index(layer).await;
@@ -374,8 +379,8 @@ impl Inspector {
         if *method == Method::HEAD || length == 0 {
             return Ok(ByIndex::Read(response));
         }
-        let save_slot = take(&self.save_slots, "file saves")?;
-        let slot = (save_slot, take(&self.extract_slots, "file previews and saves")?);
+        let save_slot = take(&self.save_slots, "saves", "file saves")?;
+        let slot = (save_slot, take(&self.extract_slots, "previews", "file previews and saves")?);
         let expected = Expected::entry(&layer.listing, index);
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let (verdict, checked) = oneshot::channel();
@@ -393,7 +398,7 @@ impl Inspector {
         let saver = SaveVisitor::new(at.unwrap_or(0), tx.clone());
         let saver = if options.verify.is_some() { saver.holding_last() } else { saver };
         let visitor = Expect::at(at.unwrap_or(0), expected, saver).telling(verdict);
-        self.spawn_save(body, visitor, options, tx, slot);
+        self.spawn_save(link, body, visitor, options, tx, slot);
         match checked.await {
             Ok(true) => {
                 if plan.is_some() {
@@ -425,29 +430,24 @@ impl Inspector {
     /// mismatch ends the body in an error instead, so the client never has the whole file.
     fn spawn_save<V: Visitor + Saving + Send + 'static>(
         &self,
+        link: &DownloadLink,
         body: Fetch,
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
         slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) {
-        let metrics = self.metrics.clone();
+        let (metrics, registry) = (self.metrics.clone(), link.image.registry().to_owned());
         let expected = options.verify.clone();
-        let progress = Arc::new(ScanProgress::default());
-        let options = ScanOptions { progress: Some(progress.clone()), ..options };
         tokio::spawn(async move {
             let _slot = slot;
             let read = tokio::select! {
                 read = scan(body, visitor, options) => read,
                 // A checked read goes on past the file; a client gone makes that moot.
-                () = tx.closed(), if expected.is_some() => {
-                    metrics.layer_blob_bytes(progress.get().0);
-                    return;
-                }
+                () = tx.closed(), if expected.is_some() => return,
             };
             let failure = match read {
                 Ok(mut scanned) => {
-                    metrics.layer_blob_bytes(scanned.compressed_bytes);
                     if tx.is_closed() || scanned.visitor.mismatched() {
                         // The client went away (nobody to tell), or another read takes over.
                         return;
@@ -471,36 +471,13 @@ impl Inspector {
                     }
                 }
                 Err(e) => {
-                    count(&metrics, &e);
+                    count(&metrics, &registry, &e);
                     scan_error_message(&e)
                 }
             };
             tracing::warn!(error = %failure, "saving a file from a layer failed");
             let _ = tx.send(Err(failure.into())).await;
         });
-    }
-}
-
-/// A layer's entry in [`Inspector::progress`] for as long as its reading runs.
-struct Reading<'a> {
-    map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
-    digest: Digest,
-}
-
-impl<'a> Reading<'a> {
-    fn start(
-        map: &'a std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
-        digest: &Digest,
-        progress: Arc<ScanProgress>,
-    ) -> Reading<'a> {
-        map.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.clone(), progress);
-        Reading { map, digest: digest.clone() }
-    }
-}
-
-impl Drop for Reading<'_> {
-    fn drop(&mut self) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.digest);
     }
 }
 
@@ -556,12 +533,12 @@ fn access_key(link: &DownloadLink) -> String {
     format!("{}@{}", origin(link), link.digest)
 }
 
-/// A slot from `slots`, or 503 when all are taken.
-fn take(slots: &Arc<Semaphore>, what: &str) -> Result<OwnedSemaphorePermit, Error> {
+/// A slot from `slots`, or 503 when all are taken (`limit` names them in the metrics).
+fn take(slots: &Arc<Semaphore>, limit: &'static str, what: &str) -> Result<OwnedSemaphorePermit, Error> {
     slots
         .clone()
         .try_acquire_owned()
-        .map_err(|_| Error::busy(format!("layerpipe is busy with its limit of {what}; try again shortly")))
+        .map_err(|_| Error::busy(limit, format!("layerpipe is busy with its limit of {what}; try again shortly")))
 }
 
 fn scan_error_message(e: &ScanError) -> String {
@@ -578,10 +555,10 @@ fn scan_error_message(e: &ScanError) -> String {
 }
 
 /// Counts a scan's registry failure (also after the request is gone, for saves).
-fn count(metrics: &Metrics, e: &ScanError) {
+fn count(metrics: &Metrics, registry: &str, e: &ScanError) {
     match e {
-        ScanError::Upstream(_) => metrics.upstream_error(UpstreamError::StreamBroken),
-        ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(UpstreamError::Timeout),
+        ScanError::Upstream(_) => metrics.upstream_error(registry, UpstreamError::StreamBroken),
+        ScanError::Stalled(_) | ScanError::TooSlow(_) => metrics.upstream_error(registry, UpstreamError::Timeout),
         ScanError::Worker(_) => {}
     }
 }

@@ -25,6 +25,7 @@ use super::decompress::{Compression, DecompressError, Decompressor, Recorded, Re
 use super::tar::{Outcome, Scanner, Visitor};
 use crate::digest::{Digest, Hasher};
 use crate::error::BoxError;
+use crate::metrics::flow::{Flow, FlowSink};
 
 /// Registry frames queued for the decompressing thread at most.
 pub const FRAMES_IN_FLIGHT: usize = 8;
@@ -64,6 +65,8 @@ pub struct ScanOptions {
     pub resume: Option<Resume>,
     /// Counters to keep up to date as the blob is read, for a page showing progress.
     pub progress: Option<Arc<ScanProgress>>,
+    /// Where the blob's bytes are counted as they arrive (`/metrics`), if anywhere.
+    pub counted: Option<FlowSink>,
 }
 
 /// How far a read has come, updated as frames are decompressed.
@@ -87,7 +90,7 @@ impl ScanProgress {
 impl ScanOptions {
     /// A plain read from the blob's start: nothing verified, recorded or resumed.
     pub fn plain(idle_timeout: Duration, min_rate: MinRate) -> ScanOptions {
-        ScanOptions { idle_timeout, min_rate, verify: None, record: None, resume: None, progress: None }
+        ScanOptions { idle_timeout, min_rate, verify: None, record: None, resume: None, progress: None, counted: None }
     }
 }
 
@@ -186,7 +189,8 @@ where
     let (verify, record, resume) = (options.verify.clone(), options.record, options.resume.clone());
     let progress = options.progress.clone();
     let worker = tokio::task::spawn_blocking(move || decompress(rx, visitor, verify, record, resume, progress));
-    let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout, options.min_rate), worker);
+    let flow = options.counted.as_ref().map(FlowSink::flow);
+    let (read, worked) = tokio::join!(read(body, tx, options.idle_timeout, options.min_rate, flow), worker);
     match (worked, read) {
         // A thread that finished had all it needed, whatever became of the rest.
         (Ok(Some(scanned)), _) => Ok(scanned),
@@ -199,7 +203,13 @@ where
 
 /// Moves the registry's frames into `tx` until the body ends, fails, stalls, trickles,
 /// or the thread stops listening.
-async fn read<B>(mut body: B, tx: mpsc::Sender<Chunk>, idle: Duration, min: MinRate) -> Result<(), ScanError>
+async fn read<B>(
+    mut body: B,
+    tx: mpsc::Sender<Chunk>,
+    idle: Duration,
+    min: MinRate,
+    mut flow: Option<Flow>,
+) -> Result<(), ScanError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -228,6 +238,9 @@ where
         };
         let Ok(data) = frame.into_data() else { continue };
         got += data.len() as u64;
+        if let Some(flow) = &mut flow {
+            flow.add(data.len() as u64);
+        }
         if tx.send(Chunk::Data(data)).await.is_err() {
             return Ok(());
         }

@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
+use crate::metrics::in_flight::{InFlight, Work};
+use crate::metrics::Metrics;
 
 /// How long a page waits for a render slot before it is a 503.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -29,23 +31,33 @@ pub struct RenderSlots {
     permits: Arc<Semaphore>,
     limit: usize,
     wait: Duration,
+    /// Where slots held are counted (`layerpipe_renders_in_flight`), if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl RenderSlots {
     /// Slots for `limit` renders at once.
     pub fn new(limit: usize) -> RenderSlots {
-        RenderSlots { permits: Arc::new(Semaphore::new(limit)), limit, wait: WAIT }
+        RenderSlots { permits: Arc::new(Semaphore::new(limit)), limit, wait: WAIT, metrics: None }
+    }
+
+    /// The same slots, each held counted in `metrics`' renders in flight.
+    pub fn counted_in(self, metrics: Arc<Metrics>) -> RenderSlots {
+        RenderSlots { metrics: Some(metrics), ..self }
     }
 
     /// A slot, for work that reads before it renders (a merge); a 503 when no slot
     /// frees up within `WAIT`.
     pub async fn take(&self) -> Result<RenderSlot, Error> {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(permit) => Ok(RenderSlot { _permit: permit.expect("the render semaphore is never closed") }),
-            Err(_) => Err(Error::busy(format!(
-                "layerpipe is rendering its limit of {} pages at once; try again shortly",
-                self.limit
-            ))),
+            Ok(permit) => Ok(RenderSlot {
+                _permit: permit.expect("the render semaphore is never closed"),
+                _counted: self.metrics.as_ref().map(|m| m.in_flight(Work::Render)),
+            }),
+            Err(_) => Err(Error::busy(
+                "renders",
+                format!("layerpipe is rendering its limit of {} pages at once; try again shortly", self.limit),
+            )),
         }
     }
 
@@ -64,6 +76,7 @@ impl RenderSlots {
 #[derive(Debug)]
 pub struct RenderSlot {
     _permit: OwnedSemaphorePermit,
+    _counted: Option<InFlight>,
 }
 
 impl RenderSlot {

@@ -47,7 +47,10 @@ impl RegistryClient {
                 Ok(response) => {
                     tracing::debug!(status = %response.status(), "a foreign layer's URL does not serve it");
                     last = Some(if response.status().is_success() {
-                        self.invalid(format!("the foreign layer's URL sent another size than {} bytes", layer.size))
+                        self.invalid(
+                            reference.registry(),
+                            format!("the foreign layer's URL sent another size than {} bytes", layer.size),
+                        )
                     } else {
                         status_error(&response, &format!("foreign layer {digest} not found at its URLs"))
                     });
@@ -62,10 +65,17 @@ impl RegistryClient {
     /// download gets the same GET, its body dropped: servers of foreign layers need not
     /// answer HEAD.
     async fn foreign_url(&self, url: &str) -> Result<Response<UpstreamBody>, Error> {
-        let uri: Uri = url.parse().map_err(|_| self.invalid("the manifest lists a foreign URL that is not a URL"))?;
+        let uri: Uri = url.parse().map_err(|_| {
+            self.invalid(crate::metrics::registries::OTHER, "the manifest lists a foreign URL that is not a URL")
+        })?;
         let authority = match (uri.scheme_str(), uri.authority()) {
             (Some("http" | "https"), Some(authority)) if !authority.as_str().contains('@') => authority.as_str(),
-            _ => return Err(self.invalid("the manifest lists a foreign URL that is not an http(s) URL")),
+            _ => {
+                return Err(self.invalid(
+                    crate::metrics::registries::OTHER,
+                    "the manifest lists a foreign URL that is not an http(s) URL",
+                ))
+            }
         };
         // As if it were a registry of its own: listed (trusted) or public-only.
         let host = self.config.registry(authority);

@@ -172,10 +172,13 @@ impl RegistryClient {
             StatusCode::OK => {
                 let said = response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok());
                 if self.config.verify_digests && said.is_some_and(|said| said != digest.as_str()) {
-                    return Err(self.invalid(format!(
-                        "the registry answered for manifest {digest} with another digest ({})",
-                        said.unwrap_or_default()
-                    )));
+                    return Err(self.invalid(
+                        by_digest.registry(),
+                        format!(
+                            "the registry answered for manifest {digest} with another digest ({})",
+                            said.unwrap_or_default()
+                        ),
+                    ));
                 }
             }
             // Checked against the digest, as any GET by digest is.
@@ -220,22 +223,25 @@ impl RegistryClient {
         }
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = self.read_limited(response, self.config.limits.max_manifest_bytes, "manifest").await?;
+        let bytes = self
+            .read_limited(reference.registry(), response, self.config.limits.max_manifest_bytes, "manifest")
+            .await?;
         // A signed schema 1 manifest's digest leaves out its signatures; what is shown is
         // parsed from the bytes the digest is of.
-        let digested = manifest::schema1::digested_bytes(&bytes).map_err(|e| self.invalid(e))?;
+        let digested = manifest::schema1::digested_bytes(&bytes).map_err(|e| self.invalid(reference.registry(), e))?;
         let mut hasher = Hasher::new(expected.map_or(Algorithm::Sha256, Digest::algorithm));
         hasher.update(&digested);
         let digest = hasher.finish();
         if let Some(expected) = expected {
             if self.config.verify_digests && *expected != digest {
-                return Err(
-                    self.invalid(format!("the registry sent a manifest whose digest is {digest}, not {expected}"))
-                );
+                return Err(self.invalid(
+                    reference.registry(),
+                    format!("the registry sent a manifest whose digest is {digest}, not {expected}"),
+                ));
             }
         }
         let (media_type, manifest) =
-            manifest::parse(content_type.as_deref(), &digested).map_err(|e| self.invalid(e))?;
+            manifest::parse(content_type.as_deref(), &digested).map_err(|e| self.invalid(reference.registry(), e))?;
         let size = bytes.len();
         Ok((FetchedManifest { media_type, digest, manifest, raw: digested.into_owned().into() }, size))
     }

@@ -167,7 +167,9 @@ impl RegistryClient {
         let path = format!("/v2/{}/referrers/{digest}", image.repository());
         let (status, body) = self.get_index(image, &path).await?;
         match (status, body) {
-            (StatusCode::OK, Some(body)) => parse(&body).map(Api::Listed).map_err(|e| self.invalid(e)),
+            (StatusCode::OK, Some(body)) => {
+                parse(&body).map(Api::Listed).map_err(|e| self.invalid(image.registry(), e))
+            }
             // What a registry without the API answers for a path it does not know.
             (StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED, _) => {
                 Ok(Api::Absent)
@@ -211,11 +213,13 @@ impl RegistryClient {
             hasher.update(&body);
             let digest = hasher.finish();
             if digest != *expected {
-                return Err(self
-                    .invalid(format!("the registry sent a referrers index whose digest is {digest}, not {expected}")));
+                return Err(self.invalid(
+                    image.registry(),
+                    format!("the registry sent a referrers index whose digest is {digest}, not {expected}"),
+                ));
             }
         }
-        parse(&body).map_err(|e| self.invalid(e))
+        parse(&body).map_err(|e| self.invalid(image.registry(), e))
     }
 
     /// A GET of an index at `path`: its status, and its body when it is 200.
@@ -227,7 +231,9 @@ impl RegistryClient {
         if response.status() != StatusCode::OK {
             return Ok((response.status(), None));
         }
-        let body = self.read_limited(response, self.config.limits.max_manifest_bytes, "referrers index").await?;
+        let body = self
+            .read_limited(image.registry(), response, self.config.limits.max_manifest_bytes, "referrers index")
+            .await?;
         Ok((StatusCode::OK, Some(body)))
     }
 

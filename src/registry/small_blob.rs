@@ -28,13 +28,16 @@ impl RegistryClient {
         if response.status() != StatusCode::OK {
             return Err(status_error(&response, &format!("{what} {digest} not found in {}", image.repository())));
         }
-        let bytes = self.read_limited(response, limit, what).await?;
+        let bytes = self.read_limited(image.registry(), response, limit, what).await?;
         if self.config.verify_digests {
             let mut hasher = Hasher::new(digest.algorithm());
             hasher.update(&bytes);
             let actual = hasher.finish();
             if actual != *digest {
-                return Err(self.invalid(format!("the registry sent a {what} whose digest is {actual}, not {digest}")));
+                return Err(self.invalid(
+                    image.registry(),
+                    format!("the registry sent a {what} whose digest is {actual}, not {digest}"),
+                ));
             }
         }
         Ok(bytes)

@@ -41,8 +41,8 @@ impl RegistryClient {
             return Err(status_error(&response, &format!("repository {} not found", repository.repository())));
         }
         let link = response.headers().get(header::LINK).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = self.read_limited(response, MAX_RESPONSE, "tag list").await?;
-        let page = parse(&body, link.as_deref()).map_err(|e| self.invalid(e))?;
+        let body = self.read_limited(repository.registry(), response, MAX_RESPONSE, "tag list").await?;
+        let page = parse(&body, link.as_deref()).map_err(|e| self.invalid(repository.registry(), e))?;
         Ok(if page.tags.len() > n { page_locally(page.tags, n, last) } else { page })
     }
 }

@@ -22,7 +22,7 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let link = DownloadLink::from_query(pairs)?;
         // A HEAD streams nothing: no slot, and not counted as a download.
-        let slot = if method == Method::HEAD { None } else { Some(self.downloads.take()?) };
+        let slot = if method == Method::HEAD { None } else { Some(self.downloads.take(link.image.registry())?) };
         let mut pass_on = HeaderMap::new();
         for name in PASSED_ON_REQUEST_HEADERS {
             if let Some(value) = headers.get(&name) {

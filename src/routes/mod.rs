@@ -112,7 +112,7 @@ impl App {
                 Inspector::new(&config, metrics.clone(), registry.clone(), multipart)
                     .observed_by(Arc::new(catalog.clone())),
             ),
-            renders: RenderSlots::new(config.limits.max_concurrent_renders),
+            renders: RenderSlots::new(config.limits.max_concurrent_renders).counted_in(metrics.clone()),
             images: ImageLoader::default(),
             registry,
             metrics,
@@ -135,7 +135,11 @@ impl App {
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
         let pairs = match query::parse(request.uri().query().unwrap_or("")) {
             Ok(pairs) => pairs,
-            Err(e) => return error_response(&Error::bad_request(e), "", Format::of(request.headers(), &[])),
+            Err(e) => {
+                let e = Error::bad_request(e);
+                self.refused(&e, request.uri().path());
+                return error_response(&e, "", Format::of(request.headers(), &[]));
+            }
         };
         // `/check` is for CI jobs: JSON whatever they accept.
         let format = match request.uri().path() {
@@ -175,11 +179,31 @@ impl App {
                 _ => Err(Error::not_found("no such page")),
             }
         };
-        let mut response = result.unwrap_or_else(|e| error_response(&e, &image_input, format));
+        let mut response = result.unwrap_or_else(|e| {
+            self.refused(&e, request.uri().path());
+            error_response(&e, &image_input, format)
+        });
         if query::get(&pairs, "format") == Some("json") {
             keep_json(&mut response);
         }
         response
+    }
+}
+
+impl App {
+    /// Logs why layerpipe answers `path` with `e`'s status (5xx as a warning), and
+    /// counts a 503 of one of its own limits by that limit. The message is the one the
+    /// user sees: written to carry no token or credential (src/error.rs).
+    fn refused(&self, e: &Error, path: &str) {
+        let (route, status, reason) = (route_label(path), e.status().as_u16(), e.message());
+        if let Some(limit) = e.limit() {
+            self.metrics.limited(limit);
+        }
+        if e.status().is_server_error() {
+            tracing::warn!(route, status, limit = e.limit(), reason, "answered with an error");
+        } else {
+            tracing::info!(route, status, reason, "answered with an error");
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 // Shared with tests/support: the layerpipe runner, SHA-256 and the page's links.
 #[path = "../common/mod.rs"]
 pub mod common;
+pub mod hanging_relay;
 pub mod images;
 pub mod issuer;
 pub mod layered;

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::index::{LayerIndex, Plan};
 use crate::layer::preview::PREVIEW_BYTES;
 use crate::layer::scan::{Resume, ScanError, ScanOptions, Scanned};
+use crate::metrics::flow::{FlowKind, FlowSink};
 use crate::range::ByteRange;
 use crate::upstream::multipart::Fetch;
 
@@ -47,10 +48,7 @@ impl Inspector {
             }
         };
         let resume = Resume { compression: plan.compression, point: plan.point.clone(), discard, skip: plan.skip };
-        Ok((
-            Fetch::new(response.into_body(), None),
-            ScanOptions { resume: Some(resume), verify, ..ScanOptions::plain(self.idle_timeout, self.min_rate) },
-        ))
+        Ok((Fetch::new(response.into_body(), None), ScanOptions { resume: Some(resume), verify, ..self.plain(link) }))
     }
 
     /// The digest a read of the whole blob, from its first byte to its end, is checked
@@ -74,7 +72,7 @@ impl Inspector {
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
     /// whole (no longer than that) is checked against its digest before it is shown.
     pub async fn blob_head(&self, link: &DownloadLink) -> Result<BlobHead, Error> {
-        let _slot = take(&self.extract_slots, "file previews and saves")?;
+        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
         let mut body = self.blob(link).await?;
         let mut head = BytesMut::new();
         let mut cut = false;
@@ -86,8 +84,8 @@ impl Inspector {
             let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break true,
-                Ok(Some(Err(e))) => return Err(self.scan_error(ScanError::Upstream(e.into()))),
-                Err(_) => return Err(self.scan_error(ScanError::Stalled(self.idle_timeout))),
+                Ok(Some(Err(e))) => return Err(self.scan_error(link, ScanError::Upstream(e.into()))),
+                Err(_) => return Err(self.scan_error(link, ScanError::Stalled(self.idle_timeout))),
             };
             if let Ok(data) = frame.into_data() {
                 let n = data.len().min(PREVIEW_BYTES - head.len());
@@ -110,14 +108,19 @@ impl Inspector {
     /// digest ([`Inspector::whole_read_check`]).
     pub(super) async fn whole_read(&self, link: &DownloadLink) -> Result<(Fetch, ScanOptions), Error> {
         let body = self.blob(link).await?;
-        let options =
-            ScanOptions { verify: self.whole_read_check(link), ..ScanOptions::plain(self.idle_timeout, self.min_rate) };
+        let options = ScanOptions { verify: self.whole_read_check(link), ..self.plain(link) };
         Ok((body, options))
     }
 
+    /// A plain read of `link`'s blob, its bytes counted as they arrive.
+    pub(super) fn plain(&self, link: &DownloadLink) -> ScanOptions {
+        let counted = FlowSink::new(&self.metrics, link.image.registry(), FlowKind::LayerRead);
+        ScanOptions { counted: Some(counted), ..ScanOptions::plain(self.idle_timeout, self.min_rate) }
+    }
+
     /// A registry failure while reading, counted and made the user's error.
-    pub(super) fn scan_error(&self, e: ScanError) -> Error {
-        count(&self.metrics, &e);
+    pub(super) fn scan_error(&self, link: &DownloadLink, e: ScanError) -> Error {
+        count(&self.metrics, link.image.registry(), &e);
         match e {
             ScanError::Stalled(_) | ScanError::TooSlow(_) => Error::gateway_timeout(scan_error_message(&e)),
             ScanError::Upstream(_) | ScanError::Worker(_) => Error::bad_gateway(scan_error_message(&e)),
