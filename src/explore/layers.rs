@@ -1,6 +1,6 @@
 //! Reading layers for the pages: a layer's listing, the first bytes of one of its
 //! files, one file streamed to the client, and the first bytes of a blob that is not a
-//! layer. (About 590 lines, with how bytes are asked for in `layers/reads.rs`: the four
+//! layer. (About 570 lines, with how bytes are asked for in `layers/reads.rs`: the four
 //! reads share one admission and index cache.)
 //!
 //! The first listing of a layer reads the whole blob and builds its [`LayerIndex`]
