@@ -47,7 +47,10 @@ pub use layer::{
     dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
 };
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
-pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use progress::{
+    layers_progress_done, layers_progress_line, progress_done, progress_line, streamed_end, streamed_failure,
+    streamed_moved, streamed_start, LayerNews,
+};
 pub use search::{search_hits, search_home, search_layer};
 pub use search_secrets::search_secrets;
 pub use secrets::secrets;
