@@ -17,7 +17,9 @@ struct StreamedStart {
 /// and the opening of the progress block. [`progress_line`]s follow, then
 /// [`streamed_end`].
 pub fn streamed_start(title: &str, image: &str) -> String {
-    render(&StreamedStart { frame: Frame { title: title.to_owned(), image: image.to_owned(), command: None } })
+    render(&StreamedStart {
+        frame: Frame { title: title.to_owned(), image: image.to_owned(), command: None, trail: Vec::new() },
+    })
 }
 
 #[derive(Template)]
