@@ -21,7 +21,6 @@ use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 
 use super::respond::{html_response, redirect, typed_response, Format};
-use super::whole::Merged;
 use super::App;
 use crate::body::Body;
 use crate::catalog::Catalog;
@@ -30,6 +29,7 @@ use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
 use crate::explore::images::{self, ImageLoader};
 use crate::explore::layers::Inspector;
+use crate::image::merged::MergedFs;
 use crate::manifest::ImageManifest;
 use crate::pages::{self, LayerNews, RenderSlot, RenderSlots};
 use crate::reference::ImageReference;
@@ -39,6 +39,12 @@ use crate::registry::RegistryClient;
 const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 /// How often a streamed page looks for news of the merge.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// An image manifest's layers, linked as its image page numbers them, and merged.
+pub(super) struct Merged {
+    pub(super) layers: Vec<DownloadLink>,
+    pub(super) fs: Arc<MergedFs>,
+}
 
 /// What a whole-image page's render made of the merged view.
 pub(super) enum Made {

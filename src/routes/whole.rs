@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::{Method, Response, StatusCode};
 
+pub(super) use super::first_merge::Merged;
 use super::first_merge::{Made, WholeImage};
 use super::respond::{made, page_number, redirect, typed_response, Format};
 use super::App;
@@ -29,12 +30,6 @@ enum View {
     Search,
     Dir,
     Entry,
-}
-
-/// An image manifest's layers, linked as its image page numbers them, and merged.
-pub(super) struct Merged {
-    pub(super) layers: Vec<DownloadLink>,
-    pub(super) fs: Arc<MergedFs>,
 }
 
 impl App {
