@@ -3,8 +3,6 @@
 //! layer indexes, and keeps the merged view by manifest digest (shared only by names
 //! seen to serve that manifest: see [`crate::explore::images`]).
 
-use std::sync::Arc;
-
 use http::{Method, Response, StatusCode};
 
 pub(super) use super::first_merge::Merged;
@@ -14,9 +12,7 @@ use super::App;
 use crate::api;
 use crate::body::Body;
 use crate::digest::Digest;
-use crate::download::DownloadLink;
 use crate::error::Error;
-use crate::image::merged::MergedFs;
 use crate::image::search::Search;
 use crate::layer::entry::Kind;
 use crate::layer::link::{Here, LayerPath};
