@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::digest::{Algorithm, Digest};
 
 pub mod config;
+pub mod dsse;
 pub mod schema1;
 
 /// OCI image manifest.

@@ -248,3 +248,50 @@ async fn layerpipes_own_forms_and_bad_explore_links_are_told_apart() {
     let page = get(&client, &resolve(&format!("{base}{missing}"), first.location.as_deref().unwrap())).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
 }
+
+/// `/?blob=` decodes what it can (issue 23, part 2): a DSSE envelope's payload is shown
+/// decoded and linked, bytes that are no text as hex, and a Helm chart (a tar.gz under
+/// its own media type) is browsed as a layer's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_named_alone_is_decoded_as_explore_shows_it() {
+    use base64::Engine as _;
+    use real::images::{gzip, tar_archive, Blob};
+    let registry = RealRegistry::start();
+    let lp = Layerpipe::start(&registry, true).await;
+    let (base, client) = (lp.base.clone(), client());
+    let (image, repo) = pushed(&registry).await;
+    let pusher = registry.pusher(REPO).await;
+
+    let statement = format!(
+        r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"x","digest":{{"sha256":"{}"}}}}]}}"#,
+        image.digest.trim_start_matches("sha256:")
+    );
+    let envelope = serde_json::json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": base64::engine::general_purpose::STANDARD.encode(&statement),
+        "signatures": [{"keyid": "", "sig": "MEUC"}],
+    });
+    let dsse = Blob::from_bytes("application/vnd.dsse.envelope.v1+json", envelope.to_string().into_bytes());
+    pusher.push_blob(&dsse).await;
+    let (_, page) = follow(&client, &format!("{base}/?blob={}", encode(&format!("{repo}@{}", dsse.digest)))).await;
+    assert!(page.contains("<dd id=\"payload-type\">application/vnd.in-toto+json</dd>"), "{page}");
+    let payload = &page[page.find("<pre id=\"payload\">").expect(&page)..];
+    assert!(payload.contains("&quot;https://in-toto.io/Statement/v1&quot;"), "{payload}");
+    // The subject leads to the image it names.
+    let href = format!("./?image={}", encode(&format!("{repo}@{}", image.digest)));
+    assert!(payload.contains(&format!("<a href=\"{href}\">")), "{payload}");
+    assert!(page.contains("<nav id=\"trail\""), "the blob's page has its breadcrumbs: {page}");
+
+    let binary = Blob::from_bytes("application/octet-stream", b"\x7fELF\x02\x01\x01\x00\x00\xff".to_vec());
+    pusher.push_blob(&binary).await;
+    let (_, page) = follow(&client, &format!("{base}/?blob={}", encode(&format!("{repo}@{}", binary.digest)))).await;
+    assert!(page.contains("<pre id=\"hex\">00000000  7f 45 4c 46 02 01 01 00  00 ff"), "{page}");
+    assert!(page.contains("|.ELF......|"), "{page}");
+
+    let chart = tar_archive(&[("mychart/Chart.yaml", b"apiVersion: v2\nname: mychart\n")]);
+    let helm = Blob::from_bytes("application/vnd.cncf.helm.chart.content.v1.tar+gzip", gzip(&chart));
+    pusher.push_blob(&helm).await;
+    let (to, files) = follow(&client, &format!("{base}/?blob={}", encode(&format!("{repo}@{}", helm.digest)))).await;
+    assert!(to.starts_with(&format!("{base}/files?")), "{to}");
+    assert!(files.contains("mychart/Chart.yaml"), "{files}");
+}

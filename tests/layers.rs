@@ -984,7 +984,8 @@ async fn blobs_that_are_not_layers_get_a_page_saying_so_and_json_is_shown() {
     }
     let html = s.files(2).await.text();
     assert!(html.contains("This blob is not a filesystem layer"));
-    assert!(!html.contains("<pre"), "nothing to show of a binary blob");
+    // A binary blob's first bytes, as hex.
+    assert!(html.contains("<pre id=\"hex\">00000000  00 01 62 69 6e 61 72 79 "), "{html}");
     assert_eq!(s.get(&format!("/save/x?{}", s.query(2))).await.status, StatusCode::BAD_REQUEST);
     // The image page links its config to the same kind of page.
     let image = s.get(&format!("/?image={}", layerpipe::query::encode(&s.image()))).await.text();

@@ -157,7 +157,15 @@ pub fn not_a_layer(link: &DownloadLink, here: Here, head: Option<Result<BlobHead
             let parsed = head.complete.then(|| serde_json::from_slice::<Value>(&head.bytes).ok()).flatten();
             v["complete"] = head.complete.into();
             match parsed {
-                Some(json) => v["json"] = json,
+                Some(json) => {
+                    // A DSSE envelope's payload, decoded: what an attestation says.
+                    if let Some(e) = crate::manifest::dsse::envelope(&json) {
+                        let payload = e.payload_json().unwrap_or_else(|| text(&e.payload).into());
+                        v["dsse"] =
+                            json!({ "payload_type": e.payload_type, "signatures": e.signatures, "payload": payload });
+                    }
+                    v["json"] = json;
+                }
                 None => v["text"] = text(&head.bytes).into(),
             }
         }

@@ -48,6 +48,39 @@ const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// that one image cannot take them all from other visitors.
 pub const LISTINGS_AT_ONCE: usize = 2;
 
+/// One layer's listing arrived during a merge: which layer (numbered from 1, as the
+/// image page numbers them), its compressed bytes and its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerRead {
+    /// The layer's number, from 1.
+    pub layer: u32,
+    /// Its blob's bytes, as read (compressed).
+    pub bytes: u64,
+    /// Its entries.
+    pub entries: u64,
+}
+
+/// How far a merge under way has come: the layers whose listings have arrived, in the
+/// order they arrived. A first visit's page streams a line for each (see
+/// `routes::first_merge`).
+#[derive(Debug, Default)]
+pub struct MergeProgress {
+    read: std::sync::Mutex<Vec<LayerRead>>,
+}
+
+impl MergeProgress {
+    /// The layers read so far, from the `from`th arrival on (arrivals are never taken
+    /// back, so a reader keeps its place by counting what it has seen).
+    pub fn read_since(&self, from: usize) -> Vec<LayerRead> {
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.get(from..).unwrap_or_default().to_vec()
+    }
+
+    fn arrived(&self, layer: LayerRead) {
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).push(layer);
+    }
+}
+
 /// An image config as fetched: its bytes (for the raw view) and what they say.
 pub struct FetchedConfig {
     /// The blob's bytes.
@@ -66,6 +99,8 @@ pub struct ImageLoader {
     refused: moka::future::Cache<ContentKey, Error>,
     /// Turns to build a merged view; see [`MERGES_AT_ONCE`].
     merging: tokio::sync::Semaphore,
+    /// The merges under way, by the manifest's content key, with how far each has come.
+    progress: std::sync::Mutex<std::collections::HashMap<ContentKey, Arc<MergeProgress>>>,
 }
 
 impl Default for ImageLoader {
@@ -82,6 +117,7 @@ impl Default for ImageLoader {
             oversize: std::sync::Mutex::new(None),
             refused: moka::future::Cache::builder().max_capacity(MAX_REMEMBERED_REFUSALS).build(),
             merging: tokio::sync::Semaphore::new(MERGES_AT_ONCE),
+            progress: std::sync::Mutex::default(),
         }
     }
 }
@@ -117,6 +153,17 @@ impl ImageLoader {
         self.refused.get(key).await
     }
 
+    /// Whether the merged view of the manifest `key` names is at hand (no layer to read):
+    /// a page asks before it decides to stream progress.
+    pub fn is_merged(&self, key: &ContentKey) -> bool {
+        self.merged.contains_key(key) || self.oversize_view(key).is_some()
+    }
+
+    /// How far the merge of the manifest `key` names has come, while one is under way.
+    pub fn progress(&self, key: &ContentKey) -> Option<Arc<MergeProgress>> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
     /// The merged filesystem of the image manifest `manifest_digest` names: every
     /// layer's listing (from its index where there is one), read a few at a time, and
     /// refused past [`merged::MAX_ENTRIES`] entries. The manifest must be one fetched
@@ -145,7 +192,9 @@ impl ImageLoader {
                 ));
             };
             let _merging = registry.metrics().in_flight(Work::Merge);
-            let listings = match listings(inspector, image, manifest).await {
+            let progress = Arc::new(MergeProgress::default());
+            let _shown = Shown::new(&self.progress, key.clone(), progress.clone());
+            let listings = match listings(inspector, image, manifest, &progress).await {
                 Err(Listings::Refused(e)) => {
                     self.refused.insert(key.clone(), e.clone()).await;
                     return Err(e);
@@ -170,6 +219,30 @@ impl ImageLoader {
     fn oversize_view(&self, key: &ContentKey) -> Option<Arc<MergedFs>> {
         let oversize = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
         oversize.as_ref().filter(|(k, _)| k == key).map(|(_, view)| view.clone())
+    }
+}
+
+/// A merge's progress, shown under its key while the merge runs: taken away when the
+/// merge ends however it ends (done, failed, or dropped with a client gone).
+struct Shown<'a> {
+    map: &'a std::sync::Mutex<std::collections::HashMap<ContentKey, Arc<MergeProgress>>>,
+    key: ContentKey,
+}
+
+impl<'a> Shown<'a> {
+    fn new(
+        map: &'a std::sync::Mutex<std::collections::HashMap<ContentKey, Arc<MergeProgress>>>,
+        key: ContentKey,
+        progress: Arc<MergeProgress>,
+    ) -> Shown<'a> {
+        map.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), progress);
+        Shown { map, key }
+    }
+}
+
+impl Drop for Shown<'_> {
+    fn drop(&mut self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
     }
 }
 
@@ -209,6 +282,7 @@ async fn listings(
     inspector: &Arc<Inspector>,
     image: &ImageReference,
     manifest: &ImageManifest,
+    progress: &MergeProgress,
 ) -> Result<Vec<Arc<Listing>>, Listings> {
     let links = layer_links(image, manifest);
     let mut out: Vec<Option<Arc<Listing>>> = vec![None; links.len()];
@@ -231,6 +305,8 @@ async fn listings(
         if entries > merged::MAX_ENTRIES {
             return Err(Listings::Refused(merged::too_many_entries(entries, read)));
         }
+        let (layer, bytes) = (i as u32 + 1, listing.summary.compressed_bytes);
+        progress.arrived(LayerRead { layer, bytes, entries: listing.len() as u64 });
         out[i] = Some(listing);
     }
     Ok(out.into_iter().flatten().collect())

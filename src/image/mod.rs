@@ -11,6 +11,7 @@ pub mod changes;
 pub mod check;
 pub mod diff;
 pub mod dockerfile;
+pub mod hexdump;
 pub mod history;
 pub mod merged;
 pub mod search;

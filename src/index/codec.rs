@@ -4,7 +4,7 @@
 //!
 //! A file is decoded as it is read, never whole in memory: a million-entry index is
 //! ~60 MB of file, and several merges load indexes at once. The checksum covers every
-//! byte but its own 32, so [`Checked`] hashes what passes through it and holds back the
+//! byte but its own 32, so `Checked` hashes what passes through it and holds back the
 //! last 32 bytes seen; a damaged file's listing is built and then thrown away.
 //!
 //! Entries are stored as the tar reader saw them (raw name where cleaning changed it,

@@ -92,6 +92,12 @@ pub fn changes(image: &MergedImage<'_>, layer: u32, page: usize) -> Result<Strin
             title: format!("Changes in layer {layer} of {}", image.reference),
             image: image.reference.to_string(),
             command: Some(super::commands::dive(image.reference)),
+            trail: super::breadcrumbs::image_page(
+                here,
+                image.reference,
+                &format!("layer {layer} changes"),
+                here.changes(image.reference, layer),
+            ),
         },
         head: WholeHead::new(image.reference, here, "Layer changes", None, None),
         layer,

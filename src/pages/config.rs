@@ -6,6 +6,7 @@ use super::{render, Frame};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::explore::images::FetchedConfig;
+use crate::layer::link::Here;
 use crate::manifest::config::RunConfig;
 use crate::query::encode;
 use crate::reference::ImageReference;
@@ -56,6 +57,7 @@ pub fn config(
             title: format!("{name} config"),
             image: name.clone(),
             command: Some(super::commands::config(reference)),
+            trail: super::breadcrumbs::image_page(Here::root(), reference, "config", super::config_href(reference)),
         },
         image_href: format!("./?image={}", encode(&name)),
         dockerfile_href: super::dockerfile_href(reference),

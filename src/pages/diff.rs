@@ -111,6 +111,7 @@ pub fn diff(view: &DiffView<'_>) -> String {
             title: format!("diff of {a_name} and {b_name}"),
             image: b_name.clone(),
             command: Some(super::commands::diff(view.a.reference, view.b.reference)),
+            trail: Vec::new(),
         },
         a: Named { href: Here::root().image_of(view.a.reference), name: a_name.clone() },
         b: Named { href: Here::root().image_of(view.b.reference), name: b_name.clone() },
@@ -231,7 +232,7 @@ pub fn diff_choose(a: &ImageReference, tags: &[String]) -> String {
         })
         .collect();
     render(&Choose {
-        frame: Frame { title: format!("compare {name}"), image: name.clone(), command: None },
+        frame: Frame { title: format!("compare {name}"), image: name.clone(), command: None, trail: Vec::new() },
         a_href: Here::root().image_of(a),
         a: name,
         tags,

@@ -61,6 +61,12 @@ pub fn dockerfile(reference: &ImageReference, manifest: &ImageManifest, config: 
             title: format!("{name} Dockerfile"),
             image: name.clone(),
             command: Some(super::commands::dockerfile(reference)),
+            trail: super::breadcrumbs::image_page(
+                Here::root(),
+                reference,
+                "Dockerfile",
+                super::dockerfile_href(reference),
+            ),
         },
         image_href: format!("./?image={}", encode(&name)),
         config_href: super::config_href(reference),

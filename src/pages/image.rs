@@ -24,7 +24,9 @@ struct Home {
 
 /// `/` without an image: the form alone.
 pub fn home() -> String {
-    render(&Home { frame: Frame { title: "layerpipe".to_owned(), image: String::new(), command: None } })
+    render(&Home {
+        frame: Frame { title: "layerpipe".to_owned(), image: String::new(), command: None, trail: Vec::new() },
+    })
 }
 
 #[derive(Template)]
@@ -43,7 +45,13 @@ pub fn error(e: &Error, image: &str) -> String {
     let status = e.status();
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("error"));
     render(&ErrorPage {
-        frame: Frame { title, image: image.to_owned(), command: None },
+        frame: Frame {
+            title,
+            image: image.to_owned(),
+            command: None,
+            // A reference that parses gets its trail: a missing tag's page leads to its repository.
+            trail: image.parse().map(|r| super::breadcrumbs::image(Here::root(), &r)).unwrap_or_default(),
+        },
         code: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
         message: e.message(),
@@ -214,7 +222,12 @@ pub fn image_in(
     index: Option<&ImageReference>,
 ) -> Result<String, Error> {
     let name = reference.to_string();
-    let frame = Frame { title: name.clone(), image: name.clone(), command: Some(super::commands::image(reference)) };
+    let frame = Frame {
+        title: name.clone(),
+        image: name.clone(),
+        command: Some(super::commands::image(reference)),
+        trail: super::breadcrumbs::image(Here::root(), reference),
+    };
     let registry = match reference.registry() {
         crate::reference::DOCKER_HUB => "Docker Hub".to_owned(),
         host => host.to_owned(),

@@ -9,7 +9,7 @@ use super::text::{display_name, display_path, human_size, utc};
 use super::{render, Frame};
 use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
-use crate::explore::layers::{BlobHead, Preview};
+use crate::explore::layers::Preview;
 use crate::image::search::Search;
 use crate::layer::decompress::Compression;
 use crate::layer::entry::{self, Kind, NameIssue};
@@ -39,7 +39,7 @@ fn layer_title(link: &DownloadLink) -> String {
 
 /// The text of the link back up from a layer's pages: to the image's layers, or for a
 /// blob named alone to its repository's tags.
-fn up_text(link: &DownloadLink) -> String {
+pub(super) fn up_text(link: &DownloadLink) -> String {
     if names_blob_alone(link) {
         return format!("tags of {}", Repository::from(&link.image));
     }
@@ -302,6 +302,7 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: 
             title: title.clone(),
             image: link.image.to_string(),
             command: Some(super::commands::layer_files(link)),
+            trail: super::breadcrumbs::layer(here, link),
         },
         head: LayerHead::new(link, here, Heading::Files(title)),
         notes: Notes::new(link, listing),
@@ -383,6 +384,7 @@ fn entry_frame(link: &DownloadLink, here: Here, path: &LayerPath, command: Strin
         title: format!("{} in {title}", path.display()),
         image: link.image.to_string(),
         command: Some(command),
+        trail: super::breadcrumbs::layer(here, link),
     };
     (frame, LayerHead::new(link, here, Heading::Entry { path: path.display(), title }))
 }
@@ -573,51 +575,6 @@ fn shown(preview: Result<Preview, Error>) -> Shown {
     }
 }
 
-#[derive(Template)]
-#[template(path = "not_a_layer.html", config = "src/pages/askama.toml")]
-struct NotALayer {
-    frame: Frame,
-    name: String,
-    image_href: String,
-    up_text: String,
-    digest: String,
-    media_type: String,
-    download_href: String,
-    /// The blob's first bytes (heading, text), or why they could not be read.
-    head: Option<Result<(&'static str, String), String>>,
-}
-
-/// A blob that is not a layer: no files to show, a download instead, and for JSON (a
-/// config, an attestation) the JSON itself, pretty-printed.
-pub fn not_a_layer(link: &DownloadLink, here: Here, head: Option<Result<BlobHead, Error>>) -> String {
-    let head = head.map(|read| match read {
-        Err(error) => Err(error.message().to_owned()),
-        Ok(head) => {
-            let pretty = head
-                .complete
-                .then(|| serde_json::from_slice::<serde_json::Value>(&head.bytes).ok())
-                .flatten()
-                .and_then(|value| serde_json::to_string_pretty(&value).ok());
-            let heading = if head.complete { "Contents" } else { "The first 64 KiB" };
-            Ok((heading, pretty.unwrap_or_else(|| String::from_utf8_lossy(&head.bytes).into_owned())))
-        }
-    });
-    render(&NotALayer {
-        frame: Frame {
-            title: format!("blob of {}", link.image),
-            image: link.image.to_string(),
-            command: Some(super::commands::blob_only(link)),
-        },
-        name: link.image.to_string(),
-        image_href: here.image(link),
-        up_text: up_text(link),
-        digest: link.digest.to_string(),
-        media_type: link.media_type.clone(),
-        download_href: here.download(link),
-        head,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,11 +645,14 @@ mod tests {
         let symlink = LayerPath::from_clean(format!("{EVIL}/link").as_bytes());
         let Lookup::Entry(e) = listing.lookup(symlink.as_bytes()) else { panic!("no link") };
         assert_escaped(&layer_file(&link, &listing, e, &symlink, None));
-        let head = BlobHead { bytes: bytes::Bytes::from(serde_json::json!({ "a": EVIL }).to_string()), complete: true };
-        let html = not_a_layer(&link, Here::root(), Some(Ok(head)));
+        let head = crate::explore::layers::BlobHead {
+            bytes: bytes::Bytes::from(serde_json::json!({ "a": EVIL }).to_string()),
+            complete: true,
+        };
+        let html = super::super::not_a_layer(&link, Here::root(), Some(Ok(head)));
         assert_escaped(&html);
         assert!(html.contains("&quot;a&quot;: &quot;&lt;script&gt;"), "{html}");
-        assert_escaped(&not_a_layer(&link, Here::root(), Some(Err(Error::bad_gateway(EVIL)))));
+        assert_escaped(&super::super::not_a_layer(&link, Here::root(), Some(Err(Error::bad_gateway(EVIL)))));
     }
 
     #[test]
@@ -702,7 +662,9 @@ mod tests {
         let start = super::super::streamed_start(&reading_title(&link), &link.image.to_string());
         assert!(start.ends_with("<main>\n<div class=\"progress\" id=\"progress\">\n"), "{start}");
         let end = super::super::streamed_end(&whole);
-        assert!(end.starts_with("</div>\n<h1>Files of "), "{end}");
+        // The trail comes with the rest of the page, under the progress.
+        assert!(end.starts_with("</div>\n<nav id=\"trail\""), "{end}");
+        assert!(end.contains("</nav>\n<h1>Files of "), "{end}");
         assert!(whole.ends_with(&end["</div>\n".len()..]));
         let failure = super::super::streamed_failure(&Error::bad_gateway(EVIL));
         assert!(failure.starts_with("</div>\n<h1 class=\"error\">502 Bad Gateway</h1>"), "{failure}");

@@ -232,11 +232,12 @@ struct MergedDir {
 }
 
 /// The frame of a whole-image page.
-fn whole_frame(reference: &ImageReference, title: String) -> Frame {
+fn whole_frame(reference: &ImageReference, here: Here, title: String) -> Frame {
     Frame {
         title: format!("{title} of {reference}"),
         image: reference.to_string(),
         command: Some(super::commands::merged(reference)),
+        trail: super::breadcrumbs::merged(here, reference),
     }
 }
 
@@ -275,7 +276,7 @@ pub fn merged_dir(image: &MergedImage<'_>, dir: &LayerPath, page: usize) -> Resu
         }
     };
     Ok(render(&MergedDir {
-        frame: whole_frame(image.reference, dir.display()),
+        frame: whole_frame(image.reference, here, dir.display()),
         // The root's heading says what the view is; a folder's, where it is.
         head: WholeHead::new(image.reference, here, "The merged filesystem", (!dir.is_root()).then_some(dir), None),
         crumbs: Crumbs::to(dir, |d| here.merged(image.reference, d, true)),
@@ -330,7 +331,7 @@ pub fn merged_entry(image: &MergedImage<'_>, path: &LayerPath, page: usize) -> R
         }
     };
     Ok(render(&MergedEntry {
-        frame: whole_frame(image.reference, path.display()),
+        frame: whole_frame(image.reference, here, path.display()),
         head: WholeHead::new(image.reference, here, "The merged filesystem", Some(path), None),
         crumbs: Crumbs::to(path, |d| here.merged(image.reference, d, true)),
         visible: versions.clone().any(|v| v.fate == Fate::Visible),
@@ -374,7 +375,7 @@ pub fn merged_search(image: &MergedImage<'_>, search: &Search, page: usize) -> R
         }
     };
     Ok(render(&MergedSearch {
-        frame: whole_frame(image.reference, format!("Search for {}", search.text())),
+        frame: whole_frame(image.reference, here, format!("Search for {}", search.text())),
         head: WholeHead::new(image.reference, here, "Search in every layer", None, Some(search)),
         hits: hits.len(),
         capped,
@@ -418,7 +419,12 @@ pub fn choose_platform(
         })
         .collect();
     render(&ChoosePlatform {
-        frame: Frame { title: format!("Pick a platform of {reference}"), image: reference.to_string(), command: None },
+        frame: Frame {
+            title: format!("Pick a platform of {reference}"),
+            image: reference.to_string(),
+            command: None,
+            trail: super::breadcrumbs::image(Here::root(), reference),
+        },
         name: reference.to_string(),
         what,
         platforms,

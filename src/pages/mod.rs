@@ -16,6 +16,8 @@
 //! `frame: Frame` field and `config = "src/pages/askama.toml"`, and a function here
 //! that fills it and calls `render`.
 
+mod blob;
+pub mod breadcrumbs;
 pub mod budget;
 mod changes;
 mod commands;
@@ -37,17 +39,19 @@ mod text;
 
 use std::fmt;
 
+pub use blob::not_a_layer;
 pub use budget::{PAGE_BUDGET, ROWS_PER_PAGE};
 pub use changes::changes;
 pub use config::config;
 pub use diff::{diff, diff_choose, diff_pages, DiffSide, DiffView, DIFF_ROWS_PER_PAGE};
 pub use dockerfile::dockerfile;
 pub use image::{config_href, dockerfile_href, error, home, image, image_at, image_in, ImageExtras, LAYERS_PER_PAGE};
-pub use layer::{
-    dir_pages, file_pages, layer_dir, layer_file, layer_files, not_a_layer, reading_title, FILES_PER_PAGE,
-};
+pub use layer::{dir_pages, file_pages, layer_dir, layer_file, layer_files, reading_title, FILES_PER_PAGE};
 pub use merged::{choose_platform, merged_dir, merged_entry, merged_search, MergedImage};
-pub use progress::{progress_done, progress_line, streamed_end, streamed_failure, streamed_start};
+pub use progress::{
+    layers_progress_done, layers_progress_line, progress_done, progress_line, streamed_end, streamed_failure,
+    streamed_moved, streamed_start, LayerNews,
+};
 pub use search::{search_hits, search_home, search_layer};
 pub use search_secrets::search_secrets;
 pub use secrets::secrets;
@@ -87,6 +91,9 @@ pub struct Frame {
     pub image: String,
     /// The shell command that gets the same data, shown at the page's foot.
     pub command: Option<String>,
+    /// The breadcrumbs from the registry to this page (see [`breadcrumbs`]); empty on
+    /// pages about no one image.
+    pub trail: Vec<breadcrumbs::Crumb>,
 }
 
 /// A page's HTML. Rendering writes to a `String` and our view types' `Display`s never

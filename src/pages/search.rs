@@ -90,7 +90,7 @@ struct LayerPage {
 /// `search` without a query: the form, and how much the catalog holds.
 pub fn search_home(totals: Totals) -> String {
     render(&SearchPage {
-        frame: Frame { title: "search".to_owned(), image: String::new(), command: None },
+        frame: Frame { title: "search".to_owned(), image: String::new(), command: None, trail: Vec::new() },
         q: String::new(),
         totals: Some(totals),
         rows: None,
@@ -108,7 +108,7 @@ pub fn search_hits(search: &NameSearch, after: Option<i64>, page: &HitPage) -> S
         format!("./search?q={}{after}", encode(&q))
     };
     render(&SearchPage {
-        frame: Frame { title: format!("search {q}"), image: String::new(), command: None },
+        frame: Frame { title: format!("search {q}"), image: String::new(), command: None, trail: Vec::new() },
         rows: Some(page.hits.iter().map(hit_row).collect()),
         totals: None,
         per_page: HITS_PER_PAGE,
@@ -148,7 +148,12 @@ pub fn search_layer(digest: &Digest, usage: &LayerUsage) -> String {
         .collect();
     let layer = usage.layer.as_ref();
     render(&LayerPage {
-        frame: Frame { title: format!("layer {}", short(digest.as_str())), image: String::new(), command: None },
+        frame: Frame {
+            title: format!("layer {}", short(digest.as_str())),
+            image: String::new(),
+            command: None,
+            trail: Vec::new(),
+        },
         digest: digest.to_string(),
         listed: layer.is_some(),
         size: layer.map_or_else(String::new, |l| human_size(l.size)),

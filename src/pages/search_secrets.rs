@@ -50,7 +50,12 @@ struct SecretsPage {
 /// A page of every stored finding; `after` says whether it is the first page.
 pub fn search_secrets(page: &SecretPage, after: bool) -> String {
     render(&SecretsPage {
-        frame: Frame { title: "secrets in the catalog".to_owned(), image: String::new(), command: None },
+        frame: Frame {
+            title: "secrets in the catalog".to_owned(),
+            image: String::new(),
+            command: None,
+            trail: Vec::new(),
+        },
         rows: page.hits.iter().map(row).collect(),
         per_page: FINDINGS_PER_PAGE,
         first: after.then(|| "./search?secrets=1".to_owned()),

@@ -80,6 +80,7 @@ pub fn secrets(image: &ImageReference, layers: &[DownloadLink], scan: &ImageScan
             title: format!("secrets in {name}"),
             image: name.clone(),
             command: Some(super::commands::secrets(image)),
+            trail: super::breadcrumbs::image_page(Here::root(), image, "secrets", Here::root().secrets(image)),
         },
         image_href: Here::root().image_of(image),
         image: name,

@@ -110,6 +110,7 @@ pub fn sizes(image: &MergedImage<'_>, page: usize) -> Result<String, Error> {
             title: format!("Sizes of {}", image.reference),
             image: image.reference.to_string(),
             command: Some(super::commands::dive(image.reference)),
+            trail: super::breadcrumbs::image_page(here, image.reference, "sizes", here.sizes(image.reference)),
         },
         head: WholeHead::new(image.reference, here, "Sizes", None, None),
         files: s.files,

@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::{render, Frame};
+use crate::layer::link::Here;
 use crate::query::encode;
 use crate::reference::Repository;
 use crate::registry::TagPage;
@@ -44,7 +45,12 @@ pub fn tags(repo: &Repository, last: Option<&str>, page: &TagPage) -> String {
         })
         .collect();
     render(&Tags {
-        frame: Frame { title: format!("{name} tags"), image: name.clone(), command: Some(super::commands::tags(repo)) },
+        frame: Frame {
+            title: format!("{name} tags"),
+            image: name.clone(),
+            command: Some(super::commands::tags(repo)),
+            trail: super::breadcrumbs::repository(Here::root(), repo),
+        },
         after: last.map(str::to_owned),
         first: last.map(|_| list(None)),
         next: page.next.as_deref().map(|next| list(Some(next))),

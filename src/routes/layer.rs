@@ -262,14 +262,13 @@ impl App {
         Ok(response)
     }
 
-    /// The page for a blob that is not a layer; a JSON one is shown.
+    /// The page for a blob that is not a layer: its first 64 KiB are read and shown as
+    /// they decode (JSON, a DSSE envelope, text, or hex; see `pages::not_a_layer`).
     /// A blob that is not what its digest says is the whole answer (a 502).
     async fn not_a_layer(&self, link: &DownloadLink, here: Here, format: Format) -> Result<Response<Body>, Error> {
-        let is_json = link.media_type.ends_with("+json") || link.media_type.ends_with("/json");
-        let head = if is_json { Some(self.layers.blob_head(link).await) } else { None };
-        let head = match head {
-            Some(Err(e)) if e.is_digest_mismatch() => return Err(e),
-            head => head,
+        let head = match self.layers.blob_head(link).await {
+            Err(e) if e.is_digest_mismatch() => return Err(e),
+            head => Some(head),
         };
         let text = match format {
             Format::Html => pages::not_a_layer(link, here, head),

@@ -39,6 +39,7 @@ mod diff;
 mod dockerfile;
 mod download;
 mod explore_compat;
+mod first_merge;
 mod image;
 mod layer;
 mod respond;
@@ -79,7 +80,7 @@ pub struct App {
     layers: Arc<Inspector>,
     renders: RenderSlots,
     /// Image configs and merged views, cached by digest.
-    images: ImageLoader,
+    images: Arc<ImageLoader>,
     metrics: Arc<Metrics>,
     /// Every layer and image seen, for `/search`.
     catalog: Catalog,
@@ -113,7 +114,7 @@ impl App {
                     .observed_by(Arc::new(catalog.clone())),
             ),
             renders: RenderSlots::new(config.limits.max_concurrent_renders).counted_in(metrics.clone()),
-            images: ImageLoader::default(),
+            images: Arc::new(ImageLoader::default()),
             registry,
             metrics,
             catalog,
@@ -167,8 +168,10 @@ impl App {
                 path if path.starts_with("/save/") => self.save(method, &path["/save/".len()..], &pairs).await,
                 // The query goes along as it came: it is from a valid URI, so a valid header.
                 "/layers" => Ok(redirect(&format!("./layers/?{}", request.uri().query().unwrap_or("")))),
-                path if path.starts_with("/layers/") => self.merged(&path["/layers/".len()..], &pairs, format).await,
-                "/sizes" => self.sizes(&pairs, format).await,
+                path if path.starts_with("/layers/") => {
+                    self.merged(method, &path["/layers/".len()..], &pairs, format).await
+                }
+                "/sizes" => self.sizes(method, &pairs, format).await,
                 "/changes" => self.changes(&pairs, format).await,
                 "/search" => self.search(&pairs, format).await,
                 "/diff" => self.diff(&pairs, format).await,

@@ -3,19 +3,16 @@
 //! layer indexes, and keeps the merged view by manifest digest (shared only by names
 //! seen to serve that manifest: see [`crate::explore::images`]).
 
-use std::sync::Arc;
+use http::{Method, Response, StatusCode};
 
-use http::{Response, StatusCode};
-
+pub(super) use super::first_merge::Merged;
+use super::first_merge::{Made, WholeImage};
 use super::respond::{made, page_number, redirect, typed_response, Format};
 use super::App;
 use crate::api;
 use crate::body::Body;
 use crate::digest::Digest;
-use crate::download::{DownloadLink, LayerFormat};
 use crate::error::Error;
-use crate::explore::images;
-use crate::image::merged::MergedFs;
 use crate::image::search::Search;
 use crate::layer::entry::Kind;
 use crate::layer::link::{Here, LayerPath};
@@ -31,12 +28,6 @@ enum View {
     Entry,
 }
 
-/// An image manifest's layers, linked as its image page numbers them, and merged.
-pub(super) struct Merged {
-    pub(super) layers: Vec<DownloadLink>,
-    pub(super) fs: Arc<MergedFs>,
-}
-
 impl App {
     /// `layers/PATH/` and `layers/PATH`: a folder of the merged filesystem, or every
     /// layer's version of one path; with `&search=`, the entries of every layer it
@@ -45,6 +36,7 @@ impl App {
     /// may be both (a file that replaced a directory): then each URL shows its own.
     pub(super) async fn merged(
         &self,
+        method: &Method,
         encoded: &str,
         pairs: &[(String, String)],
         format: Format,
@@ -60,68 +52,70 @@ impl App {
                 return Ok(redirect(&format!("{root}&search={}", query::encode(&search.text()))));
             }
         }
-        let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
-            Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
+        let image = match self.image_manifest(pairs).await? {
+            Chosen::Image { reference, digest, manifest } => WholeImage { reference, digest, manifest },
             Chosen::Index(reference, index) => {
                 let href = |platform: &ImageReference| here.merged(platform, &path, wants_dir);
                 return Ok(choose_platform(format, &reference, &index, "the merged filesystem", href));
             }
         };
-        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
-        let bytes = path.as_bytes();
-        let is_dir = merged.fs.is_dir(bytes);
-        let has_entry = merged.fs.at(bytes).any(|v| v.entry.entry.kind != Kind::Dir);
-        let view = match (&search, wants_dir, is_dir, has_entry) {
-            (Some(_), ..) => View::Search,
-            (None, true, true, _) => View::Dir,
-            (None, false, _, true) => View::Entry,
-            (None, true, false, true) => return Ok(redirect(&here.merged(&reference, &path, false))),
-            (None, false, true, false) => return Ok(redirect(&here.merged(&reference, &path, true))),
-            (None, _, false, false) => {
-                return Err(Error::not_found(format!("{} is in no layer of this image", path.display())))
-            }
-        };
-        let text = slot
-            .render(move || {
-                let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
-                match (view, search) {
-                    (View::Search, Some(search)) => made(
-                        format,
-                        || pages::merged_search(&image, &search, page),
-                        || api::merged_search(&image, &search, page),
-                    ),
-                    (View::Dir, _) => {
-                        made(format, || pages::merged_dir(&image, &path, page), || api::merged_dir(&image, &path, page))
-                    }
-                    _ => made(
-                        format,
-                        || pages::merged_entry(&image, &path, page),
-                        || api::merged_entry(&image, &path, page),
-                    ),
+        let reference = image.reference.clone();
+        let title = format!("The merged filesystem of {reference}");
+        self.whole_page(method, format, image, title, move |merged| {
+            let bytes = path.as_bytes();
+            let is_dir = merged.fs.is_dir(bytes);
+            let has_entry = merged.fs.at(bytes).any(|v| v.entry.entry.kind != Kind::Dir);
+            let view = match (&search, wants_dir, is_dir, has_entry) {
+                (Some(_), ..) => View::Search,
+                (None, true, true, _) => View::Dir,
+                (None, false, _, true) => View::Entry,
+                (None, true, false, true) => return Ok(Made::Moved(here.merged(&reference, &path, false))),
+                (None, false, true, false) => return Ok(Made::Moved(here.merged(&reference, &path, true))),
+                (None, _, false, false) => {
+                    return Err(Error::not_found(format!("{} is in no layer of this image", path.display())))
                 }
-            })
-            .await?;
-        Ok(typed_response(format, StatusCode::OK, text))
+            };
+            let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
+            let text = match (view, search) {
+                (View::Search, Some(search)) => made(
+                    format,
+                    || pages::merged_search(&image, &search, page),
+                    || api::merged_search(&image, &search, page),
+                ),
+                (View::Dir, _) => {
+                    made(format, || pages::merged_dir(&image, &path, page), || api::merged_dir(&image, &path, page))
+                }
+                _ => {
+                    made(format, || pages::merged_entry(&image, &path, page), || api::merged_entry(&image, &path, page))
+                }
+            };
+            text.map(Made::Page)
+        })
+        .await
     }
 
     /// `sizes`: the image's largest files and its wasted bytes.
-    pub(super) async fn sizes(&self, pairs: &[(String, String)], format: Format) -> Result<Response<Body>, Error> {
+    pub(super) async fn sizes(
+        &self,
+        method: &Method,
+        pairs: &[(String, String)],
+        format: Format,
+    ) -> Result<Response<Body>, Error> {
         let page = page_number(pairs)?;
-        let (reference, manifest_digest, manifest) = match self.image_manifest(pairs).await? {
-            Chosen::Image { reference, digest, manifest } => (reference, digest, manifest),
+        let image = match self.image_manifest(pairs).await? {
+            Chosen::Image { reference, digest, manifest } => WholeImage { reference, digest, manifest },
             Chosen::Index(reference, index) => {
                 let href = |platform: &ImageReference| Here::root().sizes(platform);
                 return Ok(choose_platform(format, &reference, &index, "the sizes", href));
             }
         };
-        let (slot, merged) = self.merged_layers(&reference, &manifest_digest, &manifest).await?;
-        let text = slot
-            .render(move || {
-                let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
-                made(format, || pages::sizes(&image, page), || api::sizes(&image, page))
-            })
-            .await?;
-        Ok(typed_response(format, StatusCode::OK, text))
+        let reference = image.reference.clone();
+        let title = format!("Sizes of {reference}");
+        self.whole_page(method, format, image, title, move |merged| {
+            let image = MergedImage { reference: &reference, layers: &merged.layers, fs: &merged.fs };
+            made(format, || pages::sizes(&image, page), || api::sizes(&image, page)).map(Made::Page)
+        })
+        .await
     }
 
     /// The manifest `image=REF` names: an image's, or an index to choose a platform of.
@@ -136,37 +130,15 @@ impl App {
         })
     }
 
-    /// The image's layers merged, and the render slot taken before they were read (a
-    /// merge holds every listing, so merges at once are bounded by the slots); first
-    /// every one must be a filesystem layer (an artifact's blobs, a signature or an
-    /// SBOM, have no files to merge), and a refused merge is refused before the wait.
+    /// The image's layers merged, and the render slot taken before they were read:
+    /// see [`Whole::merged_layers`](super::first_merge::Whole::merged_layers).
     pub(super) async fn merged_layers(
         &self,
         reference: &ImageReference,
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<(RenderSlot, Merged), Error> {
-        let other = manifest
-            .layers
-            .iter()
-            .enumerate()
-            .find(|(_, l)| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other);
-        if let Some((i, other)) = other {
-            return Err(Error::bad_request(format!(
-                "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",
-                i + 1,
-                other.media_type
-            )));
-        }
-        if let Some(refused) = self.images.refusal(&self.registry.content_key(reference, manifest_digest)).await {
-            return Err(refused);
-        }
-        let slot = self.renders.take().await?;
-        // Made in the slot: a manifest of 4 MiB has tens of thousands of layers.
-        let layers = images::layer_links(reference, manifest);
-        let fs = self.images.merged(&self.registry, &self.layers, reference, manifest_digest, manifest).await?;
-        self.catalog.record_image(reference, manifest_digest, manifest, None);
-        Ok((slot, Merged { layers, fs }))
+        self.whole().merged_layers(reference, manifest_digest, manifest).await
     }
 }
 
