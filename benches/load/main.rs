@@ -17,41 +17,12 @@ fn main() {
         println!("load benchmark: run it with cargo bench --bench load");
         return;
     }
-    if std::env::var("LOAD_PROFILE").as_deref() == Ok("wan") {
-        let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
-            .and_then(|options| harness::wan::run(&options));
-        match report {
-            Ok(report) => print!("{}", report.markdown()),
-            Err(e) => {
-                eprintln!("load benchmark (wan) failed: {e}");
-                std::process::exit(1);
-            }
-        }
-        return;
-    }
-    if std::env::var("LOAD_PROFILE").as_deref() == Ok("busy") {
-        let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
-            .and_then(|options| harness::busy::run(&options));
-        match report {
-            Ok(report) => print!("{}", report.markdown()),
-            Err(e) => {
-                eprintln!("load benchmark (busy) failed: {e}");
-                std::process::exit(1);
-            }
-        }
-        return;
-    }
-    if std::env::var("LOAD_PROFILE").as_deref() == Ok("tls") {
-        let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
-            .and_then(|options| harness::tls::run(&options));
-        match report {
-            Ok(report) => print!("{}", report.markdown()),
-            Err(e) => {
-                eprintln!("load benchmark (tls) failed: {e}");
-                std::process::exit(1);
-            }
-        }
-        return;
+    // The other profiles print their own table; the main one is below.
+    match std::env::var("LOAD_PROFILE").as_deref() {
+        Ok("wan") => return profile("wan", |o| harness::wan::run(o).map(|r| r.markdown())),
+        Ok("tls") => return profile("tls", |o| harness::tls::run(o).map(|r| r.markdown())),
+        Ok("busy") => return profile("busy", |o| harness::busy::run(o).map(|r| r.markdown())),
+        _ => {}
     }
     let result =
         harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR")).and_then(|options| {
@@ -62,6 +33,20 @@ fn main() {
         Ok(report) => print!("{}", report.markdown()),
         Err(e) => {
             eprintln!("load benchmark failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the profile `name` with the options from the environment and prints its table,
+/// or exits 1 with why it failed.
+fn profile(name: &str, run: impl FnOnce(&harness::Options) -> Result<String, String>) {
+    let report = harness::Options::from_env(env!("CARGO_BIN_EXE_layerpipe"), env!("CARGO_MANIFEST_DIR"))
+        .and_then(|options| run(&options));
+    match report {
+        Ok(table) => print!("{table}"),
+        Err(e) => {
+            eprintln!("load benchmark ({name}) failed: {e}");
             std::process::exit(1);
         }
     }
