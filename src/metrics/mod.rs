@@ -78,9 +78,9 @@ pub struct Metrics {
     digest_mismatches: AtomicU64,
     layer_blob_bytes: AtomicU64,
     index_reads: AtomicU64,
-    client_idle_closed: Mutex<BTreeMap<&'static str, u64>>,
+    client_idle_closed: CountsBy,
     in_flight: [AtomicI64; Work::ALL.len()],
-    limited: Mutex<BTreeMap<&'static str, u64>>,
+    limited: CountsBy,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -103,9 +103,9 @@ impl Default for Metrics {
             digest_mismatches: AtomicU64::new(0),
             layer_blob_bytes: AtomicU64::new(0),
             index_reads: AtomicU64::new(0),
-            client_idle_closed: Mutex::default(),
+            client_idle_closed: CountsBy::default(),
             in_flight: Default::default(),
-            limited: Mutex::default(),
+            limited: CountsBy::default(),
         }
     }
 }
@@ -125,13 +125,13 @@ impl Metrics {
     /// A connection answering `route` was ended: its client took nothing for
     /// `timeouts.client_idle_secs`.
     pub fn client_idle_closed(&self, route: &'static str) {
-        *self.client_idle_closed.lock().unwrap_or_else(|e| e.into_inner()).entry(route).or_default() += 1;
+        self.client_idle_closed.add(route);
     }
 
     /// A request was refused with 503 because `limit` (one of layerpipe's own: `downloads`,
     /// `renders`, `merges`, …) had no slot free.
     pub fn limited(&self, limit: &'static str) {
-        *self.limited.lock().unwrap_or_else(|e| e.into_inner()).entry(limit).or_default() += 1;
+        self.limited.add(limit);
     }
 
     /// A download started.
@@ -217,18 +217,14 @@ impl Metrics {
             "counter",
             "Requests answered 503 because one of layerpipe's own limits had no slot free, by limit.",
         );
-        for (limit, n) in self.limited.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "layerpipe_limited_total{{limit=\"{limit}\"}} {n}");
-        }
+        self.limited.render(&mut out, "layerpipe_limited_total", "limit");
         family(
             &mut out,
             "layerpipe_client_idle_closed_total",
             "counter",
             "Connections ended because their client took nothing for timeouts.client_idle_secs, by route.",
         );
-        for (route, n) in self.client_idle_closed.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "layerpipe_client_idle_closed_total{{route=\"{route}\"}} {n}");
-        }
+        self.client_idle_closed.render(&mut out, "layerpipe_client_idle_closed_total", "route");
         for work in Work::ALL {
             let (name, help) = work.gauge();
             family(&mut out, name, "gauge", help);
@@ -321,6 +317,23 @@ impl Metrics {
             self.digest_mismatches.load(Relaxed),
         );
         out
+    }
+}
+
+/// A counter by one label whose values are fixed words (routes, limits).
+#[derive(Default)]
+struct CountsBy(Mutex<BTreeMap<&'static str, u64>>);
+
+impl CountsBy {
+    fn add(&self, key: &'static str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+    }
+
+    /// One `name{label="key"} n` line per key seen.
+    fn render(&self, out: &mut String, name: &str, label: &str) {
+        for (key, n) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {n}");
+        }
     }
 }
 
