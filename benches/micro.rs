@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use layerpipe::auth::challenge;
 use layerpipe::auth::tokens::{Token, TokenCache, TokenKey};
 use layerpipe::digest::{Algorithm, Hasher};
-use layerpipe::download::{file_name, DownloadLink, LayerFormat};
-use layerpipe::manifest::{self, FetchedManifest};
+use layerpipe::download::{file_name, DownloadLink};
+use layerpipe::manifest::{self, FetchedManifest, LayerFormat};
 use layerpipe::reference::ImageReference;
 
 const REFERENCE: &str =

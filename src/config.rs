@@ -165,7 +165,7 @@ pub fn redact_password(url: &str) -> String {
     format!("{scheme}://{authority}{path}{query}")
 }
 
-/// Multipart fetch (src/upstream/multipart.rs): once a download's first connection turns
+/// Multipart fetch (src/upstream/multipart/): once a download's first connection turns
 /// out slow, the rest of a large blob comes in consecutive ranges over several
 /// connections. Defaults measured in BENCHMARKS.md ("WAN profile").
 #[derive(Clone, Debug, Deserialize)]

@@ -23,56 +23,19 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::StatusCode;
 use http_body::{Body as _, Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
+use crate::admission::{Slot, Slots};
 use crate::digest::{Digest, Hasher};
 use crate::error::{BoxError, Error};
 use crate::hashing::{HashLease, HashWorkers};
+use crate::manifest::LayerFormat;
 use crate::metrics::flow::{Flow, FlowKind, FlowSink};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::range::content_length;
 use crate::reference::ImageReference;
 use crate::upstream::multipart::{Fetch, FetchError, Plan};
 use crate::upstream::UpstreamBody;
-
-/// How a layer's bytes are packed, from its media type; decides the file extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerFormat {
-    /// `…tar+gzip` (OCI) or `…tar.gzip` (Docker).
-    Gzip,
-    /// `…tar+zstd`.
-    Zstd,
-    /// An uncompressed tar.
-    Tar,
-    /// Anything else (not a layer we know).
-    Other,
-}
-
-impl LayerFormat {
-    /// The format a media type names.
-    pub fn from_media_type(media_type: &str) -> LayerFormat {
-        if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-            LayerFormat::Gzip
-        } else if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
-            LayerFormat::Zstd
-        } else if media_type.ends_with(".tar") {
-            LayerFormat::Tar
-        } else {
-            LayerFormat::Other
-        }
-    }
-
-    /// The file extension, with its dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            LayerFormat::Gzip => ".tar.gzip",
-            LayerFormat::Zstd => ".tar.zst",
-            LayerFormat::Tar => ".tar",
-            LayerFormat::Other => ".bin",
-        }
-    }
-}
 
 /// Largest layer number a download URL may carry.
 const MAX_LAYER_NUMBER: u32 = 1_000_000;
@@ -98,7 +61,12 @@ impl DownloadLink {
     /// Whether its media type names a filesystem layer (tar, compressed or not), whose
     /// files the layer pages can list; an artifact's blob is not one.
     pub fn is_layer(&self) -> bool {
-        LayerFormat::from_media_type(&self.media_type) != LayerFormat::Other
+        self.format().is_layer()
+    }
+
+    /// How its media type says the layer is packed.
+    pub fn format(&self) -> LayerFormat {
+        LayerFormat::from_media_type(&self.media_type)
     }
 
     /// The relative URL of the download, `download?image=…&digest=…&layer=N&mt=…`.
@@ -134,7 +102,7 @@ impl DownloadLink {
 
     /// The name the file is saved under.
     pub fn file_name(&self) -> String {
-        file_name(&self.image, self.layer, LayerFormat::from_media_type(&self.media_type))
+        file_name(&self.image, self.layer, self.format())
     }
 }
 
@@ -170,32 +138,27 @@ pub fn content_disposition(name: &str) -> HeaderValue {
 }
 
 /// Admission for downloads: at most so many stream at once, so that a burst of clients
-/// cannot exhaust memory or file descriptors. Beyond the limit, 503 with `Retry-After`
-/// at once, rather than a queue that would hold connections open with nothing to show.
+/// cannot exhaust memory or file descriptors ([`crate::admission`]: beyond the limit,
+/// 503 with `Retry-After` at once).
 pub struct DownloadSlots {
-    semaphore: Arc<Semaphore>,
-    limit: usize,
+    slots: Slots,
     metrics: Arc<Metrics>,
 }
 
 impl DownloadSlots {
     /// At most `limit` downloads at once.
     pub fn new(limit: usize, metrics: Arc<Metrics>) -> DownloadSlots {
-        DownloadSlots { semaphore: Arc::new(Semaphore::new(limit)), limit, metrics }
+        let busy = format!("layerpipe is serving its limit of {limit} downloads; try again shortly");
+        DownloadSlots { slots: Slots::new(limit, "downloads", busy), metrics }
     }
 
     /// A slot for one download from `registry` (its host), or 503 when all are taken.
     pub fn take(&self, registry: &str) -> Result<DownloadSlot, Error> {
-        let permit = self.semaphore.clone().try_acquire_owned().map_err(|_| {
-            Error::busy(
-                "downloads",
-                format!("layerpipe is serving its limit of {} downloads; try again shortly", self.limit),
-            )
-        })?;
+        let slot = self.slots.try_take()?;
         self.metrics.download_started();
         let flow = FlowSink::new(&self.metrics, registry, FlowKind::Download).flow();
         let (metrics, registry, started) = (self.metrics.clone(), registry.to_owned(), Instant::now());
-        Ok(DownloadSlot { _permit: permit, metrics, registry, started, flow })
+        Ok(DownloadSlot { _slot: slot, metrics, registry, started, flow })
     }
 }
 
@@ -203,7 +166,7 @@ impl DownloadSlots {
 /// are counted as they are sent ([`Flow`]: a local count per frame, shared every few
 /// MiB); its failures under its `registry` (host).
 pub struct DownloadSlot {
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
     metrics: Arc<Metrics>,
     registry: String,
     started: Instant,
@@ -527,8 +490,6 @@ mod tests {
         );
         let both = reference("a/b:v1@sha256:0b342bf7e74f5fbef621a6d413a2a56088d405057e0e165e383904fe37fe28a2");
         assert_eq!(file_name(&both, 1, gz), "a-b-v1-1.tar.gzip");
-        assert_eq!(LayerFormat::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"), LayerFormat::Gzip);
-        assert_eq!(LayerFormat::from_media_type("application/octet-stream"), LayerFormat::Other);
     }
 
     #[test]

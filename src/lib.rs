@@ -10,8 +10,8 @@
 //! - [`runtime`]: which threads serve, one runtime and listener per core or tokio's pool.
 //! - [`server`]: accepting connections, the access log.
 //! - [`client_idle`]: ending a connection whose client takes nothing.
-//! - [`routes`]: the route table and its handlers by area; errors become pages.
-//! - [`body`]: the body of every response, small or streamed.
+//! - [`routes`]: the route table and its handlers by area; errors become pages;
+//!   [`routes::body`], the body of every response, small or streamed.
 //! - [`pages`]: the HTML pages, askama templates that escape every value.
 //! - [`api`]: the same pages' data as JSON, with field names kept stable.
 //!
@@ -33,16 +33,17 @@
 //! - [`secrets`]: which names and text look like credentials; values only ever masked.
 //! - [`manifest`]: manifests, indexes, descriptors and the config blob.
 //! - [`download`]: the layer download's file name, headers and verified body.
+//! - [`admission`]: slots for work done only so many at once; beyond them, 503.
 //! - [`hashing`]: verifying a blob on a thread beside its stream.
 //! - [`reference`](mod@reference), [`digest`], [`range`], [`query`]: the small parsed types.
 //! - [`metrics`]: the counters behind `/metrics`.
 //! - [`allocator`]: malloc's thresholds, so freed read buffers are reused.
 //! - [`config`], [`error`]: the configuration, and the one error type.
 
+pub mod admission;
 pub mod allocator;
 pub mod api;
 pub mod auth;
-pub mod body;
 pub mod catalog;
 pub mod client_idle;
 pub mod config;

@@ -18,10 +18,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::body::Body;
 use crate::client_idle::{ended_when_idle, Progress, Watched};
 use crate::error::BoxError;
-use crate::routes::{route_label, App};
+use crate::routes::{route_label, App, Body};
 
 /// Serves `app` on `listener` until `shutdown` completes. Then it stops accepting (new
 /// connections are refused), lets in-flight requests finish within the configured grace

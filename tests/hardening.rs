@@ -160,7 +160,11 @@ async fn registry_with_realm(realm: String) -> FakeServer {
 
 #[tokio::test]
 async fn token_server_faults_become_clear_errors() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Bound and never listening, kept for the whole test: connections are refused, and no
+    // other test's server can take the port (a listener dropped at once let one do so).
+    let closed_socket = tokio::net::TcpSocket::new_v4().unwrap();
+    closed_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = closed_socket.local_addr().unwrap();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
     tokio::spawn(async move {

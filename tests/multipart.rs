@@ -1,4 +1,4 @@
-//! Multipart fetch (src/upstream/multipart.rs) against the in-process fakes: a blob comes
+//! Multipart fetch (src/upstream/multipart/) against the in-process fakes: a blob comes
 //! in consecutive ranges over several connections once the first connection is judged
 //! capped. The tests force that judgement (`probe_ms` 0, any rate counts as capped) and
 //! count requests and connections in the fakes; nothing here depends on timing.

@@ -15,6 +15,7 @@
 //! Known gap: nothing is ever evicted; docs/catalog.md says how to size and clear it.
 
 pub mod fate;
+mod held;
 pub mod postgres;
 pub mod schema;
 pub mod search;

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::held::{HeldListing, ListingBudget};
 use super::{open_store, EntryRow, ImageLayer, ImageSeen, LayerSecrets, LayerSeen, Store, StoreError};
 use crate::config::{CatalogUrl, Config};
 use crate::digest::Digest;
@@ -26,7 +27,6 @@ use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::layers::IndexObserver;
 use crate::index::LayerIndex;
-use crate::layer::listing::Listing;
 use crate::manifest::config::ImageConfig;
 use crate::manifest::ImageManifest;
 use crate::reference::{ImageReference, DEFAULT_TAG};
@@ -44,8 +44,8 @@ const MAX_REMEMBERED: usize = 100_000;
 
 /// One write for the writer thread.
 enum Write {
-    /// A layer and its listing.
-    Layer(LayerSeen, Arc<Listing>, String),
+    /// A layer and its listing, counted against the queue's listing budget.
+    Layer(LayerSeen, HeldListing, String),
     /// An image.
     Image(ImageSeen, String),
     /// A layer's secrets scan, by digest.
@@ -68,6 +68,8 @@ struct Inner {
     reads: std_mpsc::SyncSender<Job>,
     offered: Arc<Mutex<HashSet<String>>>,
     dropped: AtomicU64,
+    /// Listing bytes the queue keeps alive (`held.rs`).
+    listings: ListingBudget,
 }
 
 impl Catalog {
@@ -92,7 +94,15 @@ impl Catalog {
             start_thread(&format!("layerpipe-catalog-reader-{n}"), url.clone(), move |store| read_loop(store, jobs))?;
         }
         tracing::info!(catalog = ?url, "catalog open");
-        Ok(Catalog { inner: Some(Arc::new(Inner { writes, reads, offered, dropped: AtomicU64::new(0) })) })
+        Ok(Catalog {
+            inner: Some(Arc::new(Inner {
+                writes,
+                reads,
+                offered,
+                dropped: AtomicU64::new(0),
+                listings: ListingBudget::default(),
+            })),
+        })
     }
 
     /// No catalog: nothing is recorded, and searches say the catalog is off.
@@ -119,7 +129,10 @@ impl Catalog {
         if !inner.first_offer(&key) {
             return;
         }
-        let listing = index.listing.clone();
+        let Some(listing) = inner.listings.hold(index.listing.clone()) else {
+            inner.dropped(&key, "the catalog's write queue holds its budget of listings");
+            return;
+        };
         let seen = LayerSeen {
             digest: link.digest.to_string(),
             size: listing.summary.compressed_bytes,
@@ -244,10 +257,15 @@ impl Inner {
     /// Queues `write`, or drops and forgets it when the queue is full.
     fn offer(&self, write: Write, key: &str) {
         if self.writes.try_send(write).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            forget(&self.offered, key);
-            tracing::debug!(key, "the catalog's write queue is full; this sighting is left for the next one");
+            self.dropped(key, "the catalog's write queue is full");
         }
+    }
+
+    /// A sighting not queued: counted, and forgotten so that the next one is offered.
+    fn dropped(&self, key: &str, why: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        forget(&self.offered, key);
+        tracing::debug!(key, why, "this sighting is left for the next one");
     }
 }
 

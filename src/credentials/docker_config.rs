@@ -2,6 +2,18 @@
 //! `credHelpers` by registry, and one `credsStore` for the rest. Other keys (`HttpHeaders`,
 //! `proxies`, …) are not layerpipe's business and are ignored.
 //!
+//! The `docker_credential` crate was weighed for this (issue 21) and not adopted. It
+//! would replace most of this file's parsing and [`super::helper`]'s call, but lose
+//! what their tests hold:
+//! - its helper call waits for the program with no timeout and reads all it writes, so
+//!   a hung or chatty helper would hang a request or fill memory (here: 10 s, then the
+//!   whole process group killed; 64 KiB of output at most);
+//! - it blocks a thread (`std::process`), where the runtime's threads serve downloads;
+//! - a failed helper's error carries the helper's stdout and stderr, which may hold the
+//!   secret, where layerpipe's errors never do;
+//! - it takes any helper name (`docker-credential-{name}`), where [`HelperName`] only
+//!   ever names a program, never a path.
+//!
 //! ```json
 //! {
 //!   "auths": {"https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNz"},

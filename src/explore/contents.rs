@@ -14,8 +14,7 @@
 //! put a SHA-256 of every byte on every first listing; the diff is rarer than the
 //! listing, so the cost is paid here, once per file.
 
-use http::Method;
-use http_body_util::BodyExt;
+use std::pin::Pin;
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::download::DownloadLink;
@@ -104,16 +103,15 @@ impl ContentHashes {
 /// Reads `file` through its layer's index, as a save does, and hashes what comes.
 async fn read_hash(layers: &Inspector, file: &FileRef<'_>) -> Result<Digest, Error> {
     let index = layers.index(file.link).await?;
-    let to_save = FileToSave { index: file.index, length: file.size, name: "" };
-    let response = match layers.save(file.link, &Method::GET, &index, to_save).await? {
-        ByIndex::Read(response) => response,
+    let to_save = FileToSave { index: file.index, length: file.size };
+    let mut body = match layers.save(file.link, &index, to_save).await? {
+        ByIndex::Read(body) => body,
         // The index no longer matches the blob: its entry numbers mean nothing now.
         ByIndex::Stale => return Err(Error::bad_gateway("the layer changed since it was listed")),
     };
-    let mut body = response.into_body();
     let mut hasher = Hasher::new(Algorithm::Sha256);
     let mut read = 0u64;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| Error::bad_gateway(format!("reading the file failed: {e}")))?;
         if let Some(data) = frame.data_ref() {
             read += data.len() as u64;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::admission::Slots;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
@@ -98,7 +99,7 @@ pub struct ImageLoader {
     /// Merges refused for being beyond a limit, by the manifest's content key.
     refused: moka::future::Cache<ContentKey, Error>,
     /// Turns to build a merged view; see [`MERGES_AT_ONCE`].
-    merging: tokio::sync::Semaphore,
+    merging: Slots,
     /// The merges under way, by the manifest's content key, with how far each has come.
     progress: std::sync::Mutex<std::collections::HashMap<ContentKey, Arc<MergeProgress>>>,
 }
@@ -116,7 +117,11 @@ impl Default for ImageLoader {
                 .build(),
             oversize: std::sync::Mutex::new(None),
             refused: moka::future::Cache::builder().max_capacity(MAX_REMEMBERED_REFUSALS).build(),
-            merging: tokio::sync::Semaphore::new(MERGES_AT_ONCE),
+            merging: Slots::new(
+                MERGES_AT_ONCE,
+                "merges",
+                format!("layerpipe is merging its limit of {MERGES_AT_ONCE} images at once; try again shortly"),
+            ),
             progress: std::sync::Mutex::default(),
         }
     }
@@ -185,12 +190,7 @@ impl ImageLoader {
         }
         let build = async {
             // Requests for the same view wait on this one build, not for turns of their own.
-            let Ok(Ok(_turn)) = tokio::time::timeout(MERGE_WAIT, self.merging.acquire()).await else {
-                return Err(Error::busy(
-                    "merges",
-                    format!("layerpipe is merging its limit of {MERGES_AT_ONCE} images at once; try again shortly"),
-                ));
-            };
+            let _turn = self.merging.take_within(MERGE_WAIT).await?;
             let _merging = registry.metrics().in_flight(Work::Merge);
             let progress = Arc::new(MergeProgress::default());
             let _shown = Shown::new(&self.progress, key.clone(), progress.clone());

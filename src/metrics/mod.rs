@@ -6,6 +6,16 @@
 //! in flight ([`in_flight`]). The hot path (a frame of a download) adds to a local count
 //! only. Every label's values come from a fixed set in the code, or (registries) are
 //! capped: no repository or path is ever a label.
+//!
+//! `prometheus-client` was weighed for the exposition (issue 21) and not adopted:
+//! - it would remove mostly the text writing ([`Metrics::render`], about 140 lines) and
+//!   the small histogram; the capped `registry` label ([`registries`]) and the batched
+//!   byte counts ([`flow`]) would stay ours, since it caps no label and counts each add;
+//! - its text encoder writes OpenMetrics, not the Prometheus text served now: a `# EOF`
+//!   line, `_total` appended to counter names itself, a `.` after each help text, so
+//!   the exposition that dashboards and `tests/visibility.rs` read would change;
+//! - its labelled counters (`Family`) look the label set up in a lock-guarded map on
+//!   each increment, where a download's frame here adds to a local count only.
 
 pub mod flow;
 pub mod histogram;

@@ -5,11 +5,13 @@
 //! the merged view knows the layers below; the file list links here when its layer is
 //! one of an image's.
 
+use std::collections::HashMap;
+
 use askama::Template;
 
 use super::budget::{page_range, page_starts, shorten};
-use super::layer::PageNav;
 use super::merged::{path_row, MergedImage, VersionRow, WholeHead};
+use super::parts::PageNav;
 use super::text::display_path;
 use super::{render, Frame};
 use crate::error::Error;
@@ -63,6 +65,9 @@ pub fn changes(image: &MergedImage<'_>, layer: u32, page: usize) -> Result<Strin
     }));
     let shown = page_range(&starts, marked.len(), page)
         .ok_or_else(|| Error::not_found(format!("the list of changes has no page {page}")))?;
+    // Whether a marker's target is a directory, asked once per target: a page of
+    // markers may all name one path with a million versions below.
+    let mut dirs: HashMap<Vec<u8>, bool> = HashMap::new();
     let rows = marked[shown]
         .iter()
         .map(|&(v, change)| {
@@ -73,7 +78,7 @@ pub fn changes(image: &MergedImage<'_>, layer: u32, page: usize) -> Result<Strin
                 let opaque = v.entry.entry.kind == Kind::Opaque;
                 let shown = shorten(&display_path(&target)).into_owned();
                 row.text = if opaque { format!("everything in {}/", shown.trim_end_matches('/')) } else { shown };
-                let dir = opaque || image.fs.is_dir(&target);
+                let dir = opaque || *dirs.entry(target.clone()).or_insert_with(|| image.fs.is_dir(&target));
                 row.href = here.merged(image.reference, &LayerPath::from_clean(&target), dir);
             }
             Marked { mark: change.word(), row }

@@ -5,8 +5,9 @@
 //! Every argument that is not plainly safe for a POSIX shell is single-quoted, so a
 //! path with spaces or quotes copies as one argument.
 
-use crate::download::{DownloadLink, LayerFormat};
+use crate::download::DownloadLink;
 use crate::layer::link::LayerPath;
+use crate::manifest::LayerFormat;
 use crate::reference::{ImageReference, Repository};
 
 /// `arg` as one POSIX shell word.
@@ -47,7 +48,7 @@ fn blob(link: &DownloadLink) -> String {
 /// `tar` reading the layer from a pipe with `action` (`tv`, `xO`), decompressing as its
 /// media type says (GNU tar does not sniff a pipe).
 fn tar(link: &DownloadLink, action: &str) -> String {
-    match LayerFormat::from_media_type(&link.media_type) {
+    match link.format() {
         LayerFormat::Gzip => format!("tar -{action}zf -"),
         LayerFormat::Zstd => format!("tar --zstd -{action}f -"),
         LayerFormat::Tar | LayerFormat::Other => format!("tar -{action}f -"),

@@ -4,7 +4,7 @@
 use askama::Template;
 
 use super::budget::{encoded_len, page_range, page_starts_by, shorten, shorten_to, shown_bound_to, MAX_SHOWN_CHARS};
-use super::layer::PageNav;
+use super::parts::PageNav;
 use super::{human_size, render, Frame};
 use crate::download::DownloadLink;
 use crate::error::Error;

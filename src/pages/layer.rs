@@ -1,13 +1,14 @@
 //! The pages about one layer: its files by size, one folder, one entry, and the page of
-//! a blob that is not a layer. (Over 600 lines: the four pages share their head, notes,
-//! rows and budgets, which a split would have to export to each other.)
+//! a blob that is not a layer. The four pages share their head, notes, rows and
+//! budgets, so they stay together; the widgets other pages share too are in `parts.rs`.
 
 use askama::Template;
 
 use super::budget::{self, encoded_len, page_range, page_starts, row_cost, shorten};
+use super::parts::{kind_text, mode, Crumbs, PageNav};
 use super::text::{display_name, display_path, human_size, utc};
 use super::{render, Frame};
-use crate::download::{DownloadLink, LayerFormat};
+use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::layers::Preview;
 use crate::image::search::Search;
@@ -95,7 +96,7 @@ struct Notes {
 impl Notes {
     fn new(link: &DownloadLink, listing: &Listing) -> Notes {
         let summary = &listing.summary;
-        let declared = Compression::declared(LayerFormat::from_media_type(&link.media_type));
+        let declared = Compression::declared(link.format());
         let compression = match (declared, summary.compression) {
             (Some(declared), Some(found)) if declared != found => Some((declared.name(), found.name())),
             _ => None,
@@ -106,26 +107,6 @@ impl Notes {
             compression,
             odd_names: listing.odd_name_count(),
         }
-    }
-}
-
-/// Where the other pages of a long table are (`page_nav.html`).
-pub(super) struct PageNav {
-    pub(super) page: usize,
-    pub(super) pages: usize,
-    pub(super) prev: Option<String>,
-    pub(super) next: Option<String>,
-}
-
-impl PageNav {
-    /// The links around page `page` of `pages`, `href` making each; none for one page.
-    pub(super) fn new(page: usize, pages: usize, href: impl Fn(usize) -> String) -> Option<PageNav> {
-        (pages > 1).then(|| PageNav {
-            page,
-            pages,
-            prev: (page > 1).then(|| href(page - 1)),
-            next: (page < pages).then(|| href(page + 1)),
-        })
     }
 }
 
@@ -156,29 +137,6 @@ impl Row {
             .then(|| (e.entry.size, human_size(e.entry.size)));
         Row { cell, warn: name_warning(e), size, kind: kind_text(e), mode: Some(mode(e)) }
     }
-}
-
-/// An entry's type, as the listing's type column says it.
-pub(super) fn kind_text(e: &EntryRef<'_>) -> String {
-    let link = || display_name(e.link());
-    match e.entry.kind {
-        Kind::File => "file".to_owned(),
-        Kind::Dir => "dir".to_owned(),
-        Kind::Symlink => format!("symlink → {}", shorten(&link())),
-        Kind::HardLink => format!("hard link → {}", shorten(&link())),
-        Kind::CharDevice => format!("char device {},{}", e.entry.device.0, e.entry.device.1),
-        Kind::BlockDevice => format!("block device {},{}", e.entry.device.0, e.entry.device.1),
-        Kind::Fifo => "fifo".to_owned(),
-        Kind::Whiteout => "deleted (whiteout)".to_owned(),
-        Kind::Opaque => "opaque dir (hides lower layers)".to_owned(),
-        Kind::Sparse => "sparse file".to_owned(),
-        Kind::Other(flag) => format!("tar type {}", (flag as char).escape_default()),
-    }
-}
-
-/// The mode: octal (on hover) and `-rwxr-xr-x`.
-pub(super) fn mode(e: &EntryRef<'_>) -> (String, String) {
-    (format!("{:04o}", e.entry.mode), entry::mode_string(e.entry.kind, e.entry.mode))
 }
 
 /// The hover of the ⚠ after an entry whose raw name had to be changed.
@@ -321,48 +279,6 @@ pub fn layer_files(link: &DownloadLink, listing: &Listing, page: usize, search: 
         tar_bytes: human_size(s.tar_bytes),
         rows,
     })
-}
-
-/// One step of the breadcrumbs: a name, linked unless it is where the page is.
-pub(super) struct Crumb {
-    pub(super) name: String,
-    pub(super) href: Option<String>,
-}
-
-/// The breadcrumbs to a path (`crumbs.html`): `/ › usr › bin`, each a link but the last.
-/// (`›`, not `/`, between them: the root is `/` itself, and `/usr` would read as one
-/// link.)
-pub(super) struct Crumbs {
-    /// The root's link; none when the page is the root's.
-    pub(super) root: Option<String>,
-    pub(super) names: Vec<Crumb>,
-}
-
-impl Crumbs {
-    fn new(link: &DownloadLink, here: Here, path: &LayerPath) -> Crumbs {
-        Crumbs::to(path, |dir| here.fs(link, dir, true))
-    }
-
-    /// The breadcrumbs to `path`, `href` linking each folder on the way.
-    pub(super) fn to(path: &LayerPath, href: impl Fn(&LayerPath) -> String) -> Crumbs {
-        let depth = path.depth();
-        let ends = budget::CRUMBS_AT_EACH_END;
-        let mut names = Vec::new();
-        for (i, name) in path.names().enumerate() {
-            // A deep path shows its first and last folders, so the crumbs stay small.
-            if i >= ends && i + ends < depth {
-                if i == ends {
-                    names.push(Crumb { name: "…".to_owned(), href: None });
-                }
-                continue;
-            }
-            names.push(Crumb {
-                name: shorten(&display_name(name)).into_owned(),
-                href: (i + 1 < depth).then(|| href(&path.ancestor(i + 1))),
-            });
-        }
-        Crumbs { root: (depth > 0).then(|| href(&LayerPath::root())), names }
-    }
 }
 
 #[derive(Template)]

@@ -9,7 +9,7 @@
 use askama::Template;
 
 use super::budget::{encoded_len, page_range, page_starts, row_cost, shorten};
-use super::layer::{kind_text, mode, Crumbs, PageNav};
+use super::parts::{kind_text, mode, Crumbs, PageNav};
 use super::text::{display_name, display_path, human_size};
 use super::{render, Frame};
 use crate::download::DownloadLink;

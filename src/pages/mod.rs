@@ -28,6 +28,7 @@ mod image;
 mod json;
 mod layer;
 mod merged;
+mod parts;
 mod progress;
 mod search;
 mod search_secrets;

@@ -5,8 +5,8 @@ use askama::Template;
 
 use super::budget::shorten;
 use super::budget::{page_range, page_starts};
-use super::layer::PageNav;
 use super::merged::{path_row, MergedImage, VersionRow, WholeHead};
+use super::parts::PageNav;
 use super::text::display_path;
 use super::text::human_size;
 use super::{render, Frame};

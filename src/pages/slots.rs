@@ -4,7 +4,7 @@
 //! runtime's threads keep streaming downloads meanwhile), at most
 //! `limits.max_concurrent_renders` at once. A request waits a moment for a slot, since
 //! a render is short; past [`WAIT`] it gets a 503 with `Retry-After`, like a download
-//! beyond its limit.
+//! beyond its limit ([`crate::admission`]).
 //!
 //! Whole-image pages take their slot before they merge the layers, not only to render:
 //! a merge reads every layer's listing and holds them (up to ~1 GiB at its entry cap),
@@ -16,8 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
+use crate::admission::{Slot, Slots};
 use crate::error::Error;
 use crate::metrics::in_flight::{InFlight, Work};
 use crate::metrics::Metrics;
@@ -28,8 +27,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// The render slots shared by every request.
 #[derive(Clone, Debug)]
 pub struct RenderSlots {
-    permits: Arc<Semaphore>,
-    limit: usize,
+    slots: Slots,
     wait: Duration,
     /// Where slots held are counted (`layerpipe_renders_in_flight`), if anywhere.
     metrics: Option<Arc<Metrics>>,
@@ -38,7 +36,8 @@ pub struct RenderSlots {
 impl RenderSlots {
     /// Slots for `limit` renders at once.
     pub fn new(limit: usize) -> RenderSlots {
-        RenderSlots { permits: Arc::new(Semaphore::new(limit)), limit, wait: WAIT, metrics: None }
+        let busy = format!("layerpipe is rendering its limit of {limit} pages at once; try again shortly");
+        RenderSlots { slots: Slots::new(limit, "renders", busy), wait: WAIT, metrics: None }
     }
 
     /// The same slots, each held counted in `metrics`' renders in flight.
@@ -49,16 +48,10 @@ impl RenderSlots {
     /// A slot, for work that reads before it renders (a merge); a 503 when no slot
     /// frees up within `WAIT`.
     pub async fn take(&self) -> Result<RenderSlot, Error> {
-        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(permit) => Ok(RenderSlot {
-                _permit: permit.expect("the render semaphore is never closed"),
-                _counted: self.metrics.as_ref().map(|m| m.in_flight(Work::Render)),
-            }),
-            Err(_) => Err(Error::busy(
-                "renders",
-                format!("layerpipe is rendering its limit of {} pages at once; try again shortly", self.limit),
-            )),
-        }
+        Ok(RenderSlot {
+            _slot: self.slots.take_within(self.wait).await?,
+            _counted: self.metrics.as_ref().map(|m| m.in_flight(Work::Render)),
+        })
     }
 
     /// The page `render` makes, made in a slot off the runtime's threads; a 503 when no
@@ -75,7 +68,7 @@ impl RenderSlots {
 /// One render slot, held until dropped or used by [`RenderSlot::render`].
 #[derive(Debug)]
 pub struct RenderSlot {
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
     _counted: Option<InFlight>,
 }
 

@@ -3,11 +3,11 @@
 
 use http::{Response, StatusCode};
 
+use super::body::Body;
 use super::respond::{made, page_number, typed_response, Format};
 use super::whole::{choose_platform, Chosen};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::error::Error;
 use crate::layer::link::Here;
 use crate::pages::{self, MergedImage};

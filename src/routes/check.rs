@@ -9,10 +9,10 @@
 use http::{Response, StatusCode};
 use serde_json::json;
 
+use super::body::Body;
 use super::respond::json_response;
 use super::whole::Chosen;
 use super::App;
-use crate::body::Body;
 use crate::error::Error;
 use crate::image::check::{self, Limits, Measured};
 use crate::image::sizes;

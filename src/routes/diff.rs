@@ -7,10 +7,10 @@
 
 use http::Response;
 
+use super::body::Body;
 use super::respond::{answer, page_number, Format};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::explore::contents::{Budget, FileRef, Unhashed};

@@ -2,10 +2,10 @@
 
 use http::Response;
 
+use super::body::Body;
 use super::respond::{answer, Format};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::pages;

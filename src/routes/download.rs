@@ -3,8 +3,8 @@
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+use super::body::Body;
 use super::App;
-use crate::body::Body;
 use crate::digest::Digest;
 use crate::download::{self, content_disposition, DownloadLink, DownloadSlot, StreamOptions};
 use crate::error::Error;

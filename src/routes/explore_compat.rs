@@ -33,8 +33,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 
+use super::body::Body;
 use super::App;
-use crate::body::Body;
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;

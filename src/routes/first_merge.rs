@@ -20,12 +20,12 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 
+use super::body::Body;
 use super::respond::{html_response, redirect, typed_response, Format};
 use super::App;
-use crate::body::Body;
 use crate::catalog::Catalog;
 use crate::digest::Digest;
-use crate::download::{DownloadLink, LayerFormat};
+use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::explore::images::{self, ImageLoader};
 use crate::explore::layers::Inspector;
@@ -82,11 +82,7 @@ impl Whole {
         manifest_digest: &Digest,
         manifest: &ImageManifest,
     ) -> Result<(RenderSlot, Merged), Error> {
-        let other = manifest
-            .layers
-            .iter()
-            .enumerate()
-            .find(|(_, l)| LayerFormat::from_media_type(&l.media_type) == LayerFormat::Other);
+        let other = manifest.layers.iter().enumerate().find(|(_, l)| !l.is_layer());
         if let Some((i, other)) = other {
             return Err(Error::bad_request(format!(
                 "layer {} is not a filesystem layer (media type {}), so this manifest has no merged filesystem",

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
+use super::body::Body;
 use super::respond::{answer, made, page_number, typed_response, Format, IMMUTABLE};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::explore::images::FetchedConfig;

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
+use super::body::Body;
 use super::respond::{html_response, made, page_number, redirect, typed_response, Format};
 use super::App;
 use crate::api;
-use crate::body::Body;
-use crate::download::DownloadLink;
+use crate::download::{content_disposition, DownloadLink};
 use crate::error::Error;
 use crate::explore::layers::{ByIndex, FileToSave};
 use crate::image::search::Search;
@@ -190,9 +190,13 @@ impl App {
                     path.display()
                 ))
             })?;
-            let file = FileToSave { index: content.index, length: content.entry.size, name: &name };
-            if let ByIndex::Read(response) = self.layers.save(&link, method, &layer, file).await? {
-                return Ok(response);
+            let length = content.entry.size;
+            if *method == Method::HEAD || length == 0 {
+                return Ok(saved_file(Body::empty(), length, &name));
+            }
+            let file = FileToSave { index: content.index, length };
+            if let ByIndex::Read(body) = self.layers.save(&link, &layer, file).await? {
+                return Ok(saved_file(Body::Entry(body), length, &name));
             }
         }
         Err(stale_twice())
@@ -284,6 +288,17 @@ struct Asked<'a> {
     path: &'a LayerPath,
     wants_dir: bool,
     format: Format,
+}
+
+/// A saved file's response: `body`, `length` bytes, an attachment named `name`.
+fn saved_file(body: Body, length: u64, name: &str) -> Response<Body> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CONTENT_DISPOSITION, content_disposition(name));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// 502 when a fresh read of the layer, too, did not have the file where it put it: the

@@ -33,6 +33,7 @@
 //!
 //! HEAD is answered like GET without a body; other methods get 405.
 
+pub mod body;
 mod changes;
 mod check;
 mod diff;
@@ -52,7 +53,6 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response};
 
-use crate::body::Body;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::download::{DownloadLink, DownloadSlots, StreamOptions};
@@ -69,6 +69,7 @@ use crate::registry::RegistryClient;
 use crate::upstream::multipart::Multipart;
 use respond::{redirect, text_response, Format};
 
+pub use body::Body;
 pub use respond::error_response;
 
 /// The application: shared by every connection.

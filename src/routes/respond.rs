@@ -5,7 +5,7 @@
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::body::Body;
+use super::body::Body;
 use crate::error::Error;
 use crate::pages;
 use crate::query;

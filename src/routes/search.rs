@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use http::Response;
 
+use super::body::Body;
 use super::respond::{answer, Format};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::catalog::search::{self, NameSearch};
 use crate::catalog::FindingKey;
 use crate::digest::Digest;

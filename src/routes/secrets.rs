@@ -6,11 +6,11 @@
 
 use http::Response;
 
+use super::body::Body;
 use super::respond::{answer, Format};
 use super::whole::{choose_platform, Chosen, Merged};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::error::Error;
 use crate::explore::secrets::{scan_image, ImageScan};
 use crate::layer::link::Here;

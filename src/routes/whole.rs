@@ -5,12 +5,12 @@
 
 use http::{Method, Response, StatusCode};
 
+use super::body::Body;
 pub(super) use super::first_merge::Merged;
 use super::first_merge::{Made, WholeImage};
 use super::respond::{made, page_number, redirect, typed_response, Format};
 use super::App;
 use crate::api;
-use crate::body::Body;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::search::Search;

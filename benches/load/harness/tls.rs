@@ -14,7 +14,8 @@
 //!   connection of its own).
 //!
 //! Both with the hyper client and with curl, each with the proxy's CPU per GiB, as the
-//! loopback table has them. `LOAD_BLOB_MIB` (default 1024) and `LOAD_RUNS` apply.
+//! loopback table has them. `LOAD_BLOB_MIB` (default 1024) and `LOAD_RUNS` apply, and
+//! `LOAD_VARIANTS` adds other layerpipe builds as rows (verify_digests off).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use super::blobs::{Blobs, TTFB_BLOB_BYTES};
 use super::client::{client, curl_download, download, Endpoint};
 use super::options::{require_nginx, Options};
 use super::origin::Origin;
-use super::procfs::{clock_ticks, cpu_seconds};
+use super::procfs::{clock_ticks, cpu_seconds, peak_rss_mib};
 use super::proxy::{free_port, set_mode, Proxy};
 use super::report::{cell, mbps, median, GIB, MIB};
 
@@ -196,6 +197,8 @@ pub struct TlsSamples {
     pub cpu_per_gib: Vec<f64>,
     pub curl_mbps: Vec<f64>,
     pub curl_cpu_per_gib: Vec<f64>,
+    /// The proxy's peak RSS after both downloads of a run (fresh processes each run).
+    pub peak_rss_mib: Vec<f64>,
 }
 
 /// What the TLS profile found.
@@ -231,20 +234,29 @@ pub fn run(options: &Options) -> Result<TlsReport, String> {
         "layerpipe, verify_digests off (rustls)",
         "layerpipe, verify_digests on (rustls)",
     ];
-    let mut rows: Vec<(String, TlsSamples)> = labels.iter().map(|l| (l.to_string(), TlsSamples::default())).collect();
+    let mut rows: Vec<(String, TlsSamples)> = labels
+        .iter()
+        .map(|l| l.to_string())
+        .chain(options.variants.iter().map(|v| format!("layerpipe {}, verify_digests off (rustls)", v.name)))
+        .map(|l| (l, TlsSamples::default()))
+        .collect();
     for run in 0..options.runs {
         let dir = work.path().join(format!("run{run}"));
-        let layerpipe_config = |verify: bool| {
+        let layerpipe_config = |verify: bool, extra: &str| {
             format!(
-                r#"{{"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{front_host}":{{"endpoint":"https://{front_host}","ca_file":"{}"}}}}}}"#,
+                r#"{{{extra}"verify_digests":{verify},"index":{{"dir":""}},"registries":{{"{front_host}":{{"endpoint":"https://{front_host}","ca_file":"{}"}}}}}}"#,
                 certs.ca.display()
             )
         };
-        let proxies = [
+        let mut proxies = vec![
             start_nginx_https(&options.nginx, &dir.join("nginx"), &front_host, origin.token(), &certs)?,
-            Proxy::start_layerpipe_config(&options.layerpipe, &dir.join("off"), &layerpipe_config(false))?,
-            Proxy::start_layerpipe_config(&options.layerpipe, &dir.join("on"), &layerpipe_config(true))?,
+            Proxy::start_layerpipe_config(&options.layerpipe, &dir.join("off"), &layerpipe_config(false, ""))?,
+            Proxy::start_layerpipe_config(&options.layerpipe, &dir.join("on"), &layerpipe_config(true, ""))?,
         ];
+        for (n, v) in options.variants.iter().enumerate() {
+            let config = layerpipe_config(false, &v.extra_config);
+            proxies.push(Proxy::start_layerpipe_config(&v.binary, &dir.join(format!("variant{n}")), &config)?);
+        }
         for (i, proxy) in proxies.iter().enumerate() {
             let endpoint = Endpoint { base: proxy.base(), authorization: None, layerpipe: !proxy.nginx };
             // Warm up: the TLS connection (nginx keeps it), ping and token.
@@ -260,6 +272,7 @@ pub fn run(options: &Options) -> Result<TlsReport, String> {
             rows[i].1.curl_mbps.push(curl_download(&url, None, size)?);
             let used = cpu_seconds(proxy.worker, ticks)? - before;
             rows[i].1.curl_cpu_per_gib.push(used / (size as f64 / GIB));
+            rows[i].1.peak_rss_mib.push(peak_rss_mib(proxy.worker)?);
         }
         eprintln!("tls run {run} done");
     }
@@ -276,17 +289,20 @@ impl TlsReport {
             "TLS profile: {} MiB blob from an HTTPS registry (nginx front, test CA), {} interleaved runs (median [min–max])\n",
             self.blob_mib, self.runs
         );
-        let _ =
-            writeln!(out, "| path | 1 stream, MB/s | proxy CPU s/GiB | curl: 1 stream, MB/s | curl: proxy CPU s/GiB |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| path | 1 stream, MB/s | proxy CPU s/GiB | curl: 1 stream, MB/s | curl: proxy CPU s/GiB | peak RSS MiB |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
         for (label, s) in &self.rows {
             let _ = writeln!(
                 out,
-                "| {label} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} |",
                 cell(&s.mbps, 0),
                 cell(&s.cpu_per_gib, 2),
                 cell(&s.curl_mbps, 0),
-                cell(&s.curl_cpu_per_gib, 2)
+                cell(&s.curl_cpu_per_gib, 2),
+                cell(&s.peak_rss_mib, 1)
             );
         }
         let m = |v: &[f64]| median(v).unwrap_or(f64::NAN);
@@ -305,6 +321,24 @@ impl TlsReport {
             } else {
                 "**not met**"
             }
+        );
+        for (label, s) in &self.rows[3..] {
+            let _ = writeln!(
+                out,
+                "- {label}: CPU per GiB {:.2}× nginx's (curl {:.2}×), speed {:.2}× (curl {:.2}×); this build's against it: CPU {:.2}× (curl {:.2}×)",
+                m(&s.cpu_per_gib) / m(&nginx.cpu_per_gib),
+                m(&s.curl_cpu_per_gib) / m(&nginx.curl_cpu_per_gib),
+                m(&s.mbps) / m(&nginx.mbps),
+                m(&s.curl_mbps) / m(&nginx.curl_mbps),
+                m(&off.cpu_per_gib) / m(&s.cpu_per_gib),
+                m(&off.curl_cpu_per_gib) / m(&s.curl_cpu_per_gib),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "- this build (verify off): speed {:.2}× nginx's (curl {:.2}×)",
+            m(&off.mbps) / m(&nginx.mbps),
+            m(&off.curl_mbps) / m(&nginx.curl_mbps),
         );
         out
     }

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
-use super::{count, scan_error_message, take, BlobHead, Inspector};
+use super::{count, scan_error_message, BlobHead, Inspector};
 use crate::digest::Digest;
 use crate::download::DownloadLink;
 use crate::error::Error;
@@ -72,7 +72,7 @@ impl Inspector {
     /// The first [`PREVIEW_BYTES`] of a blob, as the registry sends it. A blob read
     /// whole (no longer than that) is checked against its digest before it is shown.
     pub async fn blob_head(&self, link: &DownloadLink) -> Result<BlobHead, Error> {
-        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
+        let _slot = self.extract_slots.try_take()?;
         let mut body = self.blob(link).await?;
         let mut head = BytesMut::new();
         let mut cut = false;

@@ -1,68 +1,34 @@
 //! Push-based decompression of a layer: compressed bytes are written in as they arrive
 //! and the decompressed bytes are written on into a sink (the tar scanner), so nothing
-//! is held but the decompressor's own window and buffer. (Over 600 lines: detection,
-//! gzip, zstd and resume points share the sink and the window budget; splitting them
-//! is issue 21's named follow-up.)
+//! is held but the decompressor's own window and buffer.
 //!
 //! The compression is read from the blob's first bytes, as Docker and containerd do,
 //! rather than believed from the media type: registries hold layers labelled `tar.gzip`
 //! that are plain tar. Gzip may have several members (pigz and some builders write
 //! them), so it is decoded with multi-member semantics; zstd may have several frames.
+//!
+//! This file holds the [`Decompressor`] that drives them; each concern has its own:
+//! - `detect.rs`: which [`Compression`], from the magic number (and the media type's);
+//! - `gzip.rs` and `zstd.rs`: the two decoders, stopping where a read could resume;
+//! - `resume.rs`: the [`ResumePoint`]s and marks noted there, within their budget.
 
 use std::fmt;
 use std::io::{self, Write};
 
-use super::inflate::{Framing, InflateError, Inflater, Stop};
-use crate::download::LayerFormat;
+mod detect;
+mod gzip;
+mod resume;
+mod zstd;
 
-/// The first bytes of a gzip member.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-/// The first bytes of a zstd frame.
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+pub use self::zstd::MAX_ZSTD_WINDOW_LOG;
+use self::zstd::{zstd_decoder, Zstd};
+pub use detect::Compression;
+use detect::ZSTD_MAGIC;
+use gzip::{Gzip, Member};
+use resume::Recorder;
+pub use resume::{Recorded, ResumePoint, Spacing};
 
-/// How a blob's bytes are compressed, by their magic number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    /// gzip (deflate).
-    Gzip,
-    /// zstd.
-    Zstd,
-    /// None: a plain tar.
-    None,
-}
-
-impl Compression {
-    /// The compression whose magic number `head` starts with (at least 4 bytes, or all
-    /// there are); anything else is taken as a plain tar.
-    pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&GZIP_MAGIC) {
-            Compression::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// The compression a media type declares, for layer formats.
-    pub fn declared(format: LayerFormat) -> Option<Compression> {
-        match format {
-            LayerFormat::Gzip => Some(Compression::Gzip),
-            LayerFormat::Zstd => Some(Compression::Zstd),
-            LayerFormat::Tar => Some(Compression::None),
-            LayerFormat::Other => None,
-        }
-    }
-
-    /// Its name, as users know it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::None => "no compression",
-        }
-    }
-}
+use super::inflate::{Framing, InflateError, Inflater};
 
 /// Compressed bytes that could not be decompressed.
 #[derive(Debug)]
@@ -94,160 +60,21 @@ impl fmt::Display for DecompressError {
 impl std::error::Error for DecompressError {}
 
 /// Output bytes per inflate or zstd call.
-const OUT_BUFFER: usize = 64 * 1024;
-
-/// The largest zstd window decoded, as a power of two: 8 MiB, what `zstd -19` uses at
-/// most. A frame may declare up to 2 GiB (`--long=31`), and the decoder would allocate
-/// it: a 6 KB blob could cost 128 MiB. With 4 listings and 32 previews or saves at once,
-/// zstd windows take at most 36 × 8 MiB = 288 MiB in all.
-pub const MAX_ZSTD_WINDOW_LOG: u32 = 23;
-
-/// A place in a blob where decompression can start again without what came before:
-/// a deflate block boundary (with the window it refers back into), a zstd frame's
-/// start, or, for a plain tar, any byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResumePoint {
-    /// Offset in the blob of the first whole byte after the point.
-    pub compressed: u64,
-    /// For deflate, how many bits of the byte before `compressed` already belong to
-    /// the block that starts here (0 to 7).
-    pub bits: u8,
-    /// Offset in the decompressed tar stream.
-    pub tar: u64,
-    /// For deflate, the (up to) 32 KiB of output before the point, deflated to keep
-    /// indexes small; empty at a member's start and for zstd.
-    pub window: Vec<u8>,
-}
-
-impl ResumePoint {
-    /// The first blob byte a resumed read needs: the shared byte when the block
-    /// starts inside one.
-    pub fn fetch_from(&self) -> u64 {
-        self.compressed - u64::from(self.bits > 0)
-    }
-}
-
-/// How densely resume points are noted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Spacing {
-    /// Fewest compressed bytes between two points.
-    pub min: u64,
-    /// Most the points' windows may take, in millionths of the compressed bytes read so
-    /// far. A point is noted only where its deflated window fits: incompressible
-    /// layers, whose windows do not shrink, get fewer points, compressible ones more.
-    pub window_ppm: u64,
-}
-
-/// Compressed bytes between two marks: where a resumed read may stop.
-const MARK_SPACING: u64 = 64 * 1024;
-
-/// What recording noted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Recorded {
-    /// Where decompression can resume, in blob order.
-    pub points: Vec<ResumePoint>,
-    /// `(compressed, tar)`: by blob offset `compressed` (exclusive), the tar stream's
-    /// first `tar` bytes have come out. A resumed read may stop at a mark; marks cost
-    /// no window, so there are many more of them than points.
-    pub marks: Vec<(u64, u64)>,
-}
-
-/// Collects resume points and marks at the block (or frame) boundaries met.
-struct Recorder {
-    spacing: Spacing,
-    recorded: Recorded,
-    /// Window bytes spent so far.
-    spent: u64,
-    /// Where a point was last considered.
-    last_try: u64,
-    /// The deflated size of the last window kept: what the next one is guessed to
-    /// cost, so that a window is deflated only when the budget can likely take it.
-    /// Deflating every candidate cost a gzip listing twice its CPU (BENCHMARKS.md).
-    guess: u64,
-    scratch: Vec<u8>,
-    deflater: flate2::write::DeflateEncoder<Vec<u8>>,
-}
-
-impl Recorder {
-    fn new(spacing: Spacing) -> Recorder {
-        Recorder {
-            spacing,
-            recorded: Recorded::default(),
-            spent: 0,
-            last_try: 0,
-            guess: 0,
-            scratch: Vec::new(),
-            deflater: flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast()),
-        }
-    }
-
-    /// A boundary at blob offset `compressed` (`bits` into the byte before it) and tar
-    /// offset `tar`; `inflater` holds the window, for deflate.
-    fn boundary(&mut self, compressed: u64, bits: u8, tar: u64, inflater: Option<&Inflater>) {
-        self.mark(compressed, tar);
-        let budget = u128::from(compressed) * u128::from(self.spacing.window_ppm) / 1_000_000;
-        if let Some(last) = self.recorded.points.last() {
-            let min = self.spacing.min;
-            if compressed < last.compressed + min
-                || compressed < self.last_try + min / 4
-                || u128::from(self.spent + self.guess) > budget
-            {
-                return;
-            }
-        }
-        self.last_try = compressed;
-        let window = match inflater {
-            Some(inflater) => self.deflate_window(inflater),
-            None => Vec::new(),
-        };
-        let spent = self.spent + window.len() as u64;
-        if !self.recorded.points.is_empty() && u128::from(spent) > budget {
-            self.guess = window.len() as u64;
-            return;
-        }
-        self.spent = spent;
-        self.guess = window.len() as u64;
-        self.recorded.points.push(ResumePoint { compressed, bits, tar, window });
-    }
-
-    /// By blob offset `compressed`, `tar` bytes have come out: where a resumed read may
-    /// stop. True anywhere in a zstd stream, so marks there need no frame boundary.
-    fn mark(&mut self, compressed: u64, tar: u64) {
-        let marks = &mut self.recorded.marks;
-        if marks.last().is_none_or(|&(c, _)| compressed >= c + MARK_SPACING) {
-            marks.push((compressed, tar));
-        }
-    }
-
-    /// The inflater's window, deflated (raw deflate, fast).
-    fn deflate_window(&mut self, inflater: &Inflater) -> Vec<u8> {
-        inflater.window(&mut self.scratch);
-        if self.scratch.is_empty() {
-            return Vec::new();
-        }
-        // Writing into a Vec cannot fail; a failure would only mean no point here.
-        let deflated = self.deflater.write_all(&self.scratch).and_then(|_| self.deflater.try_finish());
-        let out = self.deflater.reset(Vec::new()).unwrap_or_default();
-        if deflated.is_ok() {
-            out
-        } else {
-            Vec::new()
-        }
-    }
-}
+pub(super) const OUT_BUFFER: usize = 64 * 1024;
 
 /// The decompressed side: skips what a resumed read does not need, counts the tar
 /// offset, and writes on into the sink.
-struct Output<W> {
+pub(super) struct Output<W> {
     sink: W,
     /// Decompressed bytes still to drop before the sink sees any.
     skip: u64,
     /// Offset in the tar stream of the next byte.
-    position: u64,
+    pub(super) position: u64,
 }
 
 impl<W: Write> Output<W> {
-    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` on into the sink, less what is still to be skipped.
+    pub(super) fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         self.position += bytes.len() as u64;
         if self.skip > 0 {
             let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
@@ -258,159 +85,6 @@ impl<W: Write> Output<W> {
             return Ok(());
         }
         self.sink.write_all(bytes)
-    }
-}
-
-/// Where a gzip decoder is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Member {
-    /// Inside a member's header or deflate data.
-    Inside,
-    /// Between members: the next byte starts another (or the blob ends here).
-    Between,
-    /// Resumed mid-member: the first byte is shared with the block before.
-    Prime(u8),
-    /// Resumed mid-member, past its deflate data: skipping the unchecked trailer.
-    Trailer(u8),
-}
-
-/// gzip with multi-member semantics, stopping at block boundaries to record.
-struct Gzip {
-    inflater: Inflater,
-    member: Member,
-    /// Resumed inside a member: its deflate data is read raw (see `resumed_raw`).
-    raw: bool,
-    buffer: Box<[u8]>,
-}
-
-impl Gzip {
-    fn decode<W: Write>(
-        &mut self,
-        mut input: &[u8],
-        offset: &mut u64,
-        out: &mut Output<W>,
-        recorder: &mut Option<Recorder>,
-    ) -> io::Result<()> {
-        let invalid = |e: InflateError| io::Error::new(io::ErrorKind::InvalidData, e);
-        while !input.is_empty() {
-            match self.member {
-                Member::Prime(bits) => {
-                    self.inflater.prime(bits, input[0]).map_err(invalid)?;
-                    self.member = Member::Inside;
-                    input = &input[1..];
-                    *offset += 1;
-                }
-                Member::Trailer(left) => {
-                    let n = usize::from(left).min(input.len());
-                    input = &input[n..];
-                    *offset += n as u64;
-                    self.member =
-                        if n == usize::from(left) { Member::Between } else { Member::Trailer(left - n as u8) };
-                }
-                Member::Between => {
-                    self.inflater.reset(Framing::Gzip).map_err(invalid)?;
-                    self.member = Member::Inside;
-                }
-                Member::Inside => {
-                    let step = self.inflater.inflate(input, &mut self.buffer).map_err(invalid)?;
-                    out.write(&self.buffer[..step.produced])?;
-                    input = &input[step.consumed..];
-                    *offset += step.consumed as u64;
-                    match step.stop {
-                        Stop::End if self.resumed_raw() => {
-                            self.raw = false;
-                            self.member = Member::Trailer(8);
-                        }
-                        Stop::End => self.member = Member::Between,
-                        Stop::Boundary { bits, last: false } => {
-                            if let Some(r) = recorder {
-                                r.boundary(*offset, bits, out.position, Some(&self.inflater));
-                            }
-                        }
-                        Stop::Boundary { last: true, .. } | Stop::More => {
-                            if step.consumed == 0 && step.produced == 0 {
-                                return Err(io::Error::new(io::ErrorKind::InvalidData, "inflate made no progress"));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A resumed decoder reads its first member raw, without the gzip header, so it
-    /// must step over that member's trailer by itself.
-    fn resumed_raw(&self) -> bool {
-        self.raw
-    }
-
-    fn finish(&self) -> io::Result<()> {
-        match self.member {
-            Member::Between => Ok(()),
-            _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gzip stream ends inside a member")),
-        }
-    }
-}
-
-/// zstd, frame by frame, noting where frames start.
-struct Zstd {
-    context: zstd::stream::raw::Decoder<'static>,
-    in_frame: bool,
-    buffer: Box<[u8]>,
-}
-
-impl Zstd {
-    fn decode<W: Write>(
-        &mut self,
-        input: &[u8],
-        offset: &mut u64,
-        out: &mut Output<W>,
-        recorder: &mut Option<Recorder>,
-    ) -> io::Result<()> {
-        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
-        let mut src = InBuffer::around(input);
-        loop {
-            let before = src.pos();
-            let mut dst = OutBuffer::around(&mut self.buffer[..]);
-            let hint = self.context.run(&mut src, &mut dst).map_err(|e| {
-                if e.to_string().contains("too much memory") {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "a zstd frame needs a window larger than the {} MiB layerpipe decodes \
-                             (written with zstd --long?)",
-                            (1u64 << MAX_ZSTD_WINDOW_LOG) >> 20
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })?;
-            let produced = dst.pos();
-            out.write(&self.buffer[..produced])?;
-            *offset += (src.pos() - before) as u64;
-            // 0: a frame is complete and flushed, so the next byte starts a frame.
-            self.in_frame = hint != 0;
-            if let Some(r) = recorder.as_mut() {
-                if self.in_frame {
-                    r.mark(*offset, out.position);
-                } else {
-                    r.boundary(*offset, 0, out.position, None);
-                }
-            }
-            if src.pos() == input.len() && produced < self.buffer.len() {
-                return Ok(());
-            }
-        }
-    }
-
-    fn finish(&self) -> io::Result<()> {
-        if self.in_frame {
-            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the zstd stream ends inside a frame"))
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -614,18 +288,14 @@ impl<W: Write> Decompressor<W> {
     }
 }
 
-fn out_buffer() -> Box<[u8]> {
+/// A decoder's output buffer.
+pub(super) fn out_buffer() -> Box<[u8]> {
     vec![0; OUT_BUFFER].into_boxed_slice()
-}
-
-fn zstd_decoder() -> io::Result<Zstd> {
-    let mut context = zstd::stream::raw::Decoder::new()?;
-    context.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(MAX_ZSTD_WINDOW_LOG))?;
-    Ok(Zstd { context, in_frame: false, buffer: out_buffer() })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::resume::MARK_SPACING;
     use super::*;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -635,7 +305,7 @@ mod tests {
     }
 
     fn zstd(data: &[u8]) -> Vec<u8> {
-        zstd::stream::encode_all(data, 3).unwrap()
+        ::zstd::stream::encode_all(data, 3).unwrap()
     }
 
     fn run(blob: &[u8], chunk: usize) -> (Vec<u8>, Option<Compression>, Result<(), DecompressError>) {
@@ -853,8 +523,8 @@ mod tests {
     #[test]
     fn a_zstd_window_beyond_the_limit_is_refused_before_it_is_allocated() {
         // A frame whose header declares a 128 MiB window (--long=27) over a few bytes.
-        let mut encoder = zstd::stream::raw::Encoder::new(3).unwrap();
-        use zstd::stream::raw::{CParameter, InBuffer, Operation, OutBuffer};
+        let mut encoder = ::zstd::stream::raw::Encoder::new(3).unwrap();
+        use ::zstd::stream::raw::{CParameter, InBuffer, Operation, OutBuffer};
         encoder.set_parameter(CParameter::WindowLog(27)).unwrap();
         encoder.set_parameter(CParameter::EnableLongDistanceMatching(true)).unwrap();
         let data = vec![7u8; 6000];

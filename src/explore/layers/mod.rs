@@ -26,16 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Response};
+use http::header::HeaderMap;
+use http::Method;
 use http_body::Body as _;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::read_log::{LayerRead, Reading};
-use crate::body::Body;
+use crate::admission::{Slot, Slots};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::download::{content_disposition, DownloadLink};
+use crate::download::DownloadLink;
 use crate::error::Error;
 use crate::index::resume::{Expect, Expected};
 use crate::index::store::IndexStore;
@@ -80,15 +80,13 @@ pub struct BlobHead {
     pub complete: bool,
 }
 
-/// Which file to save, and as what.
-pub struct FileToSave<'a> {
+/// Which file to save.
+pub struct FileToSave {
     /// The entry whose bytes are saved (archive order, from 0), in the listing of the
     /// index it is saved by.
     pub index: usize,
     /// Its size, from its tar header: the response's `Content-Length`.
     pub length: u64,
-    /// The name it is saved under (sanitised into `Content-Disposition`).
-    pub name: &'a str,
 }
 
 /// What a read by a layer's index found.
@@ -111,10 +109,10 @@ pub struct Inspector {
     /// Layers being read for their index now, and how far each has come.
     reading: std::sync::Mutex<std::collections::HashMap<Digest, Arc<ScanProgress>>>,
     spacing: Spacing,
-    listing_slots: Arc<Semaphore>,
-    extract_slots: Arc<Semaphore>,
+    listing_slots: Slots,
+    extract_slots: Slots,
     /// Taken by a save besides its extract slot: all but the previews' own.
-    save_slots: Arc<Semaphore>,
+    save_slots: Slots,
     idle_timeout: Duration,
     min_rate: MinRate,
     verify: bool,
@@ -157,9 +155,9 @@ impl Inspector {
             store,
             reading: Default::default(),
             spacing: DEFAULT_SPACING,
-            listing_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_LISTINGS)),
-            extract_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS)),
-            save_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTS - EXTRACTS_KEPT_FOR_PREVIEWS)),
+            listing_slots: Slots::new(MAX_CONCURRENT_LISTINGS, "listings", busy("layer listings")),
+            extract_slots: Slots::new(MAX_CONCURRENT_EXTRACTS, "previews", busy("file previews and saves")),
+            save_slots: Slots::new(MAX_CONCURRENT_EXTRACTS - EXTRACTS_KEPT_FOR_PREVIEWS, "saves", busy("file saves")),
             idle_timeout: config.timeouts.idle_read(),
             min_rate: MinRate {
                 bytes_per_sec: config.limits.explorer_min_bytes_per_sec as u64,
@@ -232,7 +230,7 @@ impl Inspector {
     /// Reads the whole blob once: its listing, resume points and (with
     /// `verify_digests`) its digest checked. The result is stored before it is used.
     async fn build(&self, link: &DownloadLink) -> Result<Arc<LayerIndex>, Error> {
-        let _slot = take(&self.listing_slots, "listings", "layer listings")?;
+        let _slot = self.listing_slots.try_take()?;
         let body = self.blob(link).await?;
         let progress = Arc::new(ScanProgress::default());
         progress.total.store(body.size_hint().exact().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
@@ -326,7 +324,7 @@ impl Inspector {
         layer: &Arc<LayerIndex>,
         index: usize,
     ) -> Result<ByIndex<Preview>, Error> {
-        let _slot = take(&self.extract_slots, "previews", "file previews and saves")?;
+        let _slot = self.extract_slots.try_take()?;
         let expected = Expected::entry(&layer.listing, index);
         let plan = layer.plan(index, PREVIEW_BYTES as u64);
         let (body, visitor, options) = match &plan {
@@ -358,29 +356,24 @@ impl Inspector {
         Ok(ByIndex::Read(Preview { bytes: found.bytes, complete: found.complete }))
     }
 
-    /// The response saving `file` of `layer` (the index the caller found it in):
-    /// headers once the file's header in the blob checks out against the index, the
-    /// bytes as the blob is read. [`ByIndex::Stale`] when the blob does not have that
-    /// entry there. For HEAD, the headers alone.
+    /// The body saving `file` of `layer` (the index the caller found it in): it comes
+    /// once the file's header in the blob checks out against the index, its bytes as
+    /// the blob is read. [`ByIndex::Stale`] when the blob does not have that entry
+    /// there; an empty file is an empty body at once. The response around it (headers,
+    /// HEAD) is the caller's.
     pub async fn save(
         &self,
         link: &DownloadLink,
-        method: &Method,
         layer: &Arc<LayerIndex>,
-        file: FileToSave<'_>,
-    ) -> Result<ByIndex<Response<Body>>, Error> {
-        let FileToSave { index, length, name } = file;
-        let mut response = Response::new(Body::empty());
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        headers.insert(header::CONTENT_DISPOSITION, content_disposition(name));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if *method == Method::HEAD || length == 0 {
-            return Ok(ByIndex::Read(response));
+        file: FileToSave,
+    ) -> Result<ByIndex<EntryBody>, Error> {
+        let FileToSave { index, length } = file;
+        if length == 0 {
+            // Nothing to read: no slot, no request.
+            return Ok(ByIndex::Read(EntryBody::new(mpsc::channel(1).1, 0)));
         }
-        let save_slot = take(&self.save_slots, "saves", "file saves")?;
-        let slot = (save_slot, take(&self.extract_slots, "previews", "file previews and saves")?);
+        let save_slot = self.save_slots.try_take()?;
+        let slot = (save_slot, self.extract_slots.try_take()?);
         let expected = Expected::entry(&layer.listing, index);
         let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
         let (verdict, checked) = oneshot::channel();
@@ -404,8 +397,7 @@ impl Inspector {
                 if plan.is_some() {
                     self.metrics.index_read();
                 }
-                *response.body_mut() = Body::Entry(EntryBody::new(rx, length));
-                Ok(ByIndex::Read(response))
+                Ok(ByIndex::Read(EntryBody::new(rx, length)))
             }
             Ok(false) => {
                 self.drop_index(layer).await;
@@ -435,7 +427,7 @@ impl Inspector {
         visitor: V,
         options: ScanOptions,
         tx: mpsc::Sender<Piece>,
-        slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        slot: (Slot, Slot),
     ) {
         let (metrics, registry) = (self.metrics.clone(), link.image.registry().to_owned());
         let expected = options.verify.clone();
@@ -533,12 +525,9 @@ fn access_key(link: &DownloadLink) -> String {
     format!("{}@{}", origin(link), link.digest)
 }
 
-/// A slot from `slots`, or 503 when all are taken (`limit` names them in the metrics).
-fn take(slots: &Arc<Semaphore>, limit: &'static str, what: &str) -> Result<OwnedSemaphorePermit, Error> {
-    slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Error::busy(limit, format!("layerpipe is busy with its limit of {what}; try again shortly")))
+/// What a request beyond the slots of `what` is told.
+fn busy(what: &str) -> String {
+    format!("layerpipe is busy with its limit of {what}; try again shortly")
 }
 
 fn scan_error_message(e: &ScanError) -> String {

@@ -56,7 +56,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::dedicated::Peer;
-use super::UpstreamBody;
+use super::{BodyError, UpstreamBody};
 use crate::config::Config;
 use crate::error::Error;
 use crate::range::ByteRange;
@@ -200,7 +200,7 @@ fn content_range(value: &str) -> Option<(u64, u64, u64)> {
 #[derive(Debug)]
 pub enum FetchError {
     /// The first connection broke.
-    Stream(hyper::Error),
+    Stream(BodyError),
     /// A chunk could not be had within its retries.
     Chunk(ChunkError),
 }
@@ -228,7 +228,7 @@ pub enum ChunkError {
     /// A 206 for other bytes than those asked for, or of a blob of another size.
     OtherBytes,
     /// The connection broke mid-chunk.
-    Broken(hyper::Error),
+    Broken(BodyError),
     /// The connection went silent.
     Stalled,
     /// The body ended before the range did.

@@ -4,7 +4,9 @@
 //!
 //! Small requests (ping, token, manifest) share a pool of keep-alive connections. A blob
 //! gets an HTTP/1.1 connection of its own that its body drives ([`dedicated`]), so that
-//! reading the registry and writing to the client happen in one task.
+//! reading the registry and writing to the client happen in one task; over https it
+//! is not even hyper's, but rustls's unbuffered API under our own HTTP/1.1 reader, so
+//! that TLS is decrypted in buffers the body frames are cut from.
 //!
 //! [`crate::registry`] speaks the registry protocol on top of [`Upstream::send`].
 
@@ -73,11 +75,13 @@ pub enum UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            UpstreamBody::Pooled(incoming) => Pin::new(incoming).poll_frame(cx),
+            UpstreamBody::Pooled(incoming) => {
+                Pin::new(incoming).poll_frame(cx).map(|frame| frame.map(|f| f.map_err(BodyError::from)))
+            }
             UpstreamBody::Dedicated(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -94,6 +98,35 @@ impl Body for UpstreamBody {
             UpstreamBody::Pooled(incoming) => incoming.size_hint(),
             UpstreamBody::Dedicated(body) => body.size_hint(),
         }
+    }
+}
+
+/// Why a registry response's body broke off: hyper's word, or a TLS blob connection's
+/// own ([`dedicated`]).
+#[derive(Debug)]
+pub struct BodyError(BoxError);
+
+impl BodyError {
+    fn own(e: impl Into<BoxError>) -> BodyError {
+        BodyError(e.into())
+    }
+}
+
+impl From<hyper::Error> for BodyError {
+    fn from(e: hyper::Error) -> BodyError {
+        BodyError(Box::new(e))
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -151,11 +184,15 @@ pub struct Upstream {
     metrics: Arc<Metrics>,
 }
 
-/// A pooled client and a connector for dedicated connections (HTTP/1.1 only), with the
-/// same TCP rules and TLS roots.
+/// A pooled client and what dedicated connections (HTTP/1.1 only) are made with, with
+/// the same TCP rules and TLS roots: hyper's connector for http, and TCP with the TLS
+/// config for https ([`dedicated::send_tls`]).
 struct Clients<C> {
     pooled: Client<Connector<C>, Full<Bytes>>,
     h1: Connector<C>,
+    tcp: C,
+    tls: Arc<rustls::ClientConfig>,
+    deadline: Duration,
 }
 
 impl<C: Clone> Clients<C>
@@ -167,7 +204,10 @@ where
         builder.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(32);
         Clients {
             pooled: builder.build(Deadline { inner: https(tcp.clone(), tls.clone()), limit: deadline }),
-            h1: Deadline { inner: https_h1(tcp, tls.clone()), limit: deadline },
+            h1: Deadline { inner: https_h1(tcp.clone(), tls.clone()), limit: deadline },
+            tcp,
+            tls: Arc::new(tls.clone()),
+            deadline,
         }
     }
 }
@@ -292,6 +332,7 @@ impl Upstream {
         let pooled_request = || outgoing.request(Full::new(outgoing.body.clone()));
         // Blobs are only ever asked for, never sent: a dedicated request has no body.
         let dedicated_request = || outgoing.request(Empty::new());
+        let https = uri.scheme_str() == Some("https");
         let sending = async {
             let pooled = |r: Response<Incoming>| r.map(UpstreamBody::Pooled);
             let own = |r: Response<DedicatedBody>| r.map(UpstreamBody::Dedicated);
@@ -302,6 +343,22 @@ impl Upstream {
                 (Transport::Pooled, Trust::PublicOnly) => {
                     Ok(pooled(self.public.pooled.request(pooled_request()).await?))
                 }
+                (Transport::Dedicated, Trust::Listed) if https => Ok(own(dedicated::send_tls(
+                    trusted.tcp.clone(),
+                    trusted.tls.clone(),
+                    trusted.deadline,
+                    dedicated_request(),
+                    loan(),
+                )
+                .await?)),
+                (Transport::Dedicated, Trust::PublicOnly) if https => Ok(own(dedicated::send_tls(
+                    self.public.tcp.clone(),
+                    self.public.tls.clone(),
+                    self.public.deadline,
+                    dedicated_request(),
+                    loan(),
+                )
+                .await?)),
                 (Transport::Dedicated, Trust::Listed) => {
                     Ok(own(dedicated::send(trusted.h1.clone(), dedicated_request(), loan()).await?))
                 }
