@@ -37,7 +37,7 @@ fn load_benchmark_runs_at_tiny_sizes_and_prints_every_row() {
     assert!(rows[0].contains("1 stream of 4 MiB, MB/s"), "{table}");
     for (label, row) in labels.iter().zip(&rows[1..]) {
         assert!(row.starts_with(&format!("| {label} |")), "{label}:\n{table}");
-        assert_eq!(row.trim_matches('|').split('|').count(), 13, "thirteen columns in {row}");
+        assert_eq!(row.trim_matches('|').split('|').count(), 14, "fourteen columns in {row}");
     }
     // Every proxy path measured every column (a "—" there would be a lost measurement).
     for row in &rows[2..6] {

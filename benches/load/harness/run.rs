@@ -121,11 +121,15 @@ pub fn run(options: &Options) -> Result<Report, String> {
         for (i, proxy) in proxies.iter().enumerate() {
             let endpoint = &endpoints[i];
             let url = endpoint.url(&origin_host, blobs.digest(single));
+            if let Some(p) = proxy {
+                reset_peak_rss(p.worker)?;
+            }
             let cpu_before = proxy.as_ref().map(|p| cpu_seconds(p.worker, ticks)).transpose()?;
             samples[i].curl_mbps.push(curl_download(&url, endpoint.authorization.as_ref(), single)?);
             if let (Some(p), Some(before)) = (proxy, cpu_before) {
                 let used = cpu_seconds(p.worker, ticks)? - before;
                 samples[i].curl_cpu_per_gib.push(used / (single as f64 / GIB));
+                samples[i].curl_rss_single.push(peak_rss_mib(p.worker)?);
             }
         }
         sha256sum_mbps.push(time_hashing(&["sha256sum"], &blob_file, single)?);
