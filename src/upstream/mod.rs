@@ -185,11 +185,10 @@ pub struct Upstream {
 }
 
 /// A pooled client and what dedicated connections (HTTP/1.1 only) are made with, with
-/// the same TCP rules and TLS roots: hyper's connector for http, and TCP with the TLS
-/// config for https ([`dedicated::send_tls`]).
+/// the same TCP rules and TLS roots: TCP for http ([`dedicated::send`]), and TCP with
+/// the TLS config for https ([`dedicated::send_tls`]).
 struct Clients<C> {
     pooled: Client<Connector<C>, Full<Bytes>>,
-    h1: Connector<C>,
     tcp: C,
     tls: Arc<rustls::ClientConfig>,
     deadline: Duration,
@@ -204,7 +203,6 @@ where
         builder.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(32);
         Clients {
             pooled: builder.build(Deadline { inner: https(tcp.clone(), tls.clone()), limit: deadline }),
-            h1: Deadline { inner: https_h1(tcp.clone(), tls.clone()), limit: deadline },
             tcp,
             tls: Arc::new(tls.clone()),
             deadline,
@@ -360,10 +358,11 @@ impl Upstream {
                 )
                 .await?)),
                 (Transport::Dedicated, Trust::Listed) => {
-                    Ok(own(dedicated::send(trusted.h1.clone(), dedicated_request(), loan()).await?))
+                    Ok(own(dedicated::send(trusted.tcp.clone(), trusted.deadline, dedicated_request(), loan()).await?))
                 }
                 (Transport::Dedicated, Trust::PublicOnly) => {
-                    Ok(own(dedicated::send(self.public.h1.clone(), dedicated_request(), loan()).await?))
+                    Ok(own(dedicated::send(self.public.tcp.clone(), self.public.deadline, dedicated_request(), loan())
+                        .await?))
                 }
             }
         };
@@ -439,11 +438,6 @@ fn configure<R>(http: &mut HttpConnector<R>, connect_timeout: Duration) {
 
 fn https<C>(inner: C, tls: rustls::ClientConfig) -> HttpsConnector<C> {
     HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_all_versions().wrap_connector(inner)
-}
-
-/// Like [`https`], offering only HTTP/1.1 in TLS's ALPN.
-fn https_h1<C>(inner: C, tls: rustls::ClientConfig) -> HttpsConnector<C> {
-    HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(inner)
 }
 
 /// The kind and the user's error for a request to `uri`, on behalf of `registry`, that

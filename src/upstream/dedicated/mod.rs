@@ -11,14 +11,15 @@
 //! calls per GiB), and the rest read `READ_MIN` at a time, so that memory stays bounded
 //! however many downloads run.
 //!
-//! Over https the connection is not hyper's: TLS goes through rustls's unbuffered API
-//! (`unbuffered.rs`), which reads the socket in one large buffer and decrypts records
-//! where they lie, and the response is read by our own HTTP/1.1 reader (`h1.rs`), so that
-//! body frames are cut straight from the decrypted bytes. hyper-rustls would read
-//! ~16 KiB per system call and copy every byte once more (BENCHMARKS.md, "The TLS
-//! path"). Plain http stays on hyper's HTTP/1.1 client.
+//! The connection is not hyper's: the response is read by our own HTTP/1.1 reader
+//! (`h1.rs`), so that body frames are cut straight from the bytes read, into buffers
+//! the connection reuses once their frames are gone (`buffers.rs`): hyper's client
+//! would leave every old buffer to malloc (BENCHMARKS.md, "One download in a few MiB").
+//! Over https, TLS goes through rustls's unbuffered API (`unbuffered.rs`), which reads
+//! the socket in one large buffer and decrypts records where they lie; hyper-rustls would
+//! read ~16 KiB per system call and copy every byte once more (BENCHMARKS.md, "The TLS
+//! path").
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
@@ -27,40 +28,28 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Empty;
-use hyper::body::Incoming;
-use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
 use super::{BodyError, BoxError, SendError};
+use buffers::{ReadBuffers, Spares};
 
+mod buffers;
 mod h1;
 mod unbuffered;
-
-/// What the connectors yield: TCP, with TLS for https.
-pub type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
 
 /// The address a blob connection reached, in its response's extensions: a registry on
 /// loopback or a private network is a local link, which multipart never splits
 /// ([`crate::upstream::multipart`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer(pub std::net::SocketAddr);
-
-/// The remote address under TLS or not.
-fn peer_of(stream: &Stream) -> Option<std::net::SocketAddr> {
-    match stream {
-        MaybeHttpsStream::Http(tcp) => tcp.inner().peer_addr().ok(),
-        MaybeHttpsStream::Https(tls) => tls.inner().get_ref().0.inner().inner().peer_addr().ok(),
-    }
-}
-
-type Connection = hyper::client::conn::http1::Connection<Stream, Empty<Bytes>>;
 
 /// How much a blob connection reads at a time without a loan.
 const READ_MIN: usize = 128 << 10;
@@ -75,14 +64,18 @@ const READ_MAX: usize = 4 << 20;
 const POOL_SIZE: usize = 8 << 20;
 
 /// Read buffer beyond `READ_MIN`, lent to blob connections: the first downloads get
-/// `READ_MAX`, the rest `READ_MIN` until a loan is returned.
+/// `READ_MAX`, the rest `READ_MIN` until a loan is returned. It also keeps the large
+/// buffers that ended connections give back (`buffers.rs`).
 #[derive(Clone)]
-pub struct ReadBufferPool(Arc<AtomicUsize>);
+pub struct ReadBufferPool {
+    left: Arc<AtomicUsize>,
+    spares: Spares,
+}
 
 impl Default for ReadBufferPool {
     /// A full pool.
     fn default() -> ReadBufferPool {
-        ReadBufferPool(Arc::new(AtomicUsize::new(POOL_SIZE)))
+        ReadBufferPool { left: Arc::new(AtomicUsize::new(POOL_SIZE)), spares: Spares::default() }
     }
 }
 
@@ -90,8 +83,8 @@ impl ReadBufferPool {
     /// As much of the pool as one connection may have, possibly nothing.
     pub fn lend(&self) -> ReadBufferLoan {
         let want = READ_MAX - READ_MIN;
-        let left = self.0.fetch_update(Relaxed, Relaxed, |left| Some(left - left.min(want))).unwrap_or(0);
-        ReadBufferLoan { pool: self.0.clone(), extra: left.min(want) }
+        let left = self.left.fetch_update(Relaxed, Relaxed, |left| Some(left - left.min(want))).unwrap_or(0);
+        ReadBufferLoan { pool: self.left.clone(), extra: left.min(want), spares: self.spares.clone() }
     }
 }
 
@@ -99,12 +92,22 @@ impl ReadBufferPool {
 pub struct ReadBufferLoan {
     pool: Arc<AtomicUsize>,
     extra: usize,
+    spares: Spares,
 }
 
 impl ReadBufferLoan {
     /// How much the connection reads at a time.
     fn read_size(&self) -> usize {
         READ_MIN + self.extra
+    }
+
+    /// The connection's read buffers: large ones, shared with later connections, with a
+    /// loan; small ones without.
+    fn buffers(&self) -> ReadBuffers {
+        match self.extra {
+            0 => ReadBuffers::small(self.read_size()),
+            _ => ReadBuffers::large(self.read_size(), self.spares.clone()),
+        }
     }
 }
 
@@ -116,21 +119,9 @@ impl Drop for ReadBufferLoan {
 
 /// A response body whose connection is driven by polling the body.
 pub struct DedicatedBody {
-    inner: Inner,
+    inner: Box<OwnBody>,
     /// The connection's read buffer, held as long as the body.
     _loan: ReadBufferLoan,
-}
-
-enum Inner {
-    /// Plain HTTP, read by hyper's HTTP/1.1 client.
-    Hyper {
-        /// `None` once the connection has finished (its outcome has reached `incoming`).
-        connection: Option<Pin<Box<Connection>>>,
-        /// The body the connection feeds.
-        incoming: Incoming,
-    },
-    /// TLS, decrypted in our own buffers and read by `h1.rs`.
-    Tls(Box<TlsBody>),
 }
 
 impl Body for DedicatedBody {
@@ -138,73 +129,74 @@ impl Body for DedicatedBody {
     type Error = BodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let (connection, incoming) = match &mut self.get_mut().inner {
-            Inner::Tls(body) => return body.poll_frame(cx),
-            Inner::Hyper { connection, incoming } => (connection, incoming),
-        };
-        // A frame already read goes out first; only then is the socket read again.
-        if let Poll::Ready(frame) = Pin::new(&mut *incoming).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(BodyError::from)));
-        }
-        if let Some(c) = connection {
-            if c.as_mut().poll(cx).is_ready() {
-                // Done or failed: either way its last word is in `incoming`.
-                *connection = None;
-            }
-        }
-        Pin::new(incoming).poll_frame(cx).map(|frame| frame.map(|f| f.map_err(BodyError::from)))
+        self.get_mut().inner.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Hyper { incoming, .. } => incoming.is_end_stream(),
-            Inner::Tls(body) => body.reader.is_done(),
-        }
+        self.inner.reader.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Hyper { incoming, .. } => incoming.size_hint(),
-            Inner::Tls(body) => body.reader.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
-        }
+        self.inner.reader.remaining().map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
-/// A TLS blob connection's response: the session, the plaintext read so far, and the
-/// reader that frames it.
-struct TlsBody {
-    session: unbuffered::Session,
+/// Where a blob connection's response bytes come from.
+enum Source {
+    /// Plain http: the socket is read straight into the frame buffers.
+    Plain(TcpStream),
+    /// https: read into the session's ciphertext buffer and decrypted onto the frame
+    /// buffers.
+    Tls(unbuffered::Session),
+}
+
+/// A blob connection's response: where its bytes come from, the bytes read so far, and
+/// the reader that frames them.
+struct OwnBody {
+    source: Source,
     reader: h1::Reader,
-    /// Decrypted bytes not yet handed out; frames are cut from its front.
-    plain: BytesMut,
-    read_size: usize,
-    /// The server closed TLS with close_notify (not merely TCP).
+    /// Response bytes not yet handed out; frames are cut from their front.
+    buffers: ReadBuffers,
+    /// The connection ended as its protocol says it may: TLS with close_notify (not
+    /// merely TCP), or plain TCP.
     closed_cleanly: bool,
 }
 
-impl TlsBody {
-    /// Decrypts or reads until more plaintext is in `plain`: `Ok(false)` when the
-    /// connection has ended instead.
+impl OwnBody {
+    /// Reads (and decrypts) until more response bytes are in the buffers: `Ok(false)`
+    /// when the connection has ended instead.
     fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, BoxError>> {
         loop {
-            if self.plain.capacity() - self.plain.len() < unbuffered::RECORD_PLAIN_MAX {
-                // A fresh buffer of the read size, rather than `reserve`, which may grow
-                // the old one in place (doubling it) while frames still hold its front.
-                let mut fresh = BytesMut::with_capacity(self.read_size.max(self.plain.len() + READ_MIN));
-                fresh.extend_from_slice(&self.plain);
-                self.plain = fresh;
-            }
-            let before = self.plain.len();
-            let decrypted = self.session.decrypt(&mut self.plain)?;
-            if self.plain.len() > before {
-                return Poll::Ready(Ok(true));
-            }
-            if decrypted == unbuffered::Decrypted::Closed {
-                self.closed_cleanly = true;
-                return Poll::Ready(Ok(false));
-            }
-            if ready!(self.session.poll_read(cx))? == 0 {
-                return Poll::Ready(Ok(false));
+            match &mut self.source {
+                Source::Plain(tcp) => {
+                    // Half a buffer at least, so that a read is never a sliver.
+                    let buffer = self.buffers.with_room(READ_MIN / 2);
+                    ready!(tcp.poll_read_ready(cx))?;
+                    match tcp.try_read_buf(buffer) {
+                        Ok(0) => {
+                            self.closed_cleanly = true;
+                            return Poll::Ready(Ok(false));
+                        }
+                        Ok(_) => return Poll::Ready(Ok(true)),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    }
+                }
+                Source::Tls(session) => {
+                    let buffer = self.buffers.with_room(unbuffered::RECORD_PLAIN_MAX);
+                    let before = buffer.len();
+                    let decrypted = session.decrypt(buffer)?;
+                    if buffer.len() > before {
+                        return Poll::Ready(Ok(true));
+                    }
+                    if decrypted == unbuffered::Decrypted::Closed {
+                        self.closed_cleanly = true;
+                        return Poll::Ready(Ok(false));
+                    }
+                    if ready!(session.poll_read(cx))? == 0 {
+                        return Poll::Ready(Ok(false));
+                    }
+                }
             }
         }
     }
@@ -212,8 +204,8 @@ impl TlsBody {
     /// The response's head, once it is in.
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<h1::Head, BoxError>> {
         loop {
-            if let Some((head, len)) = self.reader.head(&self.plain)? {
-                self.plain.advance(len);
+            if let Some((head, len)) = self.reader.head(self.buffers.unread())? {
+                self.buffers.unread().advance(len);
                 return Poll::Ready(Ok(head));
             }
             if !ready!(self.poll_more(cx))? {
@@ -227,13 +219,14 @@ impl TlsBody {
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         loop {
-            match self.reader.body(&self.plain).map_err(BodyError::own)? {
+            let unread = self.buffers.unread();
+            match self.reader.body(unread).map_err(BodyError::own)? {
                 h1::Step::Data { skip, len } => {
-                    self.plain.advance(skip);
-                    return Poll::Ready(Some(Ok(Frame::data(self.plain.split_to(len).freeze()))));
+                    unread.advance(skip);
+                    return Poll::Ready(Some(Ok(Frame::data(unread.split_to(len).freeze()))));
                 }
                 h1::Step::End { .. } => return Poll::Ready(None),
-                h1::Step::More { skip } => self.plain.advance(skip),
+                h1::Step::More { skip } => unread.advance(skip),
             }
             if !ready!(self.poll_more(cx)).map_err(BodyError::own)? {
                 self.reader.finish().map_err(BodyError::own)?;
@@ -249,50 +242,30 @@ impl TlsBody {
     }
 }
 
-/// Sends `request` on a new HTTP/1.1 connection from `connector` and answers once the
-/// response headers are in, handing the connection to the body.
+/// Sends `request` to an http URL on a new connection from `connector`, within `limit`,
+/// and answers once the response head is in; the body reads the rest.
 pub async fn send<C>(
     mut connector: C,
-    mut request: Request<Empty<Bytes>>,
+    limit: Duration,
+    request: Request<Empty<Bytes>>,
     loan: ReadBufferLoan,
 ) -> Result<Response<DedicatedBody>, SendError>
 where
-    C: Service<Uri, Response = Stream, Error = BoxError>,
+    C: Service<Uri, Response = TokioIo<TcpStream>>,
+    C::Error: Into<BoxError>,
 {
-    let uri = request.uri().clone();
-    let io = connector.call(uri.clone()).await.map_err(SendError::connecting)?;
-    let peer = peer_of(&io);
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .read_buf_exact_size(Some(loan.read_size()))
-        .handshake(io)
-        .await
-        .map_err(SendError::connecting)?;
-    // HTTP/1.1 wants the origin form and a Host header, as the pooled client sends.
-    request.headers_mut().insert(header::HOST, host_header(&uri).map_err(SendError::sending)?);
-    *request.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(SendError::sending)?;
-    let mut connection = Some(Box::pin(connection));
-    let mut responding = std::pin::pin!(sender.send_request(request));
-    // The connection must be driven for the response to arrive; nothing else drives it.
-    let response = std::future::poll_fn(|cx| {
-        if let Some(c) = &mut connection {
-            if c.as_mut().poll(cx).is_ready() {
-                connection = None;
-            }
-        }
-        responding.as_mut().poll(cx)
-    })
-    .await
-    .map_err(SendError::sending)?;
-    let mut response =
-        response.map(|incoming| DedicatedBody { inner: Inner::Hyper { connection, incoming }, _loan: loan });
-    if let Some(peer) = peer {
-        response.extensions_mut().insert(Peer(peer));
-    }
-    Ok(response)
+    let head = request_head(&request).map_err(SendError::sending)?;
+    let tcp = match tokio::time::timeout(limit, connector.call(request.uri().clone())).await {
+        Ok(tcp) => tcp.map_err(|e| SendError::connecting(e.into()))?.into_inner(),
+        Err(_) => return Err(SendError::connecting(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
+    };
+    let mut tcp = tcp;
+    tcp.write_all(&head).await.map_err(SendError::sending)?;
+    respond(Source::Plain(tcp), &request, loan).await
 }
 
 /// Like [`send`], for an https URL: TCP from `connector`, then TLS with `tls` through
-/// `unbuffered.rs`, the whole connect within `limit`, and the response read by `h1.rs`.
+/// `unbuffered.rs`, the whole connect within `limit`.
 pub async fn send_tls<C>(
     mut connector: C,
     tls: Arc<rustls::ClientConfig>,
@@ -319,16 +292,27 @@ where
             return Err(SendError::connecting(e));
         }
     };
-    let peer = session.tcp().peer_addr().ok();
-    let mut body = Box::new(TlsBody {
-        session,
+    respond(Source::Tls(session), &request, loan).await
+}
+
+/// Reads the response head of `request` from `source`, the request having been sent.
+async fn respond(
+    source: Source,
+    request: &Request<Empty<Bytes>>,
+    loan: ReadBufferLoan,
+) -> Result<Response<DedicatedBody>, SendError> {
+    let peer = match &source {
+        Source::Plain(tcp) => tcp.peer_addr().ok(),
+        Source::Tls(session) => session.tcp().peer_addr().ok(),
+    };
+    let mut body = Box::new(OwnBody {
+        source,
         reader: h1::Reader::new(request.method() == Method::HEAD),
-        plain: BytesMut::with_capacity(read_size),
-        read_size,
+        buffers: loan.buffers(),
         closed_cleanly: false,
     });
     let head = std::future::poll_fn(|cx| body.poll_head(cx)).await.map_err(SendError::sending)?;
-    let mut response = Response::new(DedicatedBody { inner: Inner::Tls(body), _loan: loan });
+    let mut response = Response::new(DedicatedBody { inner: body, _loan: loan });
     *response.status_mut() = head.status;
     *response.version_mut() = head.version;
     *response.headers_mut() = head.headers;
