@@ -2,11 +2,14 @@
 //!
 //! A blob connection reads the registry into buffers of up to 4 MiB
 //! ([`crate::upstream::dedicated`]), and the frame it passes on keeps its buffer alive
-//! while the client takes it, so the next read gets a fresh buffer. With glibc's default
-//! (dynamic) thresholds, freed buffers of that size are unmapped or trimmed back to the
-//! system at once, and the next buffer faults every page in again, zeroed by the kernel:
-//! 5,000–18,000 page faults per GiB and about 15% of layerpipe's CPU time (page faults,
-//! page clearing and unmapping in `perf report`; BENCHMARKS.md, "Page faults").
+//! while the client takes it, so the next read often needs another buffer. With glibc's
+//! default (dynamic) thresholds, freed buffers of that size are unmapped or trimmed back
+//! to the system at once, and the next buffer faults every page in again, zeroed by the
+//! kernel: 5,000–18,000 page faults per GiB and about 15% of layerpipe's CPU time (page
+//! faults, page clearing and unmapping in `perf report`; BENCHMARKS.md, "Page faults").
+//! The large buffers are now reused by the connections themselves
+//! (`upstream/dedicated/buffers.rs`); the 128 KiB ones of the many connections without
+//! a loan, and everything else, still come from malloc.
 //!
 //! Fixed thresholds keep freed buffers in the heap for the next read, as nginx keeps its
 //! `proxy_buffers`: page faults per GiB fall to nginx's (under 1,000). The price is that

@@ -22,6 +22,14 @@ use crate::client_idle::{ended_when_idle, Progress, Watched};
 use crate::error::BoxError;
 use crate::routes::{route_label, App, Body};
 
+/// How much of a response hyper queues for the socket before it asks the body for the
+/// next frame (its default is ~400 KiB). A queued frame keeps its whole read buffer
+/// alive, so with 128 KiB frames the default held four buffers per download on top of
+/// the socket's own buffer: most of the 64-streams peak (BENCHMARKS.md, "One download in
+/// a few MiB"). The kernel's send buffer keeps the socket busy meanwhile. It also bounds
+/// hyper's read buffer, so it is never below the request header limit.
+const WRITE_QUEUE_MAX: usize = 64 << 10;
+
 /// Serves `app` on `listener` until `shutdown` completes. Then it stops accepting (new
 /// connections are refused), lets in-flight requests finish within the configured grace
 /// period, and returns.
@@ -30,7 +38,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.timeouts.client_header_read())
-        .max_header_size(config.limits.max_request_header_bytes);
+        .max_header_size(config.limits.max_request_header_bytes)
+        .max_buf_size(WRITE_QUEUE_MAX.max(config.limits.max_request_header_bytes + 8192));
     let grace = config.timeouts.shutdown_grace();
     let client_idle = config.timeouts.client_idle();
     let graceful = GracefulShutdown::new();
