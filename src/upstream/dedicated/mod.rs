@@ -146,8 +146,8 @@ enum Source {
     /// Plain http: the socket is read straight into the frame buffers.
     Plain(TcpStream),
     /// https: read into the session's ciphertext buffer and decrypted onto the frame
-    /// buffers.
-    Tls(unbuffered::Session),
+    /// buffers (boxed: the session is a kilobyte, the socket a few words).
+    Tls(Box<unbuffered::Session>),
 }
 
 /// A blob connection's response: where its bytes come from, the bytes read so far, and
@@ -292,7 +292,7 @@ where
             return Err(SendError::connecting(e));
         }
     };
-    respond(Source::Tls(session), &request, loan).await
+    respond(Source::Tls(Box::new(session)), &request, loan).await
 }
 
 /// Reads the response head of `request` from `source`, the request having been sent.
