@@ -255,11 +255,10 @@ where
     C::Error: Into<BoxError>,
 {
     let head = request_head(&request).map_err(SendError::sending)?;
-    let tcp = match tokio::time::timeout(limit, connector.call(request.uri().clone())).await {
+    let mut tcp = match tokio::time::timeout(limit, connector.call(request.uri().clone())).await {
         Ok(tcp) => tcp.map_err(|e| SendError::connecting(e.into()))?.into_inner(),
         Err(_) => return Err(SendError::connecting(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
     };
-    let mut tcp = tcp;
     tcp.write_all(&head).await.map_err(SendError::sending)?;
     respond(Source::Plain(tcp), &request, loan).await
 }

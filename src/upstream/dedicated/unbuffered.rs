@@ -229,45 +229,45 @@ impl Session {
     }
 }
 
-/// Appends what `encode` writes to `out`, growing it as rustls asks.
-fn encode(out: &mut Vec<u8>, mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>) -> Result<(), BoxError> {
-    let start = out.len();
-    let mut room = 4096;
-    loop {
-        out.resize(start + room, 0);
-        match encode(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(e)) => room = e.required_size,
-            Err(e) => {
-                out.truncate(start);
-                return Err(e.into());
-            }
-        }
-    }
-}
-
-/// Like [`encode`], for application data.
-fn encrypt(
+/// Appends what `write` puts in the buffer it is given to `out`, growing the buffer to
+/// the size rustls asks for (`needs`) until it fits.
+fn write_grown<E: Into<BoxError>>(
     out: &mut Vec<u8>,
-    mut encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    needs: impl Fn(&E) -> Option<usize>,
 ) -> Result<(), BoxError> {
     let start = out.len();
     let mut room = 4096;
     loop {
         out.resize(start + room, 0);
-        match encrypt(&mut out[start..]) {
+        match write(&mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);
                 return Ok(());
             }
-            Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
-            Err(e) => {
-                out.truncate(start);
-                return Err(e.into());
-            }
+            Err(e) => match needs(&e) {
+                Some(required) => room = required,
+                None => {
+                    out.truncate(start);
+                    return Err(e.into());
+                }
+            },
         }
     }
+}
+
+/// Appends the TLS bytes `encode` writes (handshake, alerts) to `out`.
+fn encode(out: &mut Vec<u8>, encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>) -> Result<(), BoxError> {
+    write_grown(out, encode, |e| match e {
+        EncodeError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
+    })
+}
+
+/// Appends the application data `encrypt` writes to `out`.
+fn encrypt(out: &mut Vec<u8>, encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>) -> Result<(), BoxError> {
+    write_grown(out, encrypt, |e| match e {
+        EncryptError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
+    })
 }
